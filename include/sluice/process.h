@@ -1,0 +1,26 @@
+/*
+ * process — what the sluice process does to itself before serving:
+ * no core dumps and no ptrace access (keys live in its memory), private
+ * keys in OpenSSL's secure heap, enough file descriptors for
+ * max_connections, and dropping root once the listening sockets are bound.
+ */
+#ifndef SLUICE_PROCESS_H
+#define SLUICE_PROCESS_H
+
+struct config;
+
+/* Core dumps off and the process not dumpable; OpenSSL's secure heap for
+ * private keys (locked in memory, excluded from dumps) when the system
+ * allows it. Before any key is loaded. 0 or -1 (reason logged). */
+int process_harden(void);
+
+/* Raises RLIMIT_NOFILE to what the configuration needs with `workers`
+ * workers; -1 with a message naming the numbers when it cannot. */
+int process_raise_nofile(const struct config *cfg, unsigned workers);
+
+/* Switches to cfg->user / cfg->group (when set) for good: supplementary
+ * groups, gid, then uid, and checks root cannot be regained. -1 with the
+ * reason logged. */
+int process_drop_privileges(const struct config *cfg);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * upstream — one persistent plaintext connection to a backend server.
+ * Requests are pipelined onto its output and remembered in a FIFO; each
+ * response frame the backend sends answers the FIFO's head. When the
+ * connection fails, requests already written are answered ERR UNAVAILABLE
+ * (never replayed) and the connection is re-opened with backoff and jitter.
+ */
+#ifndef SLUICE_UPSTREAM_H
+#define SLUICE_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <sluice/request.h>
+
+struct bufferevent;
+struct event;
+struct evbuffer;
+struct pool;
+struct pool_server;
+
+enum upstream_state {
+	UPSTREAM_CONNECTING,  /* TCP connect under way (connect_timeout) */
+	UPSTREAM_CONNECTED,   /* takes requests */
+	UPSTREAM_RETIRING,    /* takes no more; waits for its answers, then QUIT */
+	UPSTREAM_QUIT_SENT,   /* QUIT written; waits for the backend's QUIT or close */
+	UPSTREAM_BACKOFF,     /* failed; reconnects when the timer fires */
+	UPSTREAM_CLOSED,      /* retired for good; the pool may free it */
+};
+#define UPSTREAM_STATE_COUNT 6
+
+struct upstream {
+	struct pool *pool;
+	struct pool_server *server;
+	unsigned index;               /* within the server, for logs */
+	enum upstream_state state;
+	struct bufferevent *bev;      /* NULL in BACKOFF */
+	struct event *timer;          /* connect timeout, backoff, quit grace */
+	struct request_queue fifo;    /* written, unanswered, in write order */
+	unsigned outstanding;
+	unsigned failures;            /* consecutive; drives backoff */
+	unsigned connect_failed:1;    /* the last connect attempt failed: "down" */
+	unsigned reconnect:1;         /* after RETIRING: connect again (backend-initiated QUIT) */
+	unsigned congested:1;         /* output passed the high-water mark */
+};
+
+struct upstream *upstream_new(struct pool *p, struct pool_server *srv, unsigned index);
+/* Answers every outstanding request ERR UNAVAILABLE and frees. */
+void upstream_free(struct upstream *u);
+
+/* Moves req's frame to the output (from src, or from req->buf when it
+ * waited) and appends req to the FIFO. Only in CONNECTED state. */
+void upstream_write(struct upstream *u, struct request *req, struct evbuffer *src);
+/* The same in two steps, so that a run of requests for one connection
+ * moves in one go: enqueue each, then send the run's bytes (the first len
+ * bytes of src) before control returns to the event loop. */
+void upstream_enqueue(struct upstream *u, struct request *req);
+void upstream_send(struct upstream *u, struct evbuffer *src, size_t len);
+
+/* Takes requests, and is not above its output high-water mark. */
+bool upstream_available(const struct upstream *u);
+bool upstream_congested(const struct upstream *u);
+/* Retired for good (draining, or closed): serves nothing new. */
+bool upstream_retired(const struct upstream *u);
+
+/* request_timeout: the FIFO head waited too long → ERR TIMEOUT, close. */
+void upstream_tick(struct upstream *u, uint64_t now_ms);
+
+/* Graceful retirement (SPEC §3 "Backends"). */
+void upstream_retire(struct upstream *u);
+
+/* For logs and metric labels: "connecting", "connected", ... */
+const char *upstream_state_name(enum upstream_state state);
+
+#endif

@@ -1,0 +1,472 @@
+/*
+ * metrics — the request-duration histogram and the Prometheus text
+ * exposition (format 0.0.4) of every worker's counters. Workers write their
+ * own counters with relaxed atomic stores; a scrape reads them with relaxed
+ * loads and sums, so scraping costs the request path nothing.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include <sluice/metrics.h>
+#include <sluice/pool.h>
+#include <sluice/upstream.h>
+#include <sluice/worker.h>
+
+#ifndef SLUICE_VERSION
+#define SLUICE_VERSION "unknown"
+#endif
+
+#define METRICS_LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define METRICS_STAT(field) offsetof(struct worker_stats, field)
+
+static const uint64_t metrics_bounds_us[METRICS_DURATION_BUCKETS - 1] = METRICS_DURATION_BOUNDS_US;
+
+void
+metrics_observe(struct metrics_histogram *h, uint64_t us)
+{
+	unsigned i = 0;
+
+	while (i < METRICS_DURATION_BUCKETS - 1 && us > metrics_bounds_us[i])
+		i++;
+	__atomic_store_n(&h->buckets[i], h->buckets[i] + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->count, h->count + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->sum_us, h->sum_us + us, __ATOMIC_RELAXED);
+}
+
+/* ---- the worker_stats counters, as a table ----------------------------- */
+
+/* One series of a family: a counter of struct worker_stats. */
+struct metrics_series {
+	const char *label_value;      /* NULL when the family has no label */
+	size_t offset;                /* of a uint64_t in struct worker_stats */
+};
+
+#define METRICS_MAX_SERIES 7
+
+/* sluice_tls_client_cert_failures_total below lists every reason. */
+_Static_assert(TLS_CERT_FAILURE_COUNT == 7, "a client certificate failure reason without a series");
+
+struct metrics_family {
+	const char *name;
+	const char *type;             /* "counter" or "gauge" */
+	const char *help;
+	const char *label;            /* the label's name, or NULL */
+	unsigned n_series;
+	struct metrics_series series[METRICS_MAX_SERIES];
+};
+
+/* The order here is the order of the exposition (docs/OPERATIONS.md lists
+ * the same). */
+static const struct metrics_family metrics_families[] = {
+	{ "sluice_connections_active", "gauge",
+	  "Client connections open now, TLS handshakes under way included.", NULL, 1,
+	  { { NULL, METRICS_STAT(connections_active) } } },
+	{ "sluice_connections_total", "counter",
+	  "Client connections accepted (not counting refused ones).", NULL, 1,
+	  { { NULL, METRICS_STAT(connections_total) } } },
+	{ "sluice_connections_refused_total", "counter",
+	  "Client connections closed at accept because limits.max_connections was reached.", NULL, 1,
+	  { { NULL, METRICS_STAT(connections_refused) } } },
+	{ "sluice_tls_handshake_failures_total", "counter",
+	  "Client TLS handshakes that failed (bad ClientHello, no common cipher, peer gone).", NULL, 1,
+	  { { NULL, METRICS_STAT(handshake_failures) } } },
+	{ "sluice_tls_client_cert_failures_total", "counter",
+	  "Client TLS handshakes refused over the client certificate (mTLS), by reason.", "reason", 7,
+	  { { "no_certificate", METRICS_STAT(client_cert_failures[TLS_CERT_NO_CERTIFICATE]) },
+	    { "expired", METRICS_STAT(client_cert_failures[TLS_CERT_EXPIRED]) },
+	    { "not_yet_valid", METRICS_STAT(client_cert_failures[TLS_CERT_NOT_YET_VALID]) },
+	    { "unknown_ca", METRICS_STAT(client_cert_failures[TLS_CERT_UNKNOWN_CA]) },
+	    { "revoked", METRICS_STAT(client_cert_failures[TLS_CERT_REVOKED]) },
+	    { "bad_signature", METRICS_STAT(client_cert_failures[TLS_CERT_BAD_SIGNATURE]) },
+	    { "other", METRICS_STAT(client_cert_failures[TLS_CERT_OTHER]) } } },
+	{ "sluice_frames_received_total", "counter",
+	  "Request frames received from clients and submitted to a backend (QUIT not counted).", NULL, 1,
+	  { { NULL, METRICS_STAT(frames_received) } } },
+	{ "sluice_frames_sent_total", "counter",
+	  "Response frames queued to clients: backend answers and sluice's own ERR frames.", NULL, 1,
+	  { { NULL, METRICS_STAT(frames_sent) } } },
+	{ "sluice_bytes_received_total", "counter",
+	  "Bytes of the request frames counted in sluice_frames_received_total, 6-byte prefix included.",
+	  NULL, 1, { { NULL, METRICS_STAT(bytes_received) } } },
+	{ "sluice_bytes_sent_total", "counter",
+	  "Bytes of the response frames counted in sluice_frames_sent_total, 6-byte prefix included.",
+	  NULL, 1, { { NULL, METRICS_STAT(bytes_sent) } } },
+	{ "sluice_protocol_errors_total", "counter",
+	  "Invalid or oversized frames from clients (answered ERR PROTOCOL, then closed).", NULL, 1,
+	  { { NULL, METRICS_STAT(protocol_errors) } } },
+	{ "sluice_errors_total", "counter",
+	  "ERR responses sluice generated for requests, by code.", "code", 3,
+	  { { "BUSY", METRICS_STAT(errors_busy) },
+	    { "UNAVAILABLE", METRICS_STAT(errors_unavailable) },
+	    { "TIMEOUT", METRICS_STAT(errors_timeout) } } },
+	{ "sluice_timeouts_total", "counter",
+	  "Timeouts that expired, by kind.", "kind", 5,
+	  { { "handshake", METRICS_STAT(timeouts_handshake) },
+	    { "idle", METRICS_STAT(timeouts_idle) },
+	    { "connect", METRICS_STAT(timeouts_connect) },
+	    { "queue", METRICS_STAT(timeouts_queue) },
+	    { "request", METRICS_STAT(timeouts_request) } } },
+	{ "sluice_requests_pending", "gauge",
+	  "Requests received and not yet answered: waiting for a backend connection or written to one.",
+	  NULL, 1, { { NULL, METRICS_STAT(requests_pending) } } },
+};
+
+/* ---- text helpers -------------------------------------------------------- */
+
+static int
+metrics_header(struct evbuffer *out, const char *name, const char *type, const char *help)
+{
+	return evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type) < 0 ? -1 : 0;
+}
+
+/* A label value, escaped as the format wants: \\, \" and \n. */
+static int
+metrics_escape(struct evbuffer *out, const char *value)
+{
+	const char *run = value;
+	const char *p;
+
+	for (p = value; *p != '\0'; p++) {
+		const char *esc = *p == '\\' ? "\\\\" : *p == '"' ? "\\\"" : *p == '\n' ? "\\n" : NULL;
+
+		if (esc == NULL)
+			continue;
+		if (evbuffer_add(out, run, (size_t)(p - run)) < 0 || evbuffer_add(out, esc, 2) < 0)
+			return -1;
+		run = p + 1;
+	}
+	return evbuffer_add(out, run, (size_t)(p - run));
+}
+
+/* `name{label="value"} n` or, without a label, `name n`. */
+static int
+metrics_sample(struct evbuffer *out, const char *name, const char *label, const char *value, uint64_t n)
+{
+	if (label == NULL)
+		return evbuffer_add_printf(out, "%s %" PRIu64 "\n", name, n) < 0 ? -1 : 0;
+	if (evbuffer_add_printf(out, "%s{%s=\"", name, label) < 0 || metrics_escape(out, value) < 0 ||
+	    evbuffer_add_printf(out, "\"} %" PRIu64 "\n", n) < 0)
+		return -1;
+	return 0;
+}
+
+/* Microseconds as seconds, exactly and without trailing zeros: 100 is
+ * "0.0001", 2500000 is "2.5", 10000000 is "10". */
+static void
+metrics_seconds(char *buf, size_t len, uint64_t us)
+{
+	char frac[8];
+	size_t n;
+
+	snprintf(frac, sizeof(frac), "%06" PRIu64, us % 1000000);
+	for (n = strlen(frac); n > 0 && frac[n - 1] == '0'; n--)
+		frac[n - 1] = '\0';
+	if (n == 0)
+		snprintf(buf, len, "%" PRIu64, us / 1000000);
+	else
+		snprintf(buf, len, "%" PRIu64 ".%s", us / 1000000, frac);
+}
+
+/* ---- worker counters and the histogram ----------------------------------- */
+
+static uint64_t
+metrics_sum(struct worker *const *workers, unsigned n_workers, size_t offset)
+{
+	uint64_t sum = 0;
+
+	for (unsigned i = 0; i < n_workers; i++) {
+		const uint64_t *field;
+
+		if (workers[i] == NULL)
+			continue;
+		field = (const uint64_t *)(const void *)((const char *)&workers[i]->stats + offset);
+		sum += METRICS_LOAD(*field);
+	}
+	return sum;
+}
+
+static int
+metrics_render_family(struct evbuffer *out, const struct metrics_family *f, struct worker *const *workers,
+		      unsigned n_workers)
+{
+	if (metrics_header(out, f->name, f->type, f->help) < 0)
+		return -1;
+	for (unsigned i = 0; i < f->n_series; i++) {
+		uint64_t n = metrics_sum(workers, n_workers, f->series[i].offset);
+
+		if (metrics_sample(out, f->name, f->label, f->series[i].label_value, n) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Buckets are summed per bucket, and _count is the +Inf bucket rather than
+ * the workers' own count: read without a lock, the two could disagree by a
+ * request in flight, and Prometheus wants them equal. */
+static int
+metrics_render_histogram(struct evbuffer *out, struct worker *const *workers, unsigned n_workers)
+{
+	static const char name[] = "sluice_request_duration_seconds";
+	uint64_t buckets[METRICS_DURATION_BUCKETS] = { 0 };
+	uint64_t sum_us = 0, cumulative = 0;
+	char le[32];
+
+	for (unsigned i = 0; i < n_workers; i++) {
+		const struct metrics_histogram *h;
+
+		if (workers[i] == NULL)
+			continue;
+		h = &workers[i]->stats.duration;
+		for (unsigned b = 0; b < METRICS_DURATION_BUCKETS; b++)
+			buckets[b] += METRICS_LOAD(h->buckets[b]);
+		sum_us += METRICS_LOAD(h->sum_us);
+	}
+	if (metrics_header(out, name, "histogram",
+			   "Time from a request's last byte received to its response queued to the client.") < 0)
+		return -1;
+	for (unsigned b = 0; b < METRICS_DURATION_BUCKETS; b++) {
+		cumulative += buckets[b];
+		if (b < METRICS_DURATION_BUCKETS - 1)
+			metrics_seconds(le, sizeof(le), metrics_bounds_us[b]);
+		else
+			snprintf(le, sizeof(le), "+Inf");
+		if (evbuffer_add_printf(out, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name, le, cumulative) < 0)
+			return -1;
+	}
+	metrics_seconds(le, sizeof(le), sum_us);
+	if (evbuffer_add_printf(out, "%s_sum %s\n%s_count %" PRIu64 "\n", name, le, name, cumulative) < 0)
+		return -1;
+	return 0;
+}
+
+/* ---- backend servers, summed over workers -------------------------------- */
+
+/* One (backend, server) pair with its counters summed over every worker
+ * (and every pool of that backend: a removed one still draining too). */
+struct metrics_server {
+	char *backend;
+	char *server;
+	uint64_t connections[UPSTREAM_STATE_COUNT];
+	uint64_t errors;
+};
+
+struct metrics_servers {
+	struct metrics_server *v;
+	size_t n;
+	size_t cap;
+};
+
+static struct metrics_server *
+metrics_servers_find(struct metrics_servers *set, const char *backend, const char *server)
+{
+	struct metrics_server *s;
+
+	for (size_t i = 0; i < set->n; i++) {
+		if (strcmp(set->v[i].backend, backend) == 0 && strcmp(set->v[i].server, server) == 0)
+			return &set->v[i];
+	}
+	if (set->n == set->cap) {
+		size_t cap = set->cap ? set->cap * 2 : 8;
+		struct metrics_server *v = realloc(set->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return NULL;
+		set->v = v;
+		set->cap = cap;
+	}
+	s = &set->v[set->n];
+	memset(s, 0, sizeof(*s));
+	/* Copies: the pool may be reconfigured or freed once the lock goes. */
+	s->backend = strdup(backend);
+	s->server = strdup(server);
+	if (s->backend == NULL || s->server == NULL) {
+		free(s->backend);
+		free(s->server);
+		return NULL;
+	}
+	set->n++;
+	return s;
+}
+
+static int
+metrics_servers_add_server(struct metrics_servers *set, const struct pool *p,
+			   const struct pool_server *srv)
+{
+	struct metrics_server *s = metrics_servers_find(set, p->name, srv->addr.text);
+
+	if (s == NULL)
+		return -1;
+	for (unsigned st = 0; st < UPSTREAM_STATE_COUNT; st++)
+		s->connections[st] += METRICS_LOAD(srv->stats.connections[st]);
+	s->errors += METRICS_LOAD(srv->stats.errors);
+	return 0;
+}
+
+/* Servers a reload removed stay visible while their connections drain. */
+static int
+metrics_servers_add_pool(struct metrics_servers *set, const struct pool *p)
+{
+	const struct pool_server *srv;
+
+	for (unsigned j = 0; j < p->n_servers; j++) {
+		if (metrics_servers_add_server(set, p, p->servers[j]) < 0)
+			return -1;
+	}
+	TAILQ_FOREACH(srv, &p->retired, link) {
+		if (metrics_servers_add_server(set, p, srv) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The pools' shape (servers, removed pools) changes only under the
+ * structure lock; their counters are read like every other counter. */
+static int
+metrics_servers_add_worker(struct metrics_servers *set, struct worker *w)
+{
+	const struct pool *p;
+	int rc = 0;
+
+	if (pthread_mutex_lock(&w->structure_lock) != 0)
+		return -1;
+	for (unsigned i = 0; i < w->n_pools && rc == 0; i++) {
+		if (w->pools[i] != NULL)
+			rc = metrics_servers_add_pool(set, w->pools[i]);
+	}
+	TAILQ_FOREACH(p, &w->removed_pools, link) {
+		if (rc == 0)
+			rc = metrics_servers_add_pool(set, p);
+	}
+	if (pthread_mutex_unlock(&w->structure_lock) != 0)
+		rc = -1;
+	return rc;
+}
+
+static int
+metrics_servers_cmp(const void *a, const void *b)
+{
+	const struct metrics_server *x = a, *y = b;
+	int c = strcmp(x->backend, y->backend);
+
+	return c != 0 ? c : strcmp(x->server, y->server);
+}
+
+static void
+metrics_servers_free(struct metrics_servers *set)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		free(set->v[i].backend);
+		free(set->v[i].server);
+	}
+	free(set->v);
+}
+
+/* `name{backend="b",server="s"` then, when state is not NULL,
+ * `,state="st"`; then `} n`. */
+static int
+metrics_server_sample(struct evbuffer *out, const char *name, const struct metrics_server *s,
+		      const char *state, uint64_t n)
+{
+	if (evbuffer_add_printf(out, "%s{backend=\"", name) < 0 || metrics_escape(out, s->backend) < 0 ||
+	    evbuffer_add_printf(out, "\",server=\"") < 0 || metrics_escape(out, s->server) < 0)
+		return -1;
+	if (state != NULL && (evbuffer_add_printf(out, "\",state=\"") < 0 || metrics_escape(out, state) < 0))
+		return -1;
+	return evbuffer_add_printf(out, "\"} %" PRIu64 "\n", n) < 0 ? -1 : 0;
+}
+
+static int
+metrics_render_servers(struct evbuffer *out, const struct metrics_servers *set)
+{
+	static const char conns[] = "sluice_backend_connections";
+	static const char errors[] = "sluice_backend_errors_total";
+
+	if (metrics_header(out, conns, "gauge",
+			   "Backend connections by state, per server, summed over workers.") < 0)
+		return -1;
+	for (size_t i = 0; i < set->n; i++) {
+		for (unsigned st = 0; st < UPSTREAM_STATE_COUNT; st++) {
+			if (metrics_server_sample(out, conns, &set->v[i], upstream_state_name(st),
+						  set->v[i].connections[st]) < 0)
+				return -1;
+		}
+	}
+	if (metrics_header(out, errors, "counter",
+			   "Backend connection failures: refused or timed-out connects, closes, request timeouts, malformed frames.") < 0)
+		return -1;
+	for (size_t i = 0; i < set->n; i++) {
+		if (metrics_server_sample(out, errors, &set->v[i], NULL, set->v[i].errors) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+metrics_render_backends(struct evbuffer *out, struct worker *const *workers, unsigned n_workers)
+{
+	struct metrics_servers set = { NULL, 0, 0 };
+	int rc = 0;
+
+	for (unsigned i = 0; i < n_workers && rc == 0; i++) {
+		if (workers[i] != NULL)
+			rc = metrics_servers_add_worker(&set, workers[i]);
+	}
+	if (rc == 0) {
+		if (set.n > 1)
+			qsort(set.v, set.n, sizeof(*set.v), metrics_servers_cmp);
+		rc = metrics_render_servers(out, &set);
+	}
+	metrics_servers_free(&set);
+	return rc;
+}
+
+/* ---- process-wide --------------------------------------------------------- */
+
+static int
+metrics_render_process(struct evbuffer *out, unsigned n_workers)
+{
+	if (metrics_header(out, "sluice_build_info", "gauge", "Always 1; the version is in the label.") < 0 ||
+	    metrics_sample(out, "sluice_build_info", "version", SLUICE_VERSION, 1) < 0 ||
+	    metrics_header(out, "sluice_workers", "gauge", "Worker threads serving traffic.") < 0 ||
+	    metrics_sample(out, "sluice_workers", NULL, NULL, n_workers) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+metrics_render_reloads(struct evbuffer *out, const struct metrics_global *global)
+{
+	static const char name[] = "sluice_reloads_total";
+	uint64_t ok = global != NULL ? global->reloads_success : 0;
+	uint64_t failed = global != NULL ? global->reloads_failure : 0;
+
+	if (metrics_header(out, name, "counter",
+			   "Configuration reloads (SIGHUP) applied, or rejected with the old configuration kept.") < 0 ||
+	    metrics_sample(out, name, "result", "success", ok) < 0 ||
+	    metrics_sample(out, name, "result", "failure", failed) < 0)
+		return -1;
+	return 0;
+}
+
+int
+metrics_render(struct evbuffer *out, struct worker *const *workers, unsigned n_workers,
+	       const struct metrics_global *global)
+{
+	if (metrics_render_process(out, n_workers) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(metrics_families) / sizeof(metrics_families[0]); i++) {
+		if (metrics_render_family(out, &metrics_families[i], workers, n_workers) < 0)
+			return -1;
+	}
+	if (metrics_render_histogram(out, workers, n_workers) < 0 ||
+	    metrics_render_backends(out, workers, n_workers) < 0 ||
+	    metrics_render_reloads(out, global) < 0)
+		return -1;
+	return 0;
+}

@@ -1,0 +1,151 @@
+/*
+ * process — hardening of the sluice process itself: core dumps off, keys in
+ * the secure heap, the descriptor limit max_connections needs, and the
+ * switch from root to an unprivileged user once the sockets are bound.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include <sluice/config.h>
+#include <sluice/log.h>
+#include <sluice/process.h>
+
+/* Room for private keys: a P-256 key takes well under 1 KiB of it, so this
+ * holds thousands; past it OpenSSL falls back to ordinary memory. */
+#define PROCESS_SECURE_HEAP (1024 * 1024)
+#define PROCESS_SECURE_MIN 32
+/* Descriptors besides clients and backend connections: listeners and
+ * their spares, event loops, the admin endpoint, logs, reloads. */
+#define PROCESS_FD_MARGIN 64
+
+int
+process_harden(void)
+{
+	struct rlimit none = { 0, 0 };
+
+	if (setrlimit(RLIMIT_CORE, &none) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+		log_error("cannot disable core dumps: %s", strerror(errno));
+		return -1;
+	}
+	/* Returns 2 when the heap works but could not be locked in memory
+	 * (RLIMIT_MEMLOCK): still kept out of core dumps, still worth it. */
+	if (CRYPTO_secure_malloc_init(PROCESS_SECURE_HEAP, PROCESS_SECURE_MIN) == 0)
+		log_debug("OpenSSL secure heap unavailable; private keys use ordinary memory");
+	return 0;
+}
+
+static unsigned long
+process_fd_need(const struct config *cfg, unsigned workers)
+{
+	unsigned long backend = 0;
+
+	for (size_t i = 0; i < cfg->n_backends; i++)
+		backend += (unsigned long)cfg->backends[i].n_servers * cfg->backends[i].connections;
+	return (unsigned long)cfg->limits.max_connections + backend * workers + PROCESS_FD_MARGIN;
+}
+
+int
+process_raise_nofile(const struct config *cfg, unsigned workers)
+{
+	unsigned long need = process_fd_need(cfg, workers);
+	struct rlimit lim;
+
+	if (getrlimit(RLIMIT_NOFILE, &lim) < 0) {
+		log_error("cannot read the file descriptor limit: %s", strerror(errno));
+		return -1;
+	}
+	if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur >= need)
+		return 0;
+	if (lim.rlim_max == RLIM_INFINITY || lim.rlim_max >= need) {
+		lim.rlim_cur = need;
+	} else {
+		/* Only root may raise the hard limit; try, then explain. */
+		lim.rlim_cur = lim.rlim_max = need;
+	}
+	if (setrlimit(RLIMIT_NOFILE, &lim) == 0) {
+		log_info("file descriptor limit raised to %lu for max_connections %llu", need,
+			 (unsigned long long)cfg->limits.max_connections);
+		return 0;
+	}
+	getrlimit(RLIMIT_NOFILE, &lim);
+	log_error("limits.max_connections %llu needs %lu file descriptors, but the hard limit is %llu "
+		  "and cannot be raised (%s): raise it (ulimit -Hn, LimitNOFILE= in systemd) "
+		  "or lower limits.max_connections",
+		  (unsigned long long)cfg->limits.max_connections, need,
+		  (unsigned long long)lim.rlim_max, strerror(errno));
+	return -1;
+}
+
+static int
+process_lookup(const struct config *cfg, uid_t *uid, gid_t *gid)
+{
+	struct passwd *pw = NULL;
+	struct group *gr;
+
+	*uid = getuid();
+	*gid = getgid();
+	if (cfg->user != NULL) {
+		errno = 0;
+		pw = getpwnam(cfg->user);
+		if (pw == NULL) {
+			log_error("user '%s' does not exist%s%s", cfg->user, errno ? ": " : "",
+				  errno ? strerror(errno) : "");
+			return -1;
+		}
+		*uid = pw->pw_uid;
+		*gid = pw->pw_gid;
+	}
+	if (cfg->group != NULL) {
+		errno = 0;
+		gr = getgrnam(cfg->group);
+		if (gr == NULL) {
+			log_error("group '%s' does not exist%s%s", cfg->group, errno ? ": " : "",
+				  errno ? strerror(errno) : "");
+			return -1;
+		}
+		*gid = gr->gr_gid;
+	}
+	return 0;
+}
+
+int
+process_drop_privileges(const struct config *cfg)
+{
+	uid_t uid;
+	gid_t gid;
+
+	if (cfg->user == NULL && cfg->group == NULL)
+		return 0;
+	if (process_lookup(cfg, &uid, &gid) < 0)
+		return -1;
+	if (geteuid() != 0) {
+		if (uid == geteuid() && gid == getegid())
+			return 0;
+		log_error("cannot switch to user %s / group %s: sluice is not running as root",
+			  cfg->user ? cfg->user : "(unchanged)", cfg->group ? cfg->group : "(unchanged)");
+		return -1;
+	}
+	/* Order matters: groups and gid while still root, uid last. */
+	if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
+		log_error("cannot drop privileges to uid %u gid %u: %s", (unsigned)uid, (unsigned)gid,
+			  strerror(errno));
+		return -1;
+	}
+	if (uid != 0 && setuid(0) == 0) {
+		log_crit("privileges dropped to uid %u, yet root could be regained", (unsigned)uid);
+		return -1;
+	}
+	/* setuid re-enables dumping; keys are still in memory. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		log_warn("cannot keep the process non-dumpable: %s", strerror(errno));
+	log_info("running as uid %u, gid %u", (unsigned)uid, (unsigned)gid);
+	return 0;
+}

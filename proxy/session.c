@@ -1,0 +1,960 @@
+/*
+ * session — one client connection, from TLS handshake to close.
+ *
+ *   TLS bytes ─▶ bufferevent_openssl ─▶ input evbuffer
+ *        session_process: frame_peek the 6-byte prefix, wait for the whole
+ *        frame, then pool_route places it and upstream_send moves it
+ *        with the frames behind it (evbuffer_remove_buffer: chain
+ *        segments change hands, bytes are not copied) to an upstream
+ *   upstream ─▶ session_respond: the response is moved straight to the
+ *        client's output when its request is the oldest one, otherwise it
+ *        waits in its request until the earlier ones are answered
+ *
+ * States: HANDSHAKE → ESTABLISHED → CLOSING (QUIT received or sent, or a
+ * protocol error: no new requests once read_done) → CLOSED (close_notify
+ * sent, lingering briefly so the client reads the end before the socket
+ * closes).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <sluice/clock.h>
+#include <sluice/config.h>
+#include <sluice/frame.h>
+#include <sluice/listener.h>
+#include <sluice/log.h>
+#include <sluice/metrics.h>
+#include <sluice/pool.h>
+#include <sluice/request.h>
+#include <sluice/session.h>
+#include <sluice/tls.h>
+#include <sluice/upstream.h>
+#include <sluice/worker.h>
+
+#define SESSION_MAGIC 0x53455353u        /* "SESS": catches use after free */
+#define SESSION_LINGER_MS 1000u          /* after close_notify, before close(2) */
+
+enum session_state {
+	SESSION_HANDSHAKE,    /* TLS handshake under way (handshake_timeout) */
+	SESSION_ESTABLISHED,  /* reading requests (idle_timeout) */
+	SESSION_CLOSING,      /* QUIT sent or received, or protocol error */
+	SESSION_CLOSED,       /* close_notify sent; lingering before close(2) */
+};
+
+/* Owned by its worker (linked in worker->sessions); freed by session_free. */
+struct session {
+	uint32_t magic;
+	enum session_state state;
+	struct worker *worker;
+	struct config *cfg;              /* snapshot lc lives in; one reference
+					  * (limits come from the worker's current
+					  * snapshot: a reload applies to new work) */
+	const struct config_listener *lc;
+	struct pool *pool;
+	struct bufferevent *bev;         /* owns the SSL and the socket */
+	struct event *timer;             /* meaning depends on state */
+	struct request_queue reqs;       /* arrival order; the head answers first */
+	unsigned n_reqs;
+	uint64_t held_bytes;             /* requests in flight + responses waiting */
+	struct upstream *sticky;         /* carries this session's written requests */
+	unsigned n_sticky;               /* how many of them */
+	unsigned n_waiting;              /* requests in the pool's wait queue */
+	uint64_t last_active_ms;         /* last whole frame read or last answer, for idle_timeout */
+	TAILQ_ENTRY(session) worker_link;
+	TAILQ_ENTRY(session) pause_link;
+	struct session_list *paused_on;  /* the pool list we wait on, or NULL */
+	unsigned read_paused:1;          /* EV_READ off for backpressure */
+	unsigned read_done:1;            /* no further requests will be read */
+	unsigned quit_sent:1;
+	unsigned quit_received:1;
+	char peer[64];                   /* "addr:port", for logs */
+};
+
+static void session_read_cb(struct bufferevent *bev, void *arg);
+static void session_write_cb(struct bufferevent *bev, void *arg);
+static void session_event_cb(struct bufferevent *bev, short what, void *arg);
+static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void session_flush(struct session *s);
+static void session_established(struct session *s);
+
+static struct session *
+session_check(void *arg)
+{
+	struct session *s = arg;
+
+	if (s->magic != SESSION_MAGIC) {
+		log_crit("session callback on a freed or corrupt session %p", arg);
+		abort();
+	}
+	return s;
+}
+
+static void
+session_arm(struct session *s, uint64_t ms)
+{
+	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+
+	if (evtimer_add(s->timer, &tv) < 0)
+		log_error("client %s: cannot arm timer", s->peer);
+}
+
+static void
+session_format_peer(char *out, size_t len, const struct sockaddr *sa)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		evutil_inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+		snprintf(out, len, "%s:%u", host, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		evutil_inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+		snprintf(out, len, "[%s]:%u", host, port);
+	} else {
+		snprintf(out, len, "unknown");
+	}
+}
+
+struct session *
+session_attach(struct worker *w, const struct config_listener *lc, struct pool *pool,
+	       struct bufferevent *bev, const struct sockaddr *peer, int established)
+{
+	struct session *s = calloc(1, sizeof(*s));
+
+	if (s == NULL) {
+		log_error("cannot allocate a session: out of memory; connection closed");
+		goto fail;
+	}
+	s->magic = SESSION_MAGIC;
+	s->worker = w;
+	s->lc = lc;
+	s->pool = pool;
+	s->bev = bev;
+	TAILQ_INIT(&s->reqs);
+	session_format_peer(s->peer, sizeof(s->peer), peer);
+	s->timer = evtimer_new(w->base, session_timer_cb, s);
+	if (s->timer == NULL) {
+		log_error("client %s: cannot create timer; connection closed", s->peer);
+		goto fail;
+	}
+	bufferevent_setcb(bev, session_read_cb, session_write_cb, session_event_cb, s);
+	if (w->max_read > 0)
+		bufferevent_set_max_single_read(bev, w->max_read);
+	if (bufferevent_enable(bev, EV_READ | EV_WRITE) < 0) {
+		log_error("client %s: cannot enable events; connection closed", s->peer);
+		event_free(s->timer);
+		goto fail;
+	}
+	s->cfg = config_ref(w->cfg);
+	pool_use(pool);
+	TAILQ_INSERT_TAIL(&w->sessions, s, worker_link);
+	w->n_sessions++;
+	WORKER_STAT_ADD(w, connections_total, 1);
+	WORKER_STAT_ADD(w, connections_active, 1);
+	log_debug("client %s: connected", s->peer);
+	s->state = SESSION_HANDSHAKE;
+	s->last_active_ms = clock_ms();
+	if (established)
+		session_established(s);
+	else
+		session_arm(s, w->cfg->limits.handshake_timeout_ms);
+	return s;
+fail:
+	bufferevent_free(bev);
+	free(s);
+	listener_connection_closed();
+	return NULL;
+}
+
+struct session *
+session_new(struct worker *w, const struct config_listener *lc, struct pool *pool,
+	    evutil_socket_t fd, const struct sockaddr *peer, int peer_len)
+{
+	struct bufferevent *bev;
+	SSL *ssl;
+	int one = 1;
+
+	(void)peer_len;
+	/* Small frames must not wait for Nagle; sluice batches writes itself. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		log_debug("client: TCP_NODELAY: %s", strerror(errno));
+	ssl = tls_ctx_new_ssl(lc->tls_ctx);
+	if (ssl == NULL)
+		goto fail;
+	bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+					     BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		log_error("cannot create a TLS bufferevent for a client; connection closed");
+		SSL_free(ssl);
+		goto fail;
+	}
+	return session_attach(w, lc, pool, bev, peer, 0);
+fail:
+	evutil_closesocket(fd);
+	listener_connection_closed();
+	return NULL;
+}
+
+/* Requests still in the pool stop there; written ones become orphans the
+ * upstream frees when their response (or the connection's end) comes. */
+static void
+session_release_requests(struct session *s)
+{
+	struct request *req;
+
+	while ((req = TAILQ_FIRST(&s->reqs)) != NULL) {
+		TAILQ_REMOVE(&s->reqs, req, session_link);
+		switch (req->state) {
+		case REQUEST_WAITING:
+			pool_cancel(s->pool, req);
+			request_free(s->worker, req);
+			break;
+		case REQUEST_WRITTEN:
+			req->session = NULL;
+			break;
+		case REQUEST_DONE:
+			request_free(s->worker, req);
+			break;
+		}
+	}
+	s->n_reqs = 0;
+	s->sticky = NULL;
+	s->n_sticky = 0;
+	s->n_waiting = 0;
+}
+
+static void
+session_free(struct session *s, const char *reason)
+{
+	struct worker *w = s->worker;
+
+	log_debug("client %s: closed (%s)", s->peer, reason);
+	session_pause_unlink(s);
+	session_release_requests(s);
+	TAILQ_REMOVE(&w->sessions, s, worker_link);
+	w->n_sessions--;
+	event_free(s->timer);
+	tls_session_done(bufferevent_openssl_get_ssl(s->bev));
+	bufferevent_free(s->bev);
+	pool_unuse(s->pool);
+	config_unref(s->cfg);
+	s->magic = 0;
+	free(s);
+	WORKER_STAT_SUB(w, connections_active, 1);
+	listener_connection_closed();
+	worker_check_drained(w);
+}
+
+void
+session_abort(struct session *s, const char *reason)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+
+	/* close_notify only when nothing is left unsent: a client must be
+	 * able to tell a complete stream from a cut one. */
+	if (s->state != SESSION_HANDSHAKE && ssl != NULL &&
+	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0 && SSL_shutdown(ssl) < 0)
+		ERR_clear_error();
+	session_free(s, reason);
+}
+
+/* For failures in the middle of a response path: the session must stay
+ * valid until the caller unwinds, so it is freed from its own timer. */
+static void
+session_kill(struct session *s, const char *reason)
+{
+	log_error("client %s: %s; closing", s->peer, reason);
+	session_pause_unlink(s);
+	s->state = SESSION_CLOSED;
+	s->read_done = 1;
+	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	session_arm(s, 0);
+}
+
+/* close_notify, then keep reading (and discarding) briefly: closing a socket
+ * with unread input makes the kernel send a reset that can destroy the
+ * responses the client has not read yet. */
+static void
+session_close(struct session *s)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+	int fd = bufferevent_getfd(s->bev);
+
+	s->state = SESSION_CLOSED;
+	s->read_done = 1;
+	if (ssl != NULL && SSL_shutdown(ssl) < 0)
+		ERR_clear_error();   /* a peer that already left: nothing to tell */
+	if (fd >= 0)
+		shutdown(fd, SHUT_WR);
+	session_pause_unlink(s);
+	s->read_paused = 0;
+	if (bufferevent_enable(s->bev, EV_READ) < 0) {
+		session_kill(s, "cannot read the client's close");
+		return;
+	}
+	session_arm(s, SESSION_LINGER_MS);
+}
+
+/* Nothing more will be read as requests: once every earlier request is
+ * answered, the QUIT (unless already sent) and close_notify follow. */
+static void
+session_finish_when_done(struct session *s)
+{
+	struct evbuffer *out;
+
+	if (s->state == SESSION_CLOSED || !s->read_done || s->n_reqs > 0)
+		return;
+	out = bufferevent_get_output(s->bev);
+	if (!s->quit_sent) {
+		if (frame_add_quit(out) < 0) {
+			session_kill(s, "cannot queue QUIT");
+			return;
+		}
+		s->quit_sent = 1;
+	}
+	if (evbuffer_get_length(out) == 0)
+		session_close(s);
+	/* else session_write_cb closes once the output has drained */
+}
+
+static void
+session_stop_reading(struct session *s)
+{
+	s->read_done = 1;
+	if (s->state == SESSION_ESTABLISHED)
+		s->state = SESSION_CLOSING;
+	session_pause_unlink(s);
+	/* Reading stays on (input is discarded) so a client that leaves is
+	 * noticed at once and its pending responses dropped. */
+	if (s->read_paused) {
+		s->read_paused = 0;
+		bufferevent_enable(s->bev, EV_READ);
+	}
+}
+
+static void
+session_protocol_error(struct session *s, const struct frame_info *fi)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *err;
+	struct request *req;
+
+	WORKER_STAT_ADD(s->worker, protocol_errors, 1);
+	log_info("client %s: protocol error: %s (header_len %u, total_len %u); answering ERR PROTOCOL and closing",
+		 s->peer, frame_error_string(fi->error), fi->header_len, fi->total_len);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	session_stop_reading(s);
+
+	/* The error is a response like any other: it comes after the responses
+	 * to every request received before the bad frame. */
+	req = request_new(s->worker);
+	err = evbuffer_new();
+	if (req == NULL || err == NULL || frame_add_error(err, "PROTOCOL", frame_error_string(fi->error)) < 0) {
+		if (req != NULL)
+			request_free(s->worker, req);
+		if (err != NULL)
+			evbuffer_free(err);
+		session_kill(s, "out of memory answering a protocol error");
+		return;
+	}
+	req->session = s;
+	req->state = REQUEST_DONE;
+	TAILQ_INSERT_TAIL(&s->reqs, req, session_link);
+	s->n_reqs++;
+	session_respond(req, err, (uint32_t)evbuffer_get_length(err));
+	evbuffer_free(err);
+}
+
+static void
+session_quit_received(struct session *s)
+{
+	log_debug("client %s: QUIT received with %u requests outstanding", s->peer, s->n_reqs);
+	s->quit_received = 1;
+	session_stop_reading(s);
+	session_finish_when_done(s);
+}
+
+static void
+session_pause(struct session *s)
+{
+	if (!s->read_paused) {
+		s->read_paused = 1;
+		bufferevent_disable(s->bev, EV_READ);
+	}
+}
+
+/* The per-client budget: requests in flight plus responses not yet read by
+ * the client. One frame is always allowed when nothing is held, so a frame
+ * as large as the budget still gets through. */
+static int
+session_over_budget(const struct session *s, uint32_t next_len)
+{
+	size_t out = evbuffer_get_length(bufferevent_get_output(s->bev));
+	uint64_t held = s->held_bytes + out;
+
+	return held > 0 && held + next_len > s->worker->cfg->limits.client_buffer;
+}
+
+/* A run of frames at the front of the input, already placed on one
+ * upstream's FIFO, whose bytes move in one evbuffer_remove_buffer: a
+ * pipelining client's burst costs one move, not one per frame. */
+struct session_run {
+	struct upstream *upstream;
+	size_t len;
+};
+
+static void
+session_run_flush(struct session_run *run, struct evbuffer *in)
+{
+	if (run->len > 0)
+		upstream_send(run->upstream, in, run->len);
+	run->upstream = NULL;
+	run->len = 0;
+}
+
+static struct request *
+session_new_request(struct session *s, uint32_t len)
+{
+	struct request *req = request_new(s->worker);
+
+	if (req == NULL)
+		return NULL;
+	req->session = s;
+	req->len = len;
+	req->received_us = s->worker->now_us;
+	TAILQ_INSERT_TAIL(&s->reqs, req, session_link);
+	s->n_reqs++;
+	s->held_bytes += len;
+	WORKER_STAT_ADD(s->worker, frames_received, 1);
+	WORKER_STAT_ADD(s->worker, bytes_received, len);
+	/* Activity is a whole frame, not a byte: a client dribbling one byte
+	 * at a time (slowloris) is idle as far as idle_timeout goes. */
+	s->last_active_ms = req->received_us / 1000;
+	return req;
+}
+
+/* The frame is the run's next len bytes of input. */
+static void
+session_submit(struct session *s, struct session_run *run, struct evbuffer *in, uint32_t len)
+{
+	struct request *req = session_new_request(s, len);
+	struct upstream *u;
+
+	if (req == NULL) {
+		session_run_flush(run, in);
+		evbuffer_drain(in, len);
+		session_kill(s, "out of memory for a request");
+		return;
+	}
+	u = pool_route(s->pool, req);
+	if (u != NULL) {
+		if (u != run->upstream)
+			session_run_flush(run, in);
+		run->upstream = u;
+		run->len += len;
+		return;
+	}
+	/* Queued or refused: its bytes leave from the front, after the run's. */
+	session_run_flush(run, in);
+	pool_hold(s->pool, req, in);   /* may answer req at once: not ours after */
+}
+
+static int
+session_can_read(const struct session *s)
+{
+	switch (s->state) {
+	case SESSION_HANDSHAKE:
+	case SESSION_CLOSED:
+		return 0;
+	case SESSION_ESTABLISHED:
+	case SESSION_CLOSING:
+		return !s->read_done && !s->read_paused;
+	}
+	return 0;
+}
+
+static void
+session_process(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	uint32_t max = (uint32_t)s->worker->cfg->limits.max_frame_size;
+	struct session_run run = { NULL, 0 };
+	struct frame_info fi;
+
+	while (session_can_read(s)) {
+		switch (frame_peek_at(in, run.len, max, &fi)) {
+		case FRAME_NEED_MORE:
+			goto out;
+		case FRAME_INVALID:
+			session_run_flush(&run, in);
+			session_protocol_error(s, &fi);
+			return;
+		case FRAME_READY:
+			break;
+		}
+		if (fi.is_quit) {
+			session_run_flush(&run, in);
+			evbuffer_drain(in, fi.total_len);
+			session_quit_received(s);
+			return;
+		}
+		if (session_over_budget(s, fi.total_len)) {
+			session_pause(s);   /* session_write_cb resumes */
+			goto out;
+		}
+		if (pool_congested(s->pool, s)) {
+			session_pause(s);
+			pool_pause(s->pool, s);
+			goto out;
+		}
+		session_submit(s, &run, in, fi.total_len);
+	}
+out:
+	/* Requests in the run are in their upstream's FIFO already: their
+	 * bytes must follow before anything else happens. */
+	session_run_flush(&run, in);
+}
+
+static void
+session_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = session_check(arg);
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	worker_clock(s->worker);
+	if (s->read_done) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
+	session_process(s);
+}
+
+static void
+session_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = session_check(arg);
+
+	(void)bev;
+	switch (s->state) {
+	case SESSION_HANDSHAKE:
+	case SESSION_CLOSED:
+		return;
+	case SESSION_ESTABLISHED:
+	case SESSION_CLOSING:
+		break;
+	}
+	if (s->read_done) {
+		session_finish_when_done(s);
+		return;
+	}
+	/* Output drained: a session paused on its own budget may go on. */
+	if (s->read_paused && s->paused_on == NULL)
+		session_resume(s);
+}
+
+static void
+session_established(struct session *s)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+
+	s->state = SESSION_ESTABLISHED;
+	s->last_active_ms = clock_ms();
+	session_arm(s, s->worker->cfg->limits.idle_timeout_ms);
+	if (ssl != NULL)
+		log_debug("client %s: TLS established (%s, %s)", s->peer, SSL_get_version(ssl),
+			  SSL_get_cipher_name(ssl));
+	/* Bytes that came with the handshake's last flight are already here. */
+	worker_clock(s->worker);
+	session_process(s);
+}
+
+static void
+session_handshake_failed(struct session *s)
+{
+	SSL *ssl;
+	unsigned long e = bufferevent_get_openssl_error(s->bev);
+	char reason[160] = "connection closed during the handshake";
+	enum tls_cert_failure why;
+
+	if (e != 0)
+		ERR_error_string_n(e, reason, sizeof(reason));
+	else if (EVUTIL_SOCKET_ERROR() != 0 && errno != 0)
+		snprintf(reason, sizeof(reason), "%s", strerror(errno));
+	while (bufferevent_get_openssl_error(s->bev) != 0)
+		;
+	ERR_clear_error();
+	/* A TCP health check connects and closes without a byte: that is no
+	 * failed handshake, and counting it would drown the real ones. */
+	ssl = bufferevent_openssl_get_ssl(s->bev);
+	if (ssl != NULL && BIO_number_read(SSL_get_rbio(ssl)) == 0) {
+		log_debug("client %s: closed before sending a TLS ClientHello", s->peer);
+		session_free(s, "closed before the handshake");
+		return;
+	}
+	WORKER_STAT_ADD(s->worker, handshake_failures, 1);
+	why = tls_cert_failure_of(ssl, e);
+	if (why != TLS_CERT_OK) {
+		WORKER_STAT_ADD(s->worker, client_cert_failures[why], 1);
+		log_info("client %s: TLS handshake failed: %s (client certificate: %s)", s->peer,
+			 reason, tls_cert_failure_name(why));
+	} else {
+		log_info("client %s: TLS handshake failed: %s", s->peer, reason);
+	}
+	session_free(s, "handshake failed");
+}
+
+static void
+session_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = session_check(arg);
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		session_established(s);
+		return;
+	}
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	switch (s->state) {
+	case SESSION_HANDSHAKE:
+		session_handshake_failed(s);
+		return;
+	case SESSION_CLOSED:
+		session_free(s, "closed");
+		return;
+	case SESSION_ESTABLISHED:
+	case SESSION_CLOSING:
+		while (bufferevent_get_openssl_error(s->bev) != 0)
+			;
+		ERR_clear_error();
+		if (s->n_reqs > 0)
+			log_info("client %s: left with %u requests unanswered; their responses will be discarded",
+				 s->peer, s->n_reqs);
+		session_free(s, (what & BEV_EVENT_EOF) ? "client closed" : "connection error");
+		return;
+	}
+}
+
+/* idle_timeout: no request outstanding and, for that long, no whole frame
+ * read and no last answer sent (bytes of an unfinished frame do not
+ * count). */
+static void
+session_idle_check(struct session *s)
+{
+	uint64_t idle = s->worker->cfg->limits.idle_timeout_ms;
+	uint64_t now = clock_ms();
+	uint64_t quiet = now - s->last_active_ms;
+
+	if (s->n_reqs > 0 || quiet < idle) {
+		session_arm(s, s->n_reqs > 0 ? idle : idle - quiet);
+		return;
+	}
+	WORKER_STAT_ADD(s->worker, timeouts_idle, 1);
+	log_info("client %s: idle for %llu ms; sending QUIT", s->peer, (unsigned long long)quiet);
+	session_shutdown(s);
+}
+
+static void
+session_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = session_check(arg);
+
+	(void)fd;
+	(void)what;
+	switch (s->state) {
+	case SESSION_HANDSHAKE:
+		WORKER_STAT_ADD(s->worker, timeouts_handshake, 1);
+		log_info("client %s: TLS handshake not completed within %llu ms; closing", s->peer,
+			 (unsigned long long)s->worker->cfg->limits.handshake_timeout_ms);
+		session_free(s, "handshake timeout");
+		return;
+	case SESSION_ESTABLISHED:
+		session_idle_check(s);
+		return;
+	case SESSION_CLOSING:
+		/* The grace period is over: what is answered by now was
+		 * delivered; the rest is dropped. */
+		log_info("client %s: grace period over with %u requests unanswered; closing", s->peer, s->n_reqs);
+		session_release_requests(s);
+		s->read_done = 1;
+		session_finish_when_done(s);
+		return;
+	case SESSION_CLOSED:
+		session_free(s, "closed");
+		return;
+	}
+}
+
+void
+session_shutdown(struct session *s)
+{
+	switch (s->state) {
+	case SESSION_HANDSHAKE:
+		session_free(s, "shutting down");
+		return;
+	case SESSION_CLOSING:
+	case SESSION_CLOSED:
+		return;
+	case SESSION_ESTABLISHED:
+		break;
+	}
+	/* The output only ever holds whole frames, so the end of it is a frame
+	 * boundary: the QUIT can go there now. */
+	if (frame_add_quit(bufferevent_get_output(s->bev)) < 0) {
+		session_free(s, "cannot queue QUIT");
+		return;
+	}
+	s->quit_sent = 1;
+	s->state = SESSION_CLOSING;
+	session_arm(s, s->worker->cfg->grace_timeout_ms);
+}
+
+void
+session_shutdown_all(struct worker *w)
+{
+	struct session *s, *next;
+
+	for (s = TAILQ_FIRST(&w->sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, worker_link);
+		session_shutdown(s);
+	}
+}
+
+void
+session_shutdown_listener(struct worker *w, const struct config_addr *addr)
+{
+	struct session *s, *next;
+
+	for (s = TAILQ_FIRST(&w->sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, worker_link);
+		if (config_addr_equal(&s->lc->addr, addr))
+			session_shutdown(s);
+	}
+}
+
+void
+session_abort_all(struct worker *w)
+{
+	struct session *s;
+
+	while ((s = TAILQ_FIRST(&w->sessions)) != NULL)
+		session_abort(s, "aborted");
+}
+
+static void
+session_dequeue(struct session *s, struct request *req)
+{
+	TAILQ_REMOVE(&s->reqs, req, session_link);
+	s->n_reqs--;
+	request_free(s->worker, req);
+}
+
+/* Hands every answered request at the head of the queue to the client. */
+static void
+session_flush(struct session *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct request *req;
+
+	while ((req = TAILQ_FIRST(&s->reqs)) != NULL && req->state == REQUEST_DONE) {
+		s->held_bytes -= req->resp_len;
+		if (evbuffer_add_buffer(out, req->buf) < 0) {
+			session_kill(s, "cannot queue a response");
+			return;
+		}
+		session_dequeue(s, req);
+	}
+	/* Idle time starts when nothing is in flight any more. */
+	if (s->n_reqs == 0)
+		s->last_active_ms = clock_ms();
+	session_finish_when_done(s);
+}
+
+/* Counts req's answer (len bytes) and ends its hold on the session. */
+static void
+session_account(struct session *s, struct request *req, uint32_t len)
+{
+	struct worker *w = s->worker;
+
+	if (req->state == REQUEST_WRITTEN && --s->n_sticky == 0)
+		s->sticky = NULL;
+	s->held_bytes -= req->len;
+	WORKER_STAT_ADD(w, frames_sent, 1);
+	WORKER_STAT_ADD(w, bytes_sent, len);
+	if (req->received_us != 0)
+		metrics_observe(&w->stats.duration, w->now_us - req->received_us);
+}
+
+/* The bytes always leave src, so the frames behind them stay aligned even
+ * when this session cannot take them. */
+static int
+session_move(struct session *s, struct evbuffer *src, struct evbuffer *dst, size_t len)
+{
+	int moved = evbuffer_remove_buffer(src, dst, len);
+
+	if (moved == (int)len)
+		return 0;
+	evbuffer_drain(src, len - (size_t)(moved > 0 ? moved : 0));
+	session_kill(s, "cannot queue a response");
+	return -1;
+}
+
+struct session *
+session_take_head(struct request *req, uint32_t len)
+{
+	struct session *s = req->session;
+
+	if (s == NULL || req != TAILQ_FIRST(&s->reqs))
+		return NULL;
+	session_account(s, req, len);
+	session_dequeue(s, req);
+	return s;
+}
+
+void
+session_deliver(struct session *s, struct evbuffer *src, size_t len)
+{
+	if (session_move(s, src, bufferevent_get_output(s->bev), len) == 0)
+		session_flush(s);
+}
+
+void
+session_respond(struct request *req, struct evbuffer *src, uint32_t len)
+{
+	struct session *s = req->session;
+
+	if (s == NULL) {
+		/* Its client left: the response goes nowhere, never elsewhere. */
+		evbuffer_drain(src, len);
+		request_free(req->upstream->pool->worker, req);
+		return;
+	}
+	if (session_take_head(req, len) != NULL) {
+		session_deliver(s, src, len);
+		return;
+	}
+	/* An earlier request is still unanswered: this answer waits. */
+	session_account(s, req, len);
+	if (req->buf == NULL)
+		req->buf = evbuffer_new();
+	else
+		evbuffer_drain(req->buf, evbuffer_get_length(req->buf));
+	if (req->buf == NULL) {
+		evbuffer_drain(src, len);
+		session_kill(s, "cannot hold a response: out of memory");
+		return;
+	}
+	if (session_move(s, src, req->buf, len) < 0)
+		return;
+	req->state = REQUEST_DONE;
+	req->resp_len = len;
+	s->held_bytes += len;
+}
+
+void
+session_respond_error(struct request *req, const char *code, const char *message)
+{
+	struct evbuffer *err;
+	struct worker *w = req->session ? req->session->worker : req->upstream->pool->worker;
+
+	if (strcmp(code, "BUSY") == 0)
+		WORKER_STAT_ADD(w, errors_busy, 1);
+	else if (strcmp(code, "TIMEOUT") == 0)
+		WORKER_STAT_ADD(w, errors_timeout, 1);
+	else if (strcmp(code, "UNAVAILABLE") == 0)
+		WORKER_STAT_ADD(w, errors_unavailable, 1);
+	if (req->session == NULL) {
+		request_free(w, req);
+		return;
+	}
+	err = evbuffer_new();
+	if (err == NULL || frame_add_error(err, code, message) < 0) {
+		struct session *s = req->session;
+		if (err != NULL)
+			evbuffer_free(err);
+		session_kill(s, "out of memory answering an error");
+		return;
+	}
+	session_respond(req, err, (uint32_t)evbuffer_get_length(err));
+	evbuffer_free(err);
+}
+
+void
+session_resume(struct session *s)
+{
+	session_pause_unlink(s);
+	if (!s->read_paused)
+		return;
+	s->read_paused = 0;
+	if (s->state == SESSION_CLOSED)
+		return;
+	if (bufferevent_enable(s->bev, EV_READ) < 0) {
+		log_error("client %s: cannot resume reading", s->peer);
+		return;
+	}
+	/* Frames may already wait in the input: no new bytes will announce
+	 * them. Deferred, so a pool waking many sessions is not re-entered. */
+	if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
+		bufferevent_trigger(s->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+struct upstream *
+session_sticky(const struct session *s)
+{
+	return s->sticky;
+}
+
+void
+session_note_written(struct session *s, struct upstream *u)
+{
+	if (s->sticky == NULL)
+		s->sticky = u;
+	s->n_sticky++;
+}
+
+unsigned
+session_waiting(const struct session *s)
+{
+	return s->n_waiting;
+}
+
+void
+session_note_waiting(struct session *s, int delta)
+{
+	s->n_waiting = (unsigned)((int)s->n_waiting + delta);
+}
+
+void
+session_pause_link(struct session *s, struct session_list *list)
+{
+	if (s->paused_on != NULL)
+		return;
+	TAILQ_INSERT_TAIL(list, s, pause_link);
+	s->paused_on = list;
+}
+
+void
+session_pause_unlink(struct session *s)
+{
+	if (s->paused_on == NULL)
+		return;
+	TAILQ_REMOVE(s->paused_on, s, pause_link);
+	s->paused_on = NULL;
+}

@@ -1,0 +1,597 @@
+/*
+ * upstream — one persistent plaintext connection to a backend server.
+ *
+ *   CONNECTING ─connected─▶ CONNECTED ─retire─▶ RETIRING ─answers done─▶
+ *   QUIT_SENT ─QUIT/close/grace─▶ CLOSED (or CONNECTING again when the
+ *   backend asked to quit). Any failure ─▶ BACKOFF ─timer─▶ CONNECTING.
+ *
+ * Requests go onto the output in the order written and wait in the FIFO;
+ * the backend answers in that order, so each response frame belongs to the
+ * FIFO's head. A failure answers every written request ERR UNAVAILABLE: it
+ * may have reached the backend, so it is never replayed.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include <sluice/clock.h>
+#include <sluice/config.h>
+#include <sluice/frame.h>
+#include <sluice/log.h>
+#include <sluice/pool.h>
+#include <sluice/session.h>
+#include <sluice/upstream.h>
+#include <sluice/worker.h>
+
+/* Output high/low water: past HIGH the clients feeding this connection
+ * pause; below LOW they resume. */
+#define UPSTREAM_HIGH_WATER (1024u * 1024u)
+#define UPSTREAM_LOW_WATER (256u * 1024u)
+#define UPSTREAM_BACKOFF_BASE_MS 100u
+#define UPSTREAM_BACKOFF_MAX_MS 5000u
+
+static void upstream_connect(struct upstream *u);
+static void upstream_read_cb(struct bufferevent *bev, void *arg);
+static void upstream_write_cb(struct bufferevent *bev, void *arg);
+static void upstream_event_cb(struct bufferevent *bev, short what, void *arg);
+static void upstream_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+static const char *
+upstream_backend(const struct upstream *u)
+{
+	return u->pool->name;
+}
+
+static const char *
+upstream_addr(const struct upstream *u)
+{
+	return u->server->addr.text;
+}
+
+const char *
+upstream_state_name(enum upstream_state state)
+{
+	switch (state) {
+	case UPSTREAM_CONNECTING:
+		return "connecting";
+	case UPSTREAM_CONNECTED:
+		return "connected";
+	case UPSTREAM_RETIRING:
+		return "retiring";
+	case UPSTREAM_QUIT_SENT:
+		return "quit_sent";
+	case UPSTREAM_BACKOFF:
+		return "backoff";
+	case UPSTREAM_CLOSED:
+		return "closed";
+	}
+	return "unknown";
+}
+
+/* Every transition goes through here so the per-state gauges stay exact. */
+static void
+upstream_set_state(struct upstream *u, enum upstream_state state)
+{
+	struct pool_server_stats *st = &u->server->stats;
+
+	__atomic_store_n(&st->connections[u->state], st->connections[u->state] - 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&st->connections[state], st->connections[state] + 1, __ATOMIC_RELAXED);
+	u->state = state;
+}
+
+static void
+upstream_count_error(struct upstream *u)
+{
+	struct pool_server_stats *st = &u->server->stats;
+
+	__atomic_store_n(&st->errors, st->errors + 1, __ATOMIC_RELAXED);
+}
+
+static void
+upstream_arm(struct upstream *u, uint64_t ms)
+{
+	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+
+	if (evtimer_add(u->timer, &tv) < 0)
+		log_error("backend %s: server %s: cannot arm timer", upstream_backend(u), upstream_addr(u));
+}
+
+struct upstream *
+upstream_new(struct pool *p, struct pool_server *srv, unsigned index)
+{
+	struct upstream *u = calloc(1, sizeof(*u));
+
+	if (u == NULL)
+		return NULL;
+	u->pool = p;
+	u->server = srv;
+	u->index = index;
+	u->state = UPSTREAM_BACKOFF;
+	__atomic_store_n(&srv->stats.connections[UPSTREAM_BACKOFF],
+			 srv->stats.connections[UPSTREAM_BACKOFF] + 1, __ATOMIC_RELAXED);
+	TAILQ_INIT(&u->fifo);
+	u->timer = evtimer_new(p->worker->base, upstream_timer_cb, u);
+	if (u->timer == NULL) {
+		free(u);
+		return NULL;
+	}
+	upstream_connect(u);
+	return u;
+}
+
+/* Every written request may have reached the backend: it is answered,
+ * never replayed. */
+static void
+upstream_fail_requests(struct upstream *u)
+{
+	struct request *req;
+
+	while ((req = TAILQ_FIRST(&u->fifo)) != NULL) {
+		TAILQ_REMOVE(&u->fifo, req, queue_link);
+		u->outstanding--;
+		pool_pending_add(u->pool, -1);
+		session_respond_error(req, "UNAVAILABLE", "the backend connection failed after the request was written");
+	}
+}
+
+static void
+upstream_drop_bev(struct upstream *u)
+{
+	if (u->bev != NULL) {
+		bufferevent_free(u->bev);
+		u->bev = NULL;
+	}
+	u->congested = 0;
+}
+
+static uint64_t
+upstream_backoff_ms(struct upstream *u)
+{
+	unsigned shift = u->failures > 8 ? 8 : (u->failures ? u->failures - 1 : 0);
+	uint64_t delay = (uint64_t)UPSTREAM_BACKOFF_BASE_MS << shift;
+
+	if (delay > UPSTREAM_BACKOFF_MAX_MS)
+		delay = UPSTREAM_BACKOFF_MAX_MS;
+	/* Jitter in [delay/2, delay]: workers and connections that failed
+	 * together do not reconnect together. */
+	return delay / 2 + worker_random(u->pool->worker) % (delay / 2 + 1);
+}
+
+static void upstream_closed(struct upstream *u);
+
+static void
+upstream_fail(struct upstream *u, const char *reason)
+{
+	unsigned lost = u->outstanding;
+	uint64_t delay;
+
+	if ((u->state == UPSTREAM_RETIRING || u->state == UPSTREAM_QUIT_SENT) && !u->reconnect) {
+		/* Retired for good: no reconnection. */
+		log_info("backend %s: server %s connection %u: %s while retiring; %u written requests answered ERR UNAVAILABLE",
+			 upstream_backend(u), upstream_addr(u), u->index, reason, lost);
+		upstream_closed(u);
+		return;
+	}
+
+	upstream_count_error(u);
+	u->failures++;
+	u->connect_failed = u->state == UPSTREAM_CONNECTING;
+	delay = upstream_backoff_ms(u);
+	if (lost > 0 || u->failures == 1)
+		log_warn("backend %s: server %s connection %u: %s; %u written requests answered ERR UNAVAILABLE; reconnecting in %llu ms",
+			 upstream_backend(u), upstream_addr(u), u->index, reason, lost, (unsigned long long)delay);
+	else
+		log_debug("backend %s: server %s connection %u: %s; reconnecting in %llu ms",
+			  upstream_backend(u), upstream_addr(u), u->index, reason, (unsigned long long)delay);
+	upstream_drop_bev(u);
+	upstream_fail_requests(u);
+	upstream_set_state(u, UPSTREAM_BACKOFF);
+	upstream_arm(u, delay);
+	pool_upstream_failed(u->pool, u);
+}
+
+static void
+upstream_connect(struct upstream *u)
+{
+	const struct config_addr *a = &u->server->addr;
+
+	u->bev = bufferevent_socket_new(u->pool->worker->base, -1,
+					BEV_OPT_CLOSE_ON_FREE);
+	if (u->bev == NULL) {
+		upstream_fail(u, "cannot create a socket bufferevent");
+		return;
+	}
+	bufferevent_setcb(u->bev, upstream_read_cb, upstream_write_cb, upstream_event_cb, u);
+	bufferevent_setwatermark(u->bev, EV_WRITE, UPSTREAM_LOW_WATER, 0);
+	if (u->pool->worker->max_read > 0)
+		bufferevent_set_max_single_read(u->bev, u->pool->worker->max_read);
+	upstream_set_state(u, UPSTREAM_CONNECTING);
+	if (bufferevent_socket_connect(u->bev, (const struct sockaddr *)&a->ss, (int)a->len) < 0) {
+		upstream_fail(u, strerror(errno));
+		return;
+	}
+	if (bufferevent_enable(u->bev, EV_READ) < 0) {
+		upstream_fail(u, "cannot enable reading");
+		return;
+	}
+	upstream_arm(u, u->pool->conf->connect_timeout_ms);
+}
+
+void
+upstream_free(struct upstream *u)
+{
+	struct pool_server_stats *st = &u->server->stats;
+
+	__atomic_store_n(&st->connections[u->state], st->connections[u->state] - 1, __ATOMIC_RELAXED);
+	upstream_drop_bev(u);
+	upstream_fail_requests(u);
+	event_free(u->timer);
+	free(u);
+}
+
+bool
+upstream_retired(const struct upstream *u)
+{
+	switch (u->state) {
+	case UPSTREAM_RETIRING:
+	case UPSTREAM_QUIT_SENT:
+		return !u->reconnect;
+	case UPSTREAM_CLOSED:
+		return true;
+	case UPSTREAM_CONNECTING:
+	case UPSTREAM_CONNECTED:
+	case UPSTREAM_BACKOFF:
+		return false;
+	}
+	return false;
+}
+
+bool
+upstream_available(const struct upstream *u)
+{
+	return u->state == UPSTREAM_CONNECTED && !u->congested;
+}
+
+bool
+upstream_congested(const struct upstream *u)
+{
+	return u->congested;
+}
+
+void
+upstream_enqueue(struct upstream *u, struct request *req)
+{
+	req->state = REQUEST_WRITTEN;
+	req->upstream = u;
+	req->written_us = u->pool->worker->now_us;
+	TAILQ_INSERT_TAIL(&u->fifo, req, queue_link);
+	u->outstanding++;
+	if (req->session != NULL)
+		session_note_written(req->session, u);
+}
+
+/* The bytes always leave src, so the frames behind them stay aligned even
+ * when the connection cannot take them. */
+void
+upstream_send(struct upstream *u, struct evbuffer *src, size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(u->bev);
+	int moved = evbuffer_remove_buffer(src, out, len);
+
+	if (moved != (int)len) {
+		evbuffer_drain(src, len - (size_t)(moved > 0 ? moved : 0));
+		upstream_fail(u, "cannot queue requests: out of memory");
+		return;
+	}
+	if (evbuffer_get_length(out) > UPSTREAM_HIGH_WATER)
+		u->congested = 1;
+}
+
+void
+upstream_write(struct upstream *u, struct request *req, struct evbuffer *src)
+{
+	struct evbuffer *out = bufferevent_get_output(u->bev);
+	int ok;
+
+	/* Called from wherever a waiting request finds a connection: the
+	 * batch clock may be old. */
+	worker_clock(u->pool->worker);
+	upstream_enqueue(u, req);
+	if (req->buf == NULL) {
+		upstream_send(u, src, req->len);
+		return;
+	}
+	ok = evbuffer_add_buffer(out, req->buf) == 0;
+	evbuffer_free(req->buf);
+	req->buf = NULL;
+	if (!ok) {
+		upstream_fail(u, "cannot queue a request: out of memory");
+		return;
+	}
+	if (evbuffer_get_length(out) > UPSTREAM_HIGH_WATER)
+		u->congested = 1;
+}
+
+static void
+upstream_send_quit(struct upstream *u)
+{
+	if (frame_add_quit(bufferevent_get_output(u->bev)) < 0) {
+		upstream_fail(u, "cannot queue QUIT");
+		return;
+	}
+	upstream_set_state(u, UPSTREAM_QUIT_SENT);
+	upstream_arm(u, u->pool->worker->cfg->grace_timeout_ms);
+}
+
+/* The connection is done with (QUIT exchanged, closed, or grace over). */
+static void
+upstream_closed(struct upstream *u)
+{
+	upstream_drop_bev(u);
+	upstream_fail_requests(u);
+	evtimer_del(u->timer);
+	if (u->reconnect) {
+		u->reconnect = 0;
+		upstream_set_state(u, UPSTREAM_BACKOFF);
+		upstream_arm(u, upstream_backoff_ms(u));
+		pool_upstream_failed(u->pool, u);
+		return;
+	}
+	upstream_set_state(u, UPSTREAM_CLOSED);
+	pool_upstream_failed(u->pool, u);
+	worker_check_drained(u->pool->worker);
+}
+
+void
+upstream_retire(struct upstream *u)
+{
+	switch (u->state) {
+	case UPSTREAM_CONNECTING:
+	case UPSTREAM_BACKOFF:
+		u->reconnect = 0;
+		upstream_closed(u);
+		return;
+	case UPSTREAM_CONNECTED:
+		u->reconnect = 0;
+		upstream_set_state(u, UPSTREAM_RETIRING);
+		if (u->outstanding == 0)
+			upstream_send_quit(u);
+		return;
+	case UPSTREAM_RETIRING:
+	case UPSTREAM_QUIT_SENT:
+		u->reconnect = 0;
+		return;
+	case UPSTREAM_CLOSED:
+		return;
+	}
+}
+
+/* A QUIT from the backend: it wants to go away. Stop sending to it, let it
+ * answer what it has, answer its QUIT, and connect again later. */
+static void
+upstream_backend_quit(struct upstream *u)
+{
+	switch (u->state) {
+	case UPSTREAM_CONNECTED:
+		log_info("backend %s: server %s connection %u: the backend sent QUIT; finishing %u requests, then reconnecting",
+			 upstream_backend(u), upstream_addr(u), u->index, u->outstanding);
+		upstream_set_state(u, UPSTREAM_RETIRING);
+		u->reconnect = 1;
+		if (u->outstanding == 0)
+			upstream_send_quit(u);
+		return;
+	case UPSTREAM_RETIRING:
+		return;
+	case UPSTREAM_QUIT_SENT:
+		upstream_closed(u);
+		return;
+	case UPSTREAM_CONNECTING:
+	case UPSTREAM_BACKOFF:
+	case UPSTREAM_CLOSED:
+		return;
+	}
+}
+
+/* Consecutive answers to one session, the oldest requests of it, move to
+ * its output in one go (see session_take_head). */
+struct upstream_run {
+	struct session *session;
+	size_t len;
+};
+
+static void
+upstream_run_flush(struct upstream_run *run, struct evbuffer *in)
+{
+	if (run->len > 0)
+		session_deliver(run->session, in, run->len);
+	run->session = NULL;
+	run->len = 0;
+}
+
+/* The FIFO's head is answered by the len bytes after the run. */
+static void
+upstream_answer(struct upstream *u, struct upstream_run *run, struct evbuffer *in, uint32_t len)
+{
+	struct request *req = TAILQ_FIRST(&u->fifo);
+	struct session *s;
+
+	TAILQ_REMOVE(&u->fifo, req, queue_link);
+	u->outstanding--;
+	u->failures = 0;
+	s = session_take_head(req, len);
+	if (s != NULL) {
+		if (s != run->session)
+			upstream_run_flush(run, in);
+		run->session = s;
+		run->len += len;
+	} else {
+		upstream_run_flush(run, in);
+		session_respond(req, in, len);
+	}
+	/* Only wakes sessions (deferred): nothing here answers a request. */
+	pool_request_done(u->pool);
+	if (u->state == UPSTREAM_RETIRING && u->outstanding == 0) {
+		/* What follows may fail this connection or answer waiting
+		 * requests: the run's bytes go first. */
+		upstream_run_flush(run, in);
+		upstream_send_quit(u);
+		/* Sessions that waited for this connection's answers may now
+		 * go elsewhere. */
+		pool_upstream_ready(u->pool, u);
+	}
+}
+
+static void
+upstream_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct upstream *u = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	uint32_t max = (uint32_t)u->pool->worker->cfg->limits.max_frame_size;
+	struct upstream_run run = { NULL, 0 };
+	struct frame_info fi;
+	char reason[128];
+
+	worker_clock(u->pool->worker);
+	while (u->bev == bev) {
+		switch (frame_peek_at(in, run.len, max, &fi)) {
+		case FRAME_NEED_MORE:
+			upstream_run_flush(&run, in);
+			return;
+		case FRAME_INVALID:
+			upstream_run_flush(&run, in);
+			snprintf(reason, sizeof(reason), "malformed frame from the backend (%s)",
+				 frame_error_string(fi.error));
+			upstream_fail(u, reason);
+			return;
+		case FRAME_READY:
+			break;
+		}
+		if (fi.is_quit) {
+			upstream_run_flush(&run, in);
+			evbuffer_drain(in, fi.total_len);
+			upstream_backend_quit(u);
+			continue;
+		}
+		if (TAILQ_EMPTY(&u->fifo)) {
+			upstream_run_flush(&run, in);
+			upstream_fail(u, "the backend sent a frame with no request outstanding");
+			return;
+		}
+		upstream_answer(u, &run, in, fi.total_len);
+	}
+}
+
+static void
+upstream_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct upstream *u = arg;
+
+	(void)bev;
+	if (u->congested) {
+		u->congested = 0;
+		pool_upstream_ready(u->pool, u);
+	}
+}
+
+static void
+upstream_connected(struct upstream *u)
+{
+	int one = 1;
+	evutil_socket_t fd = bufferevent_getfd(u->bev);
+
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		log_debug("backend %s: TCP_NODELAY: %s", upstream_backend(u), strerror(errno));
+	evtimer_del(u->timer);
+	upstream_set_state(u, UPSTREAM_CONNECTED);
+	if (u->failures > 0)
+		log_info("backend %s: server %s connection %u: connected after %u failed attempts",
+			 upstream_backend(u), upstream_addr(u), u->index, u->failures);
+	/* failures is reset by the first response, not here: a backend that
+	 * accepts and hangs up at once must still see the backoff grow. */
+	u->connect_failed = 0;
+	pool_upstream_ready(u->pool, u);
+}
+
+static void
+upstream_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct upstream *u = arg;
+	char reason[160];
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		upstream_connected(u);
+		return;
+	}
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	if (u->state == UPSTREAM_QUIT_SENT) {
+		upstream_closed(u);
+		return;
+	}
+	if (what & BEV_EVENT_EOF)
+		snprintf(reason, sizeof(reason), "the backend closed the connection");
+	else
+		snprintf(reason, sizeof(reason), "%s%s",
+			 u->state == UPSTREAM_CONNECTING ? "connect: " : "",
+			 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	upstream_fail(u, reason);
+}
+
+static void
+upstream_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream *u = arg;
+	char reason[96];
+
+	(void)fd;
+	(void)what;
+	switch (u->state) {
+	case UPSTREAM_CONNECTING:
+		WORKER_STAT_ADD(u->pool->worker, timeouts_connect, 1);
+		snprintf(reason, sizeof(reason), "connect timed out after %llu ms",
+			 (unsigned long long)u->pool->conf->connect_timeout_ms);
+		upstream_fail(u, reason);
+		return;
+	case UPSTREAM_BACKOFF:
+		upstream_connect(u);
+		return;
+	case UPSTREAM_QUIT_SENT:
+		log_info("backend %s: server %s connection %u: no answer to QUIT within the grace period; closing",
+			 upstream_backend(u), upstream_addr(u), u->index);
+		upstream_closed(u);
+		return;
+	case UPSTREAM_CONNECTED:
+	case UPSTREAM_RETIRING:
+	case UPSTREAM_CLOSED:
+		return;
+	}
+}
+
+void
+upstream_tick(struct upstream *u, uint64_t now_ms)
+{
+	struct request *req = TAILQ_FIRST(&u->fifo);
+	uint64_t limit = u->pool->conf->request_timeout_ms;
+	char reason[128];
+
+	if (req == NULL || now_ms - req->written_us / 1000 < limit)
+		return;
+	/* The late response must never be matched to the next request: the
+	 * connection is closed and the head answered TIMEOUT. */
+	WORKER_STAT_ADD(u->pool->worker, timeouts_request, 1);
+	snprintf(reason, sizeof(reason), "no response within request_timeout (%llu ms)",
+		 (unsigned long long)limit);
+	TAILQ_REMOVE(&u->fifo, req, queue_link);
+	u->outstanding--;
+	pool_pending_add(u->pool, -1);
+	session_respond_error(req, "TIMEOUT", "the backend did not answer within request_timeout");
+	upstream_fail(u, reason);
+}
