@@ -1,0 +1,486 @@
+/*
+ * fixture — one sluice in front of sluice-echo backends, for the
+ * integration test programs: starting it all from a few options, the
+ * teardown every test ends with, TLS clients and the frames they expect,
+ * and an HTTP/1.0 client for the admin endpoint. Everything here fails a
+ * test through Check's assertions; see fixture.h for each function.
+ */
+#include "fixture.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testcerts.h"
+
+/* The largest admin response read; /metrics is a few KiB. */
+#define FIXTURE_HTTP_MAX_RESPONSE (1024 * 1024)
+
+/* sluice's deadlines to start and to exit, per program (see
+ * fixture_set_deadlines). */
+static int fixture_start_ms = 10000;
+static int fixture_exit_ms = 10000;
+
+int64_t
+fixture_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+fixture_set_deadlines(int start_ms, int exit_ms)
+{
+	fixture_start_ms = start_ms;
+	fixture_exit_ms = exit_ms;
+}
+
+/* ---- the configuration file ------------------------------------------- */
+
+void
+fixture_config_text(const struct fixture *fx, const struct fixture_opts *o, char *out, size_t len)
+{
+	unsigned listeners = o->listeners ? o->listeners : 1;
+	/* Every echo the fixture has, unless the file picks some. */
+	unsigned servers = o->servers ? o->servers : (1u << fx->n_echos) - 1;
+	const uint16_t lport[2] = { fx->port, fx->port2 };
+	char ls[1024] = "", ss[512] = "", admin[128] = "";
+	int n;
+
+	for (int i = 0; i < 2; i++) {
+		size_t at = strlen(ls);
+
+		if (listeners & (1u << i))
+			snprintf(ls + at, sizeof(ls) - at,
+				 "  - address: 127.0.0.1:%u\n"
+				 "    backend: app\n"
+				 "    tls:\n"
+				 "      certificates:\n"
+				 "        - cert: server.crt\n"
+				 "          key: server.key\n",
+				 lport[i]);
+	}
+	for (int i = 0; i < FIXTURE_MAX_ECHOS; i++) {
+		size_t at = strlen(ss);
+
+		if (servers & (1u << i))
+			snprintf(ss + at, sizeof(ss) - at, "      - address: 127.0.0.1:%u\n",
+				 fx->echo_port[i]);
+	}
+	if (o->extra_server != 0) {
+		size_t at = strlen(ss);
+
+		snprintf(ss + at, sizeof(ss) - at, "      - address: 127.0.0.1:%u\n", o->extra_server);
+	}
+	/* From the fixture, not o: a file written for a reload keeps the
+	 * endpoint that fixture_up opened. */
+	if (fx->admin_port != 0)
+		snprintf(admin, sizeof(admin), "admin:\n  address: 127.0.0.1:%u\n", fx->admin_port);
+	n = snprintf(out, len,
+		     "%s"
+		     "workers: %s\n"
+		     "listen:\n"
+		     "%s"
+		     "backends:\n"
+		     "  app:\n"
+		     "    servers:\n"
+		     "%s"
+		     "    connections: %u\n"
+		     "    connect_timeout: %s\n"
+		     "%s"
+		     "limits:\n"
+		     "  max_frame_size: %s\n"
+		     "%s"
+		     "shutdown:\n"
+		     "  grace_timeout: %s\n"
+		     "%s"
+		     "log:\n"
+		     "  level: %s\n",
+		     o->top ? o->top : "", o->workers ? o->workers : "1",
+		     ls, ss, o->connections ? o->connections : 2,
+		     o->connect_timeout ? o->connect_timeout : "1s",
+		     o->backend_extra ? o->backend_extra : "", o->max_frame ? o->max_frame : "1MiB",
+		     o->limits ? o->limits : "", o->grace ? o->grace : "2s", admin,
+		     o->level ? o->level : "debug");
+	ck_assert_msg(n >= 0 && (size_t)n < len, "configuration text longer than %zu bytes", len);
+}
+
+void
+fixture_write_text(const struct fixture *fx, const char *text)
+{
+	char tmp[PATH_MAX + 48];
+
+	snprintf(tmp, sizeof(tmp), "%s.new", fx->conf);
+	ck_assert_msg(harness_write_file(tmp, text) == 0, "%s", harness_last_error());
+	ck_assert_msg(rename(tmp, fx->conf) == 0, "rename %s: %s", tmp, strerror(errno));
+}
+
+void
+fixture_write_config(const struct fixture *fx, const struct fixture_opts *o)
+{
+	char text[4096];
+
+	fixture_config_text(fx, o, text, sizeof(text));
+	fixture_write_text(fx, text);
+}
+
+/* ---- processes ---------------------------------------------------------- */
+
+void
+fixture_start_echo(struct fixture *fx, int i, const char *args)
+{
+	char traced[PATH_MAX + 256];
+
+	if (fx->trace[i][0] != '\0') {
+		snprintf(traced, sizeof(traced), "--trace %s %s", fx->trace[i], args ? args : "");
+		args = traced;
+	}
+	ck_assert_msg(harness_start_echo(&fx->echo[i], fx->dir, fx->echo_port[i], args) == 0,
+		      "echo: %s", harness_last_error());
+	fx->echo_stopped[i] = 0;
+}
+
+void
+fixture_stop_echo(struct fixture *fx, int i)
+{
+	ck_assert_int_eq(harness_signal(&fx->echo[i], SIGSTOP), 0);
+	fx->echo_stopped[i] = 1;
+}
+
+void
+fixture_cont_echo(struct fixture *fx, int i)
+{
+	ck_assert_int_eq(harness_signal(&fx->echo[i], SIGCONT), 0);
+	fx->echo_stopped[i] = 0;
+}
+
+static void
+fixture_start_sluice(struct fixture *fx)
+{
+	const char *bin = getenv("SLUICE_BIN");
+	char *argv[] = { (char *)(bin ? bin : "./proxy/sluice"), "-c", fx->conf, NULL };
+
+	ck_assert_int_eq(harness_spawn(&fx->sluice, fx->log, argv), 0);
+	ck_assert_msg(harness_wait_ready(&fx->sluice, "running", fixture_start_ms) == 0,
+		      "sluice did not start: %s", harness_last_error());
+}
+
+static uint16_t
+fixture_port(void)
+{
+	uint16_t port = harness_free_port();
+
+	ck_assert_uint_ne(port, 0);
+	return port;
+}
+
+void
+fixture_up(struct fixture *fx, const struct fixture_opts *o)
+{
+	memset(fx, 0, sizeof(*fx));
+	ck_assert_msg(harness_tmpdir(fx->dir, sizeof(fx->dir)) == 0, "%s", harness_last_error());
+	ck_assert_int_eq(testcerts_write(fx->dir, "server", "localhost", 1), 0);
+	snprintf(fx->conf, sizeof(fx->conf), "%s/sluice.yaml", fx->dir);
+	snprintf(fx->log, sizeof(fx->log), "%s/sluice.log", fx->dir);
+	fx->n_echos = o->n_echos ? o->n_echos : 1;
+	ck_assert_int_le(fx->n_echos, FIXTURE_MAX_ECHOS);
+	fx->port = fixture_port();
+	if (o->second_port)
+		fx->port2 = fixture_port();
+	if (o->admin)
+		fx->admin_port = fixture_port();
+	for (int i = 0; i < fx->n_echos; i++) {
+		fx->echo_port[i] = fixture_port();
+		if (!o->untraced)
+			snprintf(fx->trace[i], sizeof(fx->trace[i]), "%s/trace-%d.log", fx->dir, i);
+		if (!o->start_echos_later)
+			fixture_start_echo(fx, i, o->echo_args_of[i] ? o->echo_args_of[i] : o->echo_args);
+	}
+	fixture_write_config(fx, o);
+	fixture_start_sluice(fx);
+}
+
+/* The echos and the folder go (the log with it). */
+static void
+fixture_remove(struct fixture *fx)
+{
+	for (int i = 0; i < fx->n_echos; i++)
+		harness_kill(&fx->echo[i]);
+	harness_rmdir(fx->dir);
+}
+
+static void
+fixture_assert_log_clean(const struct fixture *fx)
+{
+	char why[1024];
+
+	ck_assert_msg(harness_log_clean(fx->sluice.log, why, sizeof(why)) == 0, "sluice log: %s", why);
+}
+
+void
+fixture_wait_exit(struct fixture *fx)
+{
+	int status = -1;
+
+	ck_assert_msg(harness_wait_exit(&fx->sluice, fixture_exit_ms, &status) == 0,
+		      "sluice did not exit after SIGTERM");
+	/* The log first: a crash shows there better than in the status. */
+	fixture_assert_log_clean(fx);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "sluice exit status 0x%x", status);
+}
+
+void
+fixture_cleanup(struct fixture *fx)
+{
+	fixture_assert_log_clean(fx);
+	fixture_remove(fx);
+}
+
+void
+fixture_down(struct fixture *fx)
+{
+	for (int i = 0; i < fx->n_echos; i++) {
+		if (fx->echo_stopped[i])
+			fixture_cont_echo(fx, i);
+	}
+	ck_assert_int_eq(harness_signal(&fx->sluice, SIGTERM), 0);
+	fixture_wait_exit(fx);
+	/* Only once all passed: a failing test leaves its folder to read. */
+	fixture_remove(fx);
+}
+
+/* ---- clients and frames -------------------------------------------------- */
+
+struct harness_tls *
+fixture_connect_port(uint16_t port)
+{
+	struct harness_tls *t = harness_tls_connect(port, "localhost", FIXTURE_IO_MS);
+
+	ck_assert_msg(t != NULL, "connect to %u: %s", port, harness_last_error());
+	return t;
+}
+
+struct harness_tls *
+fixture_connect(const struct fixture *fx)
+{
+	return fixture_connect_port(fx->port);
+}
+
+const char *
+fixture_frame_desc(const struct harness_frame *f, char *out, size_t len)
+{
+	snprintf(out, len, "header '%.8s' (%u bytes), payload '%.40s' (%u bytes)",
+		 f->header ? (const char *)f->header : "", (unsigned)f->header_len,
+		 f->payload ? (const char *)f->payload : "", (unsigned)f->payload_len);
+	return out;
+}
+
+void
+fixture_expect_frame(struct harness_tls *t, const void *payload, uint32_t len)
+{
+	struct harness_frame f;
+	char d[160];
+
+	ck_assert_msg(harness_recv_frame(t, &f, FIXTURE_IO_MS) == 0, "recv: %s", harness_last_error());
+	/* An ERR or a QUIT fails here too: both have a header. */
+	ck_assert_msg(f.header_len == 0 && f.payload_len == len &&
+		      (len == 0 || memcmp(f.payload, payload, len) == 0),
+		      "expected payload '%.*s', got %s", (int)len, (const char *)payload,
+		      fixture_frame_desc(&f, d, sizeof(d)));
+	harness_frame_free(&f);
+}
+
+void
+fixture_expect_err(struct harness_tls *t, const char *code)
+{
+	struct harness_frame f;
+	char d[160];
+
+	ck_assert_msg(harness_recv_frame(t, &f, FIXTURE_IO_MS) == 0, "recv: %s", harness_last_error());
+	ck_assert_msg(harness_frame_is_err(&f, code), "expected ERR %s, got %s", code,
+		      fixture_frame_desc(&f, d, sizeof(d)));
+	harness_frame_free(&f);
+}
+
+void
+fixture_expect_quit(struct harness_tls *t)
+{
+	struct harness_frame f;
+	char d[160];
+
+	ck_assert_msg(harness_recv_frame(t, &f, FIXTURE_IO_MS) == 0, "recv: %s", harness_last_error());
+	ck_assert_msg(harness_frame_is_quit(&f), "expected QUIT, got %s",
+		      fixture_frame_desc(&f, d, sizeof(d)));
+	harness_frame_free(&f);
+}
+
+void
+fixture_expect_closed_with_notify(struct harness_tls *t)
+{
+	ck_assert_msg(harness_tls_wait_closed(t, FIXTURE_IO_MS) == 0, "sluice did not close the connection");
+	ck_assert_msg(harness_tls_got_close_notify(t), "no TLS close_notify before the close");
+}
+
+void
+fixture_round_trip(struct harness_tls *t, const char *text)
+{
+	ck_assert_msg(harness_send_frame(t, NULL, 0, text, (uint32_t)strlen(text)) == 0, "sending '%s': %s",
+		      text, harness_last_error());
+	fixture_expect_frame(t, text, (uint32_t)strlen(text));
+}
+
+/* ---- a minimal HTTP/1.0 client with deadlines --------------------------- */
+
+static int
+fixture_http_wait(int fd, short events, int64_t deadline)
+{
+	struct pollfd pfd = { .fd = fd, .events = events };
+	int64_t left = deadline - fixture_mono_ms();
+	int rc;
+
+	if (left <= 0)
+		return -1;
+	do
+		rc = poll(&pfd, 1, (int)left);
+	while (rc < 0 && errno == EINTR && (left = deadline - fixture_mono_ms()) > 0);
+	return rc > 0 ? 0 : -1;
+}
+
+static int
+fixture_http_send_all(int fd, const char *req, size_t len, int64_t deadline)
+{
+	size_t sent = 0;
+
+	while (sent < len) {
+		ssize_t n = send(fd, req + sent, len - sent, MSG_NOSIGNAL);
+
+		if (n > 0) {
+			sent += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			return -1;
+		if (fixture_http_wait(fd, POLLOUT, deadline) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Reads until the server closes (HTTP/1.0: the close ends the body). */
+static char *
+fixture_http_read_all(int fd, int64_t deadline)
+{
+	char *buf = malloc(FIXTURE_HTTP_MAX_RESPONSE + 1);
+	size_t len = 0;
+
+	if (buf == NULL)
+		return NULL;
+	while (len < FIXTURE_HTTP_MAX_RESPONSE) {
+		ssize_t n = recv(fd, buf + len, FIXTURE_HTTP_MAX_RESPONSE - len, 0);
+
+		if (n == 0)
+			break;
+		if (n > 0) {
+			len += (size_t)n;
+			continue;
+		}
+		if ((errno != EAGAIN && errno != EINTR) || fixture_http_wait(fd, POLLIN, deadline) < 0) {
+			free(buf);
+			return NULL;
+		}
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
+void
+fixture_http_raw(uint16_t port, const char *request, struct fixture_http_response *r)
+{
+	int64_t deadline = fixture_mono_ms() + FIXTURE_IO_MS;
+	int fd = harness_tcp_connect(port);
+	char *sep;
+
+	memset(r, 0, sizeof(*r));
+	ck_assert_msg(fd >= 0, "admin connect: %s", harness_last_error());
+	ck_assert_int_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+	ck_assert_msg(fixture_http_send_all(fd, request, strlen(request), deadline) == 0,
+		      "admin send failed");
+	r->head = fixture_http_read_all(fd, deadline);
+	close(fd);
+	ck_assert_msg(r->head != NULL, "no HTTP response within %d ms", FIXTURE_IO_MS);
+	ck_assert_msg(sscanf(r->head, "HTTP/1.%*d %d", &r->status) == 1, "bad status line: %.80s", r->head);
+	sep = strstr(r->head, "\r\n\r\n");
+	ck_assert_msg(sep != NULL, "no end of headers: %.200s", r->head);
+	*sep = '\0';
+	r->body = sep + 4;
+}
+
+void
+fixture_http_request(uint16_t port, const char *method, const char *path,
+		     struct fixture_http_response *r)
+{
+	char req[512];
+
+	snprintf(req, sizeof(req), "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n",
+		 method, path);
+	fixture_http_raw(port, req, r);
+}
+
+void
+fixture_http_free(struct fixture_http_response *r)
+{
+	free(r->head);
+	memset(r, 0, sizeof(*r));
+}
+
+/* ---- /metrics -------------------------------------------------------------- */
+
+char *
+fixture_scrape(const struct fixture *fx)
+{
+	struct fixture_http_response r;
+	char *body;
+
+	fixture_http_request(fx->admin_port, "GET", "/metrics", &r);
+	ck_assert_msg(r.status == 200, "/metrics answered %d", r.status);
+	ck_assert_msg(strstr(r.head, "text/plain; version=0.0.4") != NULL, "content type: %s", r.head);
+	body = strdup(r.body);
+	ck_assert_ptr_nonnull(body);
+	fixture_http_free(&r);
+	return body;
+}
+
+double
+fixture_series_value(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+
+	for (const char *line = text; line != NULL && *line != '\0';) {
+		const char *next = strchr(line, '\n');
+
+		if (strncmp(line, series, n) == 0 && line[n] == ' ')
+			return strtod(line + n + 1, NULL);
+		line = next ? next + 1 : NULL;
+	}
+	return -1;
+}
+
+double
+fixture_metric(const struct fixture *fx, const char *series)
+{
+	char *text = fixture_scrape(fx);
+	double v = fixture_series_value(text, series);
+
+	ck_assert_msg(v >= 0, "series %s missing from /metrics:\n%s", series, text);
+	free(text);
+	return v;
+}

@@ -1,0 +1,171 @@
+/*
+ * fixture — what the integration test programs share on top of the
+ * harness: one sluice (fresh certificates, a YAML file written from a few
+ * options) in front of one or two sluice-echo backends on 127.0.0.1, the
+ * teardown every test ends with (SIGTERM, exit status 0, a log with no
+ * crash, sanitizer report or [crit] line), TLS clients and the frames they
+ * expect, /metrics on the admin endpoint; and the Check main() of every
+ * test program, unit tests included (fixture_run_suite).
+ *
+ * Failures are Check assertions, so call everything from the test's own
+ * thread. Every wait has a deadline (FIXTURE_IO_MS unless said otherwise).
+ */
+#ifndef SLUICE_FIXTURE_H
+#define SLUICE_FIXTURE_H
+
+#include <check.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "harness.h"
+
+#define FIXTURE_MAX_ECHOS 2
+/* Deadline of every receive, connect and scrape made here. */
+#define FIXTURE_IO_MS 10000
+
+/* The test program's main(): runs the suite with CK_NORMAL output and
+ * returns EXIT_SUCCESS or EXIT_FAILURE. Defined in this header rather than
+ * in fixture.c because three unit test programs link libsluice.a only,
+ * not libharness.a. */
+static inline int
+fixture_run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* Milliseconds of CLOCK_MONOTONIC, for deadlines and elapsed times. */
+int64_t fixture_mono_ms(void);
+
+/* ---- sluice and its echos ---------------------------------------------- */
+
+/* One sluice in front of up to FIXTURE_MAX_ECHOS echo servers. Owned by the
+ * test (usually on its stack), from fixture_up to fixture_down, or to
+ * fixture_cleanup when the test stops sluice itself. */
+struct fixture {
+	char dir[PATH_MAX];                  /* temporary folder, holds all files */
+	char conf[PATH_MAX + 32];            /* dir/sluice.yaml */
+	char log[PATH_MAX + 32];             /* dir/sluice.log, sluice's output */
+	/* echo i's --trace file; "" when untraced */
+	char trace[FIXTURE_MAX_ECHOS][PATH_MAX + 32];
+	uint16_t port;                       /* the TLS listener */
+	uint16_t port2;                      /* a second listener's (second_port) */
+	uint16_t admin_port;                 /* 0: no admin endpoint */
+	uint16_t echo_port[FIXTURE_MAX_ECHOS];
+	struct harness_proc echo[FIXTURE_MAX_ECHOS];
+	struct harness_proc sluice;
+	int n_echos;
+	int echo_stopped[FIXTURE_MAX_ECHOS]; /* SIGSTOPped: SIGCONT before teardown */
+};
+
+/* What fixture_up starts and what a configuration file says. Zero (NULL)
+ * fields take the default in brackets. */
+struct fixture_opts {
+	/* processes, read by fixture_up */
+	int n_echos;                 /* echo servers [1] */
+	const char *echo_args;       /* extra sluice-echo arguments, every echo */
+	const char *echo_args_of[FIXTURE_MAX_ECHOS]; /* echo i's instead, when set */
+	unsigned start_echos_later:1; /* the file names the echos; the test
+				       * starts them (fixture_start_echo) */
+	unsigned untraced:1;         /* echos without --trace files */
+	unsigned admin:1;            /* an admin endpoint on a free port */
+	unsigned second_port:1;      /* pick port2, for files that add a listener */
+	/* the file, read by fixture_write_config too */
+	const char *top;             /* YAML lines at the top level (user:, group:) */
+	const char *workers;         /* workers: ["1"] */
+	unsigned listeners;          /* bit 0: listen on port, bit 1: on port2 [port] */
+	unsigned servers;            /* bit i: echo i is a server [every echo] */
+	uint16_t extra_server;       /* one more server: a port of the test's own */
+	unsigned connections;        /* per server [2] */
+	const char *connect_timeout; /* backends.app.connect_timeout ["1s"] */
+	const char *backend_extra;   /* YAML lines appended to the backend */
+	const char *max_frame;       /* limits.max_frame_size ["1MiB"] */
+	const char *limits;          /* more YAML lines under limits: */
+	const char *grace;           /* shutdown.grace_timeout ["2s"] */
+	const char *level;           /* log.level ["debug"] */
+};
+
+/* How long sluice may take to log "running" and to exit after SIGTERM in
+ * fixture_up and fixture_down; 10 s each unless a program sets its own
+ * (from main(), before fixture_run_suite). */
+void fixture_set_deadlines(int start_ms, int exit_ms);
+
+/* A temporary folder with a certificate for "localhost", free ports, the
+ * echos, the configuration file, and sluice running. */
+void fixture_up(struct fixture *fx, const struct fixture_opts *o);
+/* Starts echo i (again) on its port, with its trace file and args. */
+void fixture_start_echo(struct fixture *fx, int i, const char *args);
+/* SIGSTOP / SIGCONT echo i: a backend that stalls. fixture_down resumes
+ * it, so that sluice's drain does not wait on it. */
+void fixture_stop_echo(struct fixture *fx, int i);
+void fixture_cont_echo(struct fixture *fx, int i);
+
+/* The configuration file o describes, as text. */
+void fixture_config_text(const struct fixture *fx, const struct fixture_opts *o, char *out,
+			 size_t len);
+/* Replaces the configuration file atomically (written aside, renamed
+ * over), as a deployment tool would: a reload never reads half a file. */
+void fixture_write_text(const struct fixture *fx, const char *text);
+void fixture_write_config(const struct fixture *fx, const struct fixture_opts *o);
+
+/* What every test ends with: SIGCONT to stopped echos, SIGTERM, then as
+ * fixture_wait_exit, then the echos and the folder go. */
+void fixture_down(struct fixture *fx);
+/* sluice exits (after a SIGTERM sent by the test), with status 0 and a
+ * clean log. */
+void fixture_wait_exit(struct fixture *fx);
+/* After sluice exited: its log is clean, the echos and the folder go. */
+void fixture_cleanup(struct fixture *fx);
+
+/* ---- clients and frames ------------------------------------------------ */
+
+/* A TLS client (SNI localhost, no certificate checks) of fx->port, or of
+ * port. */
+struct harness_tls *fixture_connect(const struct fixture *fx);
+struct harness_tls *fixture_connect_port(uint16_t port);
+
+/* A short description of f for failure messages; returns out. */
+const char *fixture_frame_desc(const struct harness_frame *f, char *out, size_t len);
+/* The next frame has no header and exactly this payload. */
+void fixture_expect_frame(struct harness_tls *t, const void *payload, uint32_t len);
+/* The next frame is ERR code. */
+void fixture_expect_err(struct harness_tls *t, const char *code);
+/* The next frame is QUIT. */
+void fixture_expect_quit(struct harness_tls *t);
+/* sluice closes the connection, with a TLS close_notify first. */
+void fixture_expect_closed_with_notify(struct harness_tls *t);
+/* Sends text as a payload and expects it back. */
+void fixture_round_trip(struct harness_tls *t, const char *text);
+
+/* ---- the admin endpoint ------------------------------------------------ */
+
+struct fixture_http_response {
+	int status;             /* from the status line */
+	char *head;             /* status line and headers, NUL-terminated; owns
+				 * the buffer */
+	char *body;             /* into head's buffer, after the blank line */
+};
+
+/* Sends request (a whole HTTP/1.0 request) to 127.0.0.1:port and reads the
+ * response until the close; asserts that one came. */
+void fixture_http_raw(uint16_t port, const char *request, struct fixture_http_response *r);
+/* METHOD path, no body. */
+void fixture_http_request(uint16_t port, const char *method, const char *path,
+			  struct fixture_http_response *r);
+void fixture_http_free(struct fixture_http_response *r);
+
+/* The body of GET /metrics (malloc'd), after checking status and type. */
+char *fixture_scrape(const struct fixture *fx);
+/* The value of one series ("name" or "name{labels}") in a scraped text, or
+ * -1 when it is absent. */
+double fixture_series_value(const char *text, const char *series);
+/* Scrapes once and returns the series' value; asserts it is there. */
+double fixture_metric(const struct fixture *fx, const char *series);
+
+#endif

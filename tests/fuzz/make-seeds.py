@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+"""make-seeds — writes the seed corpora of tests/fuzz/corpus/{frame,config,session}/.
+
+The seeds are committed; this script says what each one is and regenerates
+them when an input format changes (run it from anywhere; it rewrites the
+three folders). Each seed is named after the case it covers, so a replay
+failure in `make check` names the case.
+
+Formats (see the top comment of each target):
+  frame:   [max selector][n sizes][sizes...][byte stream]
+  config:  the YAML file itself; server.crt/server.key (ECDSA) and
+           rsa.crt/rsa.key exist next to it
+  session: [flags] then steps [tag][len hi][len lo][data]
+"""
+import os
+import shutil
+import struct
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def frame(header=b"", payload=b"", total=None, header_len=None):
+    """A v1 frame; total/header_len override the true values to break rules."""
+    hl = len(header) if header_len is None else header_len
+    tl = 6 + len(header) + len(payload) if total is None else total
+    return struct.pack(">HI", hl, tl) + header + payload
+
+
+QUIT = frame(b"QUIT")
+
+
+def write(folder, name, data):
+    path = os.path.join(HERE, "corpus", folder, name)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def reset(folder):
+    path = os.path.join(HERE, "corpus", folder)
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+
+
+# ---- frame ---------------------------------------------------------------
+# max selector (low 3 bits): 6, 7, 10, 64, 1024, 65536, 1 MiB, 4 GiB - 1
+
+def frame_seed(max_sel, sizes, stream):
+    return bytes([max_sel, len(sizes)]) + bytes(s - 1 for s in sizes) + stream
+
+
+def frame_seeds():
+    reset("frame")
+    req = frame(b"get", b"key")
+    seeds = {
+        "minimal-prefix-only": frame_seed(6, [], frame()),
+        "request": frame_seed(6, [], req),
+        "pipelined": frame_seed(6, [], req + frame(b"set", b"k=v") + frame(b"", b"x" * 40) + QUIT),
+        "quit": frame_seed(6, [], QUIT),
+        "quit-with-payload": frame_seed(6, [], frame(b"QUIT", b"bye")),
+        "quit-lookalikes": frame_seed(6, [], frame(b"QUI") + frame(b"QUITX") + frame(b"quit") + frame(b"", b"QUIT")),
+        "err": frame_seed(6, [], frame(b"ERR", b"BUSY no backend connection")),
+        "split-every-byte": frame_seed(6, [1], req + QUIT + req),
+        "split-in-prefix": frame_seed(6, [3, 2, 50], req + req),
+        "split-varied": frame_seed(5, [1, 5, 6, 7, 255, 2], frame(b"h" * 300, b"p" * 700) + req),
+        "total-exactly-max-64": frame_seed(3, [], frame(b"", b"a" * 58)),
+        "total-max-plus-one-64": frame_seed(3, [], frame(b"", b"a" * 59)),
+        "max-is-prefix": frame_seed(0, [], frame() + frame(b"", b"a")),
+        "max-is-quit": frame_seed(2, [], QUIT + frame(b"QUIT", b"x")),
+        "total-below-prefix": frame_seed(6, [], frame(total=5)),
+        "total-zero": frame_seed(6, [], frame(total=0)),
+        "header-equals-room": frame_seed(6, [], frame(b"abcd", total=10)),
+        "header-past-room": frame_seed(6, [], frame(b"abcd", header_len=5, total=10)),
+        "header-len-max": frame_seed(7, [], frame(header_len=0xFFFF, total=0xFFFF + 6)),
+        "total-4gib": frame_seed(6, [], struct.pack(">HI", 0, 0xFFFFFFFF)),
+        "total-4gib-max-4gib": frame_seed(7, [7], struct.pack(">HI", 2, 0xFFFFFFFF) + b"ab"),
+        "partial-prefix": frame_seed(6, [], b"\x00\x00\x00"),
+        "partial-frame": frame_seed(6, [], frame(b"", b"x" * 100)[:50]),
+        "valid-then-invalid": frame_seed(6, [4], req + frame(total=3) + req),
+        "empty-stream": frame_seed(6, [], b""),
+    }
+    for name, data in seeds.items():
+        write("frame", name, data)
+    return len(seeds)
+
+
+# ---- config -------------------------------------------------------------------
+
+SPEC_EXAMPLE = """workers: auto
+user: sluice
+group: sluice
+listen:
+  - address: 127.0.0.1:8443
+    backend: app
+    tls:
+      certificates:
+        - cert: server.crt
+          key: server.key
+          ocsp: server.crt
+      min_version: TLSv1.2
+      ciphers: "ECDHE-ECDSA-AES128-GCM-SHA256"
+      ciphersuites: "TLS_AES_128_GCM_SHA256"
+      sni_required: false
+      alpn: [sluice/1]
+      alpn_required: false
+      client_ca: server.crt
+      client_verify: required
+      crl: server.crt
+      session_tickets: true
+      ticket_keys: server.key
+backends:
+  app:
+    servers:
+      - address: 127.0.0.1:9000
+    connections: 4
+    connect_timeout: 2s
+    queue_timeout: 5s
+    request_timeout: 30s
+    max_pending: 4096
+limits:
+  max_connections: 10000
+  max_frame_size: 1MiB
+  client_buffer: 4MiB
+  handshake_timeout: 10s
+  idle_timeout: 5m
+shutdown:
+  grace_timeout: 5s
+admin:
+  address: 127.0.0.1:9100
+log:
+  level: info
+"""
+
+MINIMAL = """listen:
+  - address: 127.0.0.1:8443
+    backend: app
+    tls:
+      certificates:
+        - cert: server.crt
+          key: server.key
+backends:
+  app:
+    servers:
+      - address: 127.0.0.1:9000
+"""
+
+
+def minimal_with(extra="", listen_extra="", backend_extra=""):
+    text = MINIMAL.replace("          key: server.key\n",
+                           "          key: server.key\n" + listen_extra)
+    text = text.replace("      - address: 127.0.0.1:9000\n",
+                        "      - address: 127.0.0.1:9000\n" + backend_extra)
+    return text + extra
+
+
+def config_seeds():
+    reset("config")
+    seeds = {
+        "ok-spec-example": SPEC_EXAMPLE,
+        "ok-minimal": MINIMAL,
+        "ok-rsa": MINIMAL.replace("server.crt", "rsa.crt").replace("server.key", "rsa.key"),
+        "ok-two-certs-sni": minimal_with(listen_extra="        - cert: rsa.crt\n          key: rsa.key\n"),
+        "ok-tls13-alpn": minimal_with(listen_extra="      min_version: TLSv1.3\n      alpn: [sluice/1, h2]\n      alpn_required: true\n"),
+        "ok-ipv6-two-listeners": MINIMAL.replace("listen:\n", "listen:\n  - address: \"[::1]:8444\"\n    backend: other\n    tls:\n      certificates:\n        - cert: rsa.crt\n          key: rsa.key\n", 1)
+            + "  other:\n    servers:\n      - address: \"[::1]:9001\"\n      - address: 127.0.0.1:9002\n",
+        "ok-limits-and-units": minimal_with("limits:\n  max_frame_size: 6B\n  client_buffer: 1GiB\n  idle_timeout: 1h\n  handshake_timeout: 250ms\nshutdown:\n  grace_timeout: 0s\nworkers: 2\nlog:\n  level: debug\n"),
+        "ok-flow-style": "{listen: [{address: '127.0.0.1:1', backend: b, tls: {certificates: [{cert: server.crt, key: server.key}]}}], backends: {b: {servers: [{address: '127.0.0.1:2'}]}}}\n",
+        "ok-anchors": MINIMAL.replace("        - cert: server.crt\n          key: server.key\n", "        - &c {cert: server.crt, key: server.key}\n        - *c\n"),
+        "err-unknown-key": minimal_with("colour: blue\n"),
+        "err-unknown-nested-key": minimal_with(backend_extra="    weight: 3\n"),
+        "err-wrong-type": minimal_with("limits: 5\n"),
+        "err-wrong-type-sequence": minimal_with("workers: [1, 2]\n"),
+        "err-missing-listen": "backends:\n  app:\n    servers:\n      - address: 127.0.0.1:9000\n",
+        "err-missing-backends": MINIMAL.split("backends:")[0],
+        "err-missing-cert-key": MINIMAL.replace("          key: server.key\n", ""),
+        "err-undefined-backend": MINIMAL.replace("backend: app", "backend: nope"),
+        "err-unreadable-cert": MINIMAL.replace("server.crt", "missing.crt"),
+        "err-mismatched-cert-key": MINIMAL.replace("server.key", "rsa.key"),
+        "err-key-as-cert": MINIMAL.replace("cert: server.crt", "cert: server.key"),
+        "err-bad-duration": minimal_with("limits:\n  idle_timeout: 5 minutes\n"),
+        "err-bad-size": minimal_with("limits:\n  max_frame_size: 1MB\n"),
+        "err-frame-too-small": minimal_with("limits:\n  max_frame_size: 5B\n"),
+        "err-frame-too-large": minimal_with("limits:\n  max_frame_size: 4GiB\n  client_buffer: 8GiB\n"),
+        "err-buffer-below-frame": minimal_with("limits:\n  max_frame_size: 8MiB\n"),
+        "err-buffer-set-below-frame": minimal_with("limits:\n  max_frame_size: 64KiB\n  client_buffer: 1KiB\n"),
+        "ok-localhost": MINIMAL.replace("127.0.0.1:8443", "localhost:8443"),
+        "err-bad-address": MINIMAL.replace("127.0.0.1:8443", "example.com:8443").replace("127.0.0.1:9000", "\"[::1]9000\""),
+        "err-bad-port": MINIMAL.replace("127.0.0.1:9000", "127.0.0.1:70000"),
+        "err-duplicate-key": minimal_with("workers: 1\nworkers: 2\n"),
+        "err-duplicate-listener": MINIMAL.replace("listen:\n", "listen:\n  - address: 127.0.0.1:8443\n    backend: app\n    tls:\n      certificates:\n        - cert: server.crt\n          key: server.key\n", 1),
+        "err-admin-clash": minimal_with("admin:\n  address: 127.0.0.1:8443\n"),
+        "err-bad-enum": minimal_with("log:\n  level: loud\n", listen_extra="      min_version: SSLv3\n      client_verify: sometimes\n"),
+        "err-bool-yes": minimal_with(listen_extra="      session_tickets: yes\n"),
+        "err-huge-number": minimal_with(backend_extra="    connections: 99999999999999999999999\n    max_pending: -1\n"),
+        "err-many-errors": "".join("k%d: 1\n" % i for i in range(60)) + MINIMAL,
+        "err-syntax-tab": MINIMAL.replace("  app:", "\tapp:"),
+        "err-syntax-unclosed-quote": minimal_with("user: \"sluice\n"),
+        "err-empty": "",
+        "err-document-marker-only": "---\n",
+        "err-two-documents": MINIMAL + "---\n" + MINIMAL,
+        "err-root-sequence": "- listen\n- backends\n",
+        "err-nul-in-string": minimal_with("user: \"slu\\0ice\"\n"),
+        "err-invalid-utf8": minimal_with("user: caf\xe9\n"),
+        "err-alias-reuse": "a: &s [server.crt, server.key]\n" + MINIMAL.replace("backend: app", "backend: *s"),
+    }
+    for name, text in seeds.items():
+        write("config", name, text.encode("latin-1"))
+    return len(seeds)
+
+
+# ---- session -----------------------------------------------------------------------
+
+(OP_CLIENT, OP_BACKEND, OP_LOOP, OP_ECHO, OP_CLIENT_CLOSE, OP_BACKEND_CLOSE, OP_TICK, OP_TIMERS,
+ OP_SHUTDOWN, OP_LISTEN, OP_RESIZE) = range(11)
+
+
+def step(op, arg=0, data=b""):
+    return bytes([op | (arg << 4)]) + struct.pack(">H", len(data)) + data
+
+
+def client(data, idx=0):
+    return step(OP_CLIENT, idx, data)
+
+
+def backend(data, conn=0):
+    return step(OP_BACKEND, conn, data)
+
+
+def loop(arg=15):
+    return step(OP_LOOP, arg)
+
+
+def echo(n=0):
+    return step(OP_ECHO, n)
+
+
+def script(*steps, flags=0):
+    return bytes([flags]) + b"".join(steps)
+
+
+def session_seeds():
+    reset("session")
+    r = [frame(b"get", b"key%d" % i) for i in range(8)]
+    big = frame(b"put", b"v" * 4000)
+    bad_header = frame(b"abcd", header_len=9, total=10)
+    seeds = {
+        "clean-one-request": script(client(r[0]), loop(), echo()),
+        "clean-pipelined": script(client(b"".join(r)), loop(), echo(), loop(), echo()),
+        "clean-pipelined-tiny-reads": script(client(b"".join(r[:5])), loop(), echo(), flags=1),
+        "clean-reads-of-7": script(client(b"".join(r) + QUIT), loop(), echo(), flags=2),
+        "clean-split-frame": script(client(r[0][:3]), loop(2), client(r[0][3:9]), loop(2), client(r[0][9:]), loop(), echo()),
+        "clean-quit-with-outstanding": script(client(r[0] + r[1] + QUIT), loop(), echo()),
+        "clean-quit-only": script(client(QUIT)),
+        "clean-quit-then-more": script(client(r[0] + QUIT + r[1]), echo()),
+        "clean-bad-header-len": script(client(r[0] + bad_header + r[1]), loop(), echo()),
+        "clean-too-short": script(client(r[0] + frame(total=4))),
+        "clean-oversized": script(client(r[0] + frame(b"", b"x" * 8200))),
+        "clean-4gib": script(client(struct.pack(">HI", 0, 0xFFFFFFFF))),
+        "clean-max-frame": script(client(frame(b"", b"m" * (8192 - 6))), loop(), echo()),
+        "clean-over-budget": script(client(big + big + big), loop(), echo(1), loop(), echo()),
+        "clean-two-clients": script(client(r[0] + r[1], 0), client(r[2] + r[3], 1), loop(), echo(), client(r[4] + QUIT, 1), echo()),
+        "clean-empty-payloads": script(client(frame() + frame(b"", b"") + frame(b"ERR", b"BUSY x")), echo()),
+        "backend-garbage": script(client(r[0]), loop(), backend(b"\x00\x09\x00\x00\x00\x07x"), loop(), client(r[1]), loop(), echo()),
+        "backend-unsolicited": script(backend(frame(b"hi")), loop(), client(r[0]), loop(), echo()),
+        "backend-answers-split": script(client(r[0] + r[1]), loop(), backend(frame(b"ok", b"1")[:4]), loop(2), backend(frame(b"ok", b"1")[4:] + frame(b"ok", b"2")), loop()),
+        "backend-quit-outstanding": script(client(r[0] + r[1]), loop(), backend(QUIT), loop(), echo(), loop(), client(r[2]), loop(), echo(), step(OP_TIMERS, 3), loop()),
+        "backend-quit-idle": script(backend(QUIT, 0), backend(QUIT, 1), loop(), echo(), loop(), client(r[0]), loop(), step(OP_TIMERS, 1), loop(), echo()),
+        "backend-close-outstanding": script(client(r[0] + r[1] + r[2]), loop(), step(OP_BACKEND_CLOSE, 0), step(OP_BACKEND_CLOSE, 1), loop(), client(r[3]), loop(), step(OP_TIMERS, 1), loop(), echo()),
+        "backend-close-connect-timeout": script(step(OP_BACKEND_CLOSE, 0), step(OP_BACKEND_CLOSE, 0), loop(), step(OP_TIMERS, 5), loop(), client(r[0]), loop(), echo()),
+        "queue-timeout-busy": script(step(OP_BACKEND_CLOSE, 0), step(OP_BACKEND_CLOSE, 0), loop(), client(r[0] + r[1]), loop(), step(OP_TICK, 0), loop()),
+        "request-timeout": script(client(r[0] + r[1]), loop(), step(OP_TICK, 1), loop(), client(r[2]), loop(), step(OP_TIMERS, 1), loop(), echo()),
+        "max-pending-pause": script(client(b"".join(r), 0), client(r[0], 1), loop(), echo(2), loop(), echo()),
+        "shutdown-outstanding": script(client(r[0] + r[1]), loop(), step(OP_SHUTDOWN), loop(), echo(), client(r[2] + QUIT), loop(), echo()),
+        "shutdown-idle": script(client(r[0]), loop(), echo(), loop(), step(OP_SHUTDOWN), loop(), client(QUIT)),
+        "client-half-close": script(client(r[0] + r[1]), loop(), step(OP_CLIENT_CLOSE, 2), loop(), echo()),
+        "client-close-outstanding": script(client(r[0] + r[1], 1), loop(), step(OP_CLIENT_CLOSE, 1), loop(), echo()),
+        "client-paused-then-close": script(client(big + big + big + big), loop(), step(OP_CLIENT_CLOSE, 0), loop(), echo()),
+        "orphan-written-after-reconnect": script(client(b"".join(r), 0), client(r[0], 1), loop(), step(OP_CLIENT_CLOSE, 2)),
+        "server-down-and-back": script(step(OP_LISTEN, 1), step(OP_BACKEND_CLOSE, 0), step(OP_BACKEND_CLOSE, 0), loop(), client(r[0]), loop(),
+                                       step(OP_TIMERS, 1), loop(), client(r[1]), loop(), step(OP_LISTEN, 0), step(OP_TIMERS, 1), loop(), client(r[2]), loop(), echo()),
+        "server-down-connect-timeout": script(step(OP_LISTEN, 1), step(OP_BACKEND_CLOSE, 0), step(OP_BACKEND_CLOSE, 0), loop(), step(OP_TIMERS, 5), step(OP_TIMERS, 4), loop(), client(r[0] + r[1]), loop(), step(OP_TICK, 0)),
+        "resize-retire-outstanding": script(client(r[0] + r[1]), loop(), step(OP_RESIZE, 1), loop(), client(r[2]), loop(), echo(), loop(), echo(), loop(), step(OP_RESIZE, 0), loop(), client(r[3]), loop(), echo()),
+        "resize-retire-idle": script(step(OP_RESIZE, 1), loop(), echo(), loop(), step(OP_RESIZE, 0), loop(), client(r[0] + r[1]), loop(), echo()),
+        "resize-retire-grace": script(client(r[0], 0), client(r[1], 1), loop(), step(OP_RESIZE, 1), echo(), loop(), step(OP_TIMERS, 2), loop(), echo()),
+        "out-of-order-two-conns": script(client(r[0], 0), client(r[1], 1), loop(), backend(frame(b"b"), 1), loop(), backend(frame(b"a"), 0), loop(), echo()),
+    }
+    for name, data in seeds.items():
+        write("session", name, data)
+    return len(seeds)
+
+
+def main():
+    counts = (frame_seeds(), config_seeds(), session_seeds())
+    print("frame %d, config %d, session %d seeds written" % counts)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

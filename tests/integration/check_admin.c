@@ -1,0 +1,508 @@
+/*
+ * check_admin — integration tests of the admin endpoint through the real
+ * binary: /healthz while serving and while draining, and /metrics counters
+ * that move by exactly what the tests send (frames, bytes, connections,
+ * refusals, handshake and protocol errors, backend failures, reloads).
+ * Every test stops sluice with SIGTERM, expects exit 0 and a clean log.
+ */
+#include <check.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../fixture.h"
+#include "../harness.h"
+
+#define T_IO_MS 10000
+#define T_POLL_MS 10000
+
+/* ---- scraping --------------------------------------------------------------- */
+
+/* Scrapes until the series satisfies the test (counters move
+ * asynchronously after a close or a signal); returns the last value seen. */
+static double
+metric_poll(const struct fixture *fx, const char *series, double want, int at_least)
+{
+	int64_t deadline = fixture_mono_ms() + T_POLL_MS;
+	double v = fixture_metric(fx, series);
+
+	while ((at_least ? v < want : v != want) && fixture_mono_ms() < deadline) {
+		struct pollfd none = { .fd = -1 };
+
+		/* Paces the scrapes; the loop ends on the value or the deadline. */
+		(void)poll(&none, 0, 20);
+		v = fixture_metric(fx, series);
+	}
+	return v;
+}
+
+static double
+metric_wait(const struct fixture *fx, const char *series, double want)
+{
+	return metric_poll(fx, series, want, 0);
+}
+
+static void
+backend_series(const struct fixture *fx, const char *name, const char *state, char *out, size_t len)
+{
+	if (state != NULL)
+		snprintf(out, len, "%s{backend=\"app\",server=\"127.0.0.1:%u\",state=\"%s\"}", name,
+			 fx->echo_port[0], state);
+	else
+		snprintf(out, len, "%s{backend=\"app\",server=\"127.0.0.1:%u\"}", name, fx->echo_port[0]);
+}
+
+static void
+wait_backend_connected(const struct fixture *fx, unsigned want)
+{
+	char series[256];
+
+	backend_series(fx, "sluice_backend_connections", "connected", series, sizeof(series));
+	ck_assert_msg(metric_wait(fx, series, want) == want, "%s never reached %u", series, want);
+}
+
+/* ---- /healthz ------------------------------------------------------------------ */
+
+/* 200 while serving; after SIGTERM with a client still connected (sluice
+ * waits for its QUIT), 503 — and /metrics still answers — until the
+ * client quits and sluice exits 0 without waiting for the grace period. */
+START_TEST(test_healthz_serving_then_draining)
+{
+	struct fixture fx;
+	struct fixture_opts o = { .admin = 1, .untraced = 1, .grace = "3s" };
+	struct fixture_http_response r;
+	struct harness_tls *t;
+	struct harness_frame f;
+
+	fixture_up(&fx, &o);
+	fixture_http_request(fx.admin_port, "GET", "/healthz", &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(r.body, "serving\n");
+	fixture_http_free(&r);
+
+	t = fixture_connect(&fx);
+	ck_assert_int_eq(harness_send_frame(t, NULL, 0, "hello", 5), 0);
+	ck_assert_int_eq(harness_recv_frame(t, &f, T_IO_MS), 0);
+	ck_assert_str_eq((char *)f.payload, "hello");
+	harness_frame_free(&f);
+	fixture_http_request(fx.admin_port, "GET", "/healthz", &r);
+	ck_assert_int_eq(r.status, 200);
+	fixture_http_free(&r);
+
+	ck_assert_int_eq(harness_signal(&fx.sluice, SIGTERM), 0);
+	/* The QUIT comes after sluice marked itself draining. */
+	ck_assert_msg(harness_recv_frame(t, &f, T_IO_MS) == 0, "recv: %s", harness_last_error());
+	ck_assert_msg(harness_frame_is_quit(&f), "expected QUIT, got header '%s'", f.header);
+	harness_frame_free(&f);
+	fixture_http_request(fx.admin_port, "GET", "/healthz", &r);
+	ck_assert_int_eq(r.status, 503);
+	ck_assert_str_eq(r.body, "draining\n");
+	fixture_http_free(&r);
+	ck_assert(fixture_metric(&fx, "sluice_connections_active") == 1);
+	ck_assert(harness_alive(&fx.sluice));
+
+	ck_assert_int_eq(harness_send_frame(t, "QUIT", 4, NULL, 0), 0);
+	ck_assert_int_eq(harness_tls_wait_closed(t, T_IO_MS), 0);
+	harness_tls_close(t);
+	fixture_wait_exit(&fx);
+	ck_assert_int_eq(harness_count_log(fx.sluice.log, "grace period over"), 0);
+	fixture_cleanup(&fx);
+}
+END_TEST
+
+/* ---- HTTP errors ------------------------------------------------------------- */
+
+START_TEST(test_http_errors)
+{
+	struct fixture fx;
+	struct fixture_opts o = { .admin = 1, .untraced = 1, .grace = "3s" };
+	struct fixture_http_response r;
+
+	fixture_up(&fx, &o);
+	fixture_http_request(fx.admin_port, "GET", "/nope", &r);
+	ck_assert_int_eq(r.status, 404);
+	fixture_http_free(&r);
+	fixture_http_request(fx.admin_port, "GET", "/metricsx", &r);
+	ck_assert_int_eq(r.status, 404);
+	fixture_http_free(&r);
+	fixture_http_request(fx.admin_port, "POST", "/metrics", &r);
+	ck_assert_int_eq(r.status, 405);
+	ck_assert_msg(strstr(r.head, "\r\nAllow: GET, HEAD") != NULL, "405 without Allow: %s", r.head);
+	fixture_http_free(&r);
+	fixture_http_request(fx.admin_port, "PUT", "/healthz", &r);
+	ck_assert_int_eq(r.status, 405);
+	fixture_http_free(&r);
+	fixture_http_request(fx.admin_port, "OPTIONS", "/metrics", &r);
+	ck_assert_int_eq(r.status, 405);
+	ck_assert_msg(strstr(r.head, "\r\nAllow: GET, HEAD") != NULL, "405 without Allow: %s", r.head);
+	fixture_http_free(&r);
+	/* A POST with a body is refused the same way. */
+	fixture_http_raw(fx.admin_port, "POST /healthz HTTP/1.0\r\nContent-Length: 5\r\n\r\nhello", &r);
+	ck_assert_int_eq(r.status, 405);
+	fixture_http_free(&r);
+	/* A query string does not change the path. */
+	fixture_http_request(fx.admin_port, "GET", "/metrics?name[]=x", &r);
+	ck_assert_int_eq(r.status, 200);
+	fixture_http_free(&r);
+	fixture_http_request(fx.admin_port, "HEAD", "/healthz", &r);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(r.body, "");
+	fixture_http_free(&r);
+	/* Garbage instead of HTTP: an error answer or a close, and the
+	 * endpoint goes on serving. */
+	{
+		int fd = harness_tcp_connect(fx.admin_port);
+
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(send(fd, "\x16\x03\x01\x00\x05hello\r\n\r\n", 14, MSG_NOSIGNAL), 14);
+		close(fd);
+	}
+	fixture_http_request(fx.admin_port, "GET", "/healthz", &r);
+	ck_assert_int_eq(r.status, 200);
+	fixture_http_free(&r);
+	fixture_down(&fx);
+}
+END_TEST
+
+/* Every family SPEC §7 names is declared with its type. */
+START_TEST(test_metrics_families_declared)
+{
+	static const char *const types[] = {
+		"# TYPE sluice_connections_active gauge",
+		"# TYPE sluice_connections_total counter",
+		"# TYPE sluice_connections_refused_total counter",
+		"# TYPE sluice_tls_handshake_failures_total counter",
+		"# TYPE sluice_frames_received_total counter",
+		"# TYPE sluice_frames_sent_total counter",
+		"# TYPE sluice_bytes_received_total counter",
+		"# TYPE sluice_bytes_sent_total counter",
+		"# TYPE sluice_protocol_errors_total counter",
+		"# TYPE sluice_requests_pending gauge",
+		"# TYPE sluice_backend_connections gauge",
+		"# TYPE sluice_backend_errors_total counter",
+		"# TYPE sluice_request_duration_seconds histogram",
+		"# TYPE sluice_reloads_total counter",
+		"# TYPE sluice_errors_total counter",
+		"# TYPE sluice_timeouts_total counter",
+		"# TYPE sluice_workers gauge",
+		"# TYPE sluice_build_info gauge",
+	};
+	struct fixture fx;
+	struct fixture_opts o = { .admin = 1, .untraced = 1, .grace = "3s" };
+	char *text;
+
+	fixture_up(&fx, &o);
+	text = fixture_scrape(&fx);
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		ck_assert_msg(strstr(text, types[i]) != NULL, "missing '%s'", types[i]);
+	ck_assert(fixture_series_value(text, "sluice_workers") == 1);
+	ck_assert(fixture_series_value(text, "sluice_reloads_total{result=\"success\"}") == 0);
+	ck_assert(fixture_series_value(text, "sluice_reloads_total{result=\"failure\"}") == 0);
+	free(text);
+	fixture_down(&fx);
+}
+END_TEST
+
+/* ---- counters move by exactly what was sent -------------------------------- */
+
+enum { TRAFFIC_CONNS = 3, TRAFFIC_REQS = 37, TRAFFIC_POOL = 2 };
+
+/* Request i: a 3-byte header on every fourth, payloads of varied sizes. */
+static uint16_t
+req_hlen(int i)
+{
+	return i % 4 == 0 ? 3 : 0;
+}
+
+static uint32_t
+req_plen(int i)
+{
+	return (uint32_t)(1 + (i * 977) % 3000);
+}
+
+struct counters {
+	double frames_rx, frames_tx, bytes_rx, bytes_tx, conns, active, count, inf, sum, pending;
+};
+
+static void
+read_counters(const struct fixture *fx, struct counters *c)
+{
+	char *text = fixture_scrape(fx);
+
+	c->frames_rx = fixture_series_value(text, "sluice_frames_received_total");
+	c->frames_tx = fixture_series_value(text, "sluice_frames_sent_total");
+	c->bytes_rx = fixture_series_value(text, "sluice_bytes_received_total");
+	c->bytes_tx = fixture_series_value(text, "sluice_bytes_sent_total");
+	c->conns = fixture_series_value(text, "sluice_connections_total");
+	c->active = fixture_series_value(text, "sluice_connections_active");
+	c->count = fixture_series_value(text, "sluice_request_duration_seconds_count");
+	c->inf = fixture_series_value(text, "sluice_request_duration_seconds_bucket{le=\"+Inf\"}");
+	c->sum = fixture_series_value(text, "sluice_request_duration_seconds_sum");
+	c->pending = fixture_series_value(text, "sluice_requests_pending");
+	free(text);
+	ck_assert(c->frames_rx >= 0 && c->frames_tx >= 0 && c->bytes_rx >= 0 && c->bytes_tx >= 0 &&
+		  c->conns >= 0 && c->active >= 0 && c->count >= 0 && c->inf >= 0 && c->sum >= 0 &&
+		  c->pending >= 0);
+}
+
+/* 37 requests over 3 connections, pipelined, each echoed byte for byte. */
+static double
+send_traffic(struct harness_tls *t[TRAFFIC_CONNS])
+{
+	double bytes = 0;
+	char *payload = malloc(4096);
+
+	ck_assert_ptr_nonnull(payload);
+	for (int i = 0; i < TRAFFIC_REQS; i++) {
+		memset(payload, 'a' + i % 26, req_plen(i));
+		ck_assert_int_eq(harness_send_frame(t[i % TRAFFIC_CONNS], "hdr", req_hlen(i), payload,
+						    req_plen(i)), 0);
+		bytes += 6 + req_hlen(i) + req_plen(i);
+	}
+	for (int i = 0; i < TRAFFIC_REQS; i++) {
+		struct harness_frame f;
+
+		ck_assert_msg(harness_recv_frame(t[i % TRAFFIC_CONNS], &f, T_IO_MS) == 0, "recv %d: %s", i,
+			      harness_last_error());
+		ck_assert_msg(!harness_frame_is_err(&f, NULL), "request %d answered ERR %s", i, f.payload);
+		ck_assert_uint_eq(f.header_len, req_hlen(i));
+		ck_assert_uint_eq(f.payload_len, req_plen(i));
+		ck_assert_int_eq(f.payload[0], 'a' + i % 26);
+		harness_frame_free(&f);
+	}
+	free(payload);
+	return bytes;
+}
+
+START_TEST(test_metrics_traffic_deltas)
+{
+	struct fixture fx;
+	struct fixture_opts o = { .admin = 1, .untraced = 1, .grace = "3s",
+				  .connections = TRAFFIC_POOL };
+	struct harness_tls *t[TRAFFIC_CONNS];
+	struct counters a, b;
+	char series[256];
+	double bytes;
+
+	fixture_up(&fx, &o);
+	wait_backend_connected(&fx, TRAFFIC_POOL);
+	read_counters(&fx, &a);
+	ck_assert(a.active == 0);
+	for (int c = 0; c < TRAFFIC_CONNS; c++)
+		t[c] = fixture_connect(&fx);
+	bytes = send_traffic(t);
+	/* The pending gauge drops just after the response is queued. */
+	ck_assert(metric_wait(&fx, "sluice_requests_pending", 0) == 0);
+	read_counters(&fx, &b);
+
+	ck_assert_msg(b.frames_rx - a.frames_rx == TRAFFIC_REQS, "frames received +%.0f",
+		      b.frames_rx - a.frames_rx);
+	ck_assert_msg(b.frames_tx - a.frames_tx == TRAFFIC_REQS, "frames sent +%.0f", b.frames_tx - a.frames_tx);
+	ck_assert_msg(b.bytes_rx - a.bytes_rx == bytes, "bytes received +%.0f, sent %.0f",
+		      b.bytes_rx - a.bytes_rx, bytes);
+	ck_assert_msg(b.bytes_tx - a.bytes_tx == bytes, "bytes sent +%.0f, expected %.0f",
+		      b.bytes_tx - a.bytes_tx, bytes);
+	ck_assert_msg(b.conns - a.conns == TRAFFIC_CONNS, "connections +%.0f", b.conns - a.conns);
+	ck_assert_msg(b.active == a.active + TRAFFIC_CONNS, "active %.0f", b.active);
+	ck_assert_msg(b.count - a.count == TRAFFIC_REQS, "histogram count +%.0f", b.count - a.count);
+	ck_assert(b.inf - a.inf == TRAFFIC_REQS);
+	ck_assert(b.sum > a.sum);
+	backend_series(&fx, "sluice_backend_connections", "connected", series, sizeof(series));
+	ck_assert(fixture_metric(&fx, series) == TRAFFIC_POOL);
+	backend_series(&fx, "sluice_backend_errors_total", NULL, series, sizeof(series));
+	ck_assert(fixture_metric(&fx, series) == 0);
+
+	for (int c = 0; c < TRAFFIC_CONNS; c++)
+		harness_tls_close(t[c]);
+	ck_assert(metric_wait(&fx, "sluice_connections_active", a.active) == a.active);
+	ck_assert(fixture_metric(&fx, "sluice_connections_total") == b.conns);
+	fixture_down(&fx);
+}
+END_TEST
+
+/* A prefix with total_len 3: ERR PROTOCOL, QUIT, close; one protocol error,
+ * no request counted, the ERR counted as a frame sent. */
+START_TEST(test_metrics_protocol_error)
+{
+	struct fixture fx;
+	struct fixture_opts o = { .admin = 1, .untraced = 1, .grace = "3s" };
+	struct harness_tls *t;
+	struct harness_frame f;
+	uint8_t prefix[6];
+	double errors, rx, tx;
+
+	fixture_up(&fx, &o);
+	errors = fixture_metric(&fx, "sluice_protocol_errors_total");
+	rx = fixture_metric(&fx, "sluice_frames_received_total");
+	tx = fixture_metric(&fx, "sluice_frames_sent_total");
+	t = fixture_connect(&fx);
+	harness_frame_prefix(prefix, 0, 3);
+	ck_assert_int_eq(harness_tls_send(t, prefix, sizeof(prefix)), 0);
+	ck_assert_int_eq(harness_recv_frame(t, &f, T_IO_MS), 0);
+	ck_assert(harness_frame_is_err(&f, "PROTOCOL"));
+	harness_frame_free(&f);
+	ck_assert_int_eq(harness_recv_frame(t, &f, T_IO_MS), 0);
+	ck_assert(harness_frame_is_quit(&f));
+	harness_frame_free(&f);
+	ck_assert_int_eq(harness_tls_wait_closed(t, T_IO_MS), 0);
+	harness_tls_close(t);
+
+	ck_assert(fixture_metric(&fx, "sluice_protocol_errors_total") == errors + 1);
+	ck_assert(fixture_metric(&fx, "sluice_frames_received_total") == rx);
+	ck_assert(fixture_metric(&fx, "sluice_frames_sent_total") == tx + 1);
+	ck_assert(metric_wait(&fx, "sluice_connections_active", 0) == 0);
+	fixture_down(&fx);
+}
+END_TEST
+
+/* Garbage instead of a ClientHello: one handshake failure; the
+ * connection was accepted (counted) and is gone. */
+START_TEST(test_metrics_handshake_failure)
+{
+	static const char junk[] = "GET / HTTP/1.1\r\nHost: sluice\r\n\r\n";
+	struct fixture fx;
+	struct fixture_opts o = { .admin = 1, .untraced = 1, .grace = "3s" };
+	struct harness_tls *plain;
+	double failures, total;
+	char buf[256];
+
+	fixture_up(&fx, &o);
+	failures = fixture_metric(&fx, "sluice_tls_handshake_failures_total");
+	total = fixture_metric(&fx, "sluice_connections_total");
+	plain = harness_plain_connect(fx.port, T_IO_MS);
+	ck_assert_ptr_nonnull(plain);
+	ck_assert_int_eq(harness_tls_send(plain, junk, sizeof(junk) - 1), 0);
+	for (int i = 0; i < 64 && harness_tls_recv_raw(plain, buf, sizeof(buf), T_IO_MS) > 0; i++)
+		;
+	ck_assert_int_eq(harness_tls_wait_closed(plain, T_IO_MS), 0);
+	harness_tls_close(plain);
+
+	ck_assert(metric_wait(&fx, "sluice_tls_handshake_failures_total", failures + 1) == failures + 1);
+	ck_assert(fixture_metric(&fx, "sluice_connections_total") == total + 1);
+	ck_assert(metric_wait(&fx, "sluice_connections_active", 0) == 0);
+	/* Still exactly one once things settle. */
+	ck_assert(fixture_metric(&fx, "sluice_tls_handshake_failures_total") == failures + 1);
+	fixture_down(&fx);
+}
+END_TEST
+
+/* max_connections 2: the third connection is refused and counted, not
+ * accepted as a session. */
+START_TEST(test_metrics_connections_refused)
+{
+	struct fixture fx;
+	struct fixture_opts o = { .admin = 1, .untraced = 1, .grace = "3s",
+				  .limits = "  max_connections: 2\n" };
+	struct harness_tls *a, *b, *c;
+	struct harness_frame f;
+	double refused, total;
+
+	fixture_up(&fx, &o);
+	refused = fixture_metric(&fx, "sluice_connections_refused_total");
+	total = fixture_metric(&fx, "sluice_connections_total");
+	a = fixture_connect(&fx);
+	b = fixture_connect(&fx);
+	c = harness_tls_connect(fx.port, "localhost", T_IO_MS);
+	ck_assert_msg(c == NULL, "a third connection was served past max_connections 2");
+	ck_assert(metric_wait(&fx, "sluice_connections_refused_total", refused + 1) == refused + 1);
+	ck_assert(fixture_metric(&fx, "sluice_connections_total") == total + 2);
+	ck_assert(fixture_metric(&fx, "sluice_connections_active") == 2);
+	/* The two admitted clients are unaffected. */
+	ck_assert_int_eq(harness_send_frame(a, NULL, 0, "a", 1), 0);
+	ck_assert_int_eq(harness_recv_frame(a, &f, T_IO_MS), 0);
+	harness_frame_free(&f);
+	harness_tls_close(a);
+	harness_tls_close(b);
+	fixture_down(&fx);
+}
+END_TEST
+
+/* The backend dies: its errors counter grows and its connections leave the
+ * connected state. */
+START_TEST(test_metrics_backend_errors)
+{
+	struct fixture fx;
+	struct fixture_opts o = { .admin = 1, .untraced = 1, .grace = "3s", .connections = 2 };
+	char errors[256], connected[256];
+	double before, after;
+
+	fixture_up(&fx, &o);
+	wait_backend_connected(&fx, 2);
+	backend_series(&fx, "sluice_backend_errors_total", NULL, errors, sizeof(errors));
+	backend_series(&fx, "sluice_backend_connections", "connected", connected, sizeof(connected));
+	before = fixture_metric(&fx, errors);
+	harness_kill(&fx.echo[0]);
+	ck_assert(metric_wait(&fx, connected, 0) == 0);
+	/* At least one failure per connection (the close), then failed
+	 * reconnects while the backend stays down. */
+	after = metric_poll(&fx, errors, before + 2, 1);
+	ck_assert_msg(after >= before + 2, "backend errors %.0f -> %.0f", before, after);
+	ck_assert_int_eq(harness_wait_log(fx.sluice.log, "is down", T_IO_MS), 0);
+	fixture_down(&fx);
+}
+END_TEST
+
+/* An invalid file and SIGHUP: one failed reload, the old configuration
+ * serves on; a valid one again: one successful reload. */
+START_TEST(test_metrics_reload_failure)
+{
+	struct fixture fx;
+	struct fixture_opts o = { .admin = 1, .untraced = 1, .grace = "3s" };
+	struct harness_tls *t;
+	struct harness_frame f;
+	char *good;
+
+	fixture_up(&fx, &o);
+	ck_assert(fixture_metric(&fx, "sluice_reloads_total{result=\"failure\"}") == 0);
+	good = harness_read_file(fx.conf, NULL);
+	ck_assert_ptr_nonnull(good);
+	ck_assert_int_eq(harness_write_file(fx.conf, "listen: [\nbackends: {}\n"), 0);
+	ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
+	ck_assert(metric_wait(&fx, "sluice_reloads_total{result=\"failure\"}", 1) == 1);
+	ck_assert(fixture_metric(&fx, "sluice_reloads_total{result=\"success\"}") == 0);
+	t = fixture_connect(&fx);
+	ck_assert_int_eq(harness_send_frame(t, NULL, 0, "still", 5), 0);
+	ck_assert_int_eq(harness_recv_frame(t, &f, T_IO_MS), 0);
+	ck_assert_str_eq((char *)f.payload, "still");
+	harness_frame_free(&f);
+	harness_tls_close(t);
+
+	ck_assert_int_eq(harness_write_file(fx.conf, good), 0);
+	free(good);
+	ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
+	ck_assert(metric_wait(&fx, "sluice_reloads_total{result=\"success\"}", 1) == 1);
+	ck_assert(fixture_metric(&fx, "sluice_reloads_total{result=\"failure\"}") == 1);
+	fixture_down(&fx);
+}
+END_TEST
+
+static Suite *
+admin_suite(void)
+{
+	Suite *s = suite_create("admin");
+	TCase *tc = tcase_create("integration");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_healthz_serving_then_draining);
+	tcase_add_test(tc, test_http_errors);
+	tcase_add_test(tc, test_metrics_families_declared);
+	tcase_add_test(tc, test_metrics_traffic_deltas);
+	tcase_add_test(tc, test_metrics_protocol_error);
+	tcase_add_test(tc, test_metrics_handshake_failure);
+	tcase_add_test(tc, test_metrics_connections_refused);
+	tcase_add_test(tc, test_metrics_backend_errors);
+	tcase_add_test(tc, test_metrics_reload_failure);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	return fixture_run_suite(admin_suite());
+}
