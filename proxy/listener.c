@@ -160,8 +160,11 @@ listener_new(struct worker *w, const struct config_listener *lc, struct pool *po
 	l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	l->resume = evtimer_new(w->base, listener_resume_cb, l);
 	if (l->resume != NULL)
+		/* Backlog 0: the socket already listens with LISTENER_BACKLOG;
+		 * -1 would make libevent call listen() again with 128, and a
+		 * burst past that would see its SYNs dropped. */
 		l->ev = evconnlistener_new(w->base, listener_accept_cb, l,
-					   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+					   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (l->ev == NULL) {
 		log_error("listener %s: cannot serve its socket: out of memory", lc->addr.text);
 		if (l->resume != NULL)

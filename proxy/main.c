@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -331,6 +332,20 @@ main_tickets_cb(evutil_socket_t fd, short what, void *arg)
 	tls_tickets_rotate();
 }
 
+static void
+main_block_stop_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGQUIT);
+	sigaddset(&set, SIGHUP);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+		log_warn("cannot block signals for the exit: one arriving now ends sluice by it");
+}
+
 static int
 main_add_signal(struct main_state *m, int sig, event_callback_fn cb)
 {
@@ -438,6 +453,11 @@ out:
 		admin_free(m.admin);
 	if (rc == 0)
 		log_info("sluice stopped");
+	/* Freeing the signal events gives the signals back their default
+	 * action, which for these is death: one arriving now would turn a
+	 * clean exit into "killed by SIGTERM". Every worker is joined, so
+	 * blocking them here keeps them pending until the process is gone. */
+	main_block_stop_signals();
 	for (unsigned i = 0; i < m.n_signals; i++)
 		event_free(m.signals[i]);
 	if (m.grace != NULL)

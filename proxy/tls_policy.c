@@ -364,7 +364,8 @@ tls_set_protocols(SSL_CTX *ctx, const struct config_tls *conf, char *err, size_t
  * DoS); the server's cipher order is the one we chose on purpose. Idle
  * connections give their read/write buffers back (about 34 KiB each). The
  * session id context is the client policy's digest: a session made under
- * another policy (another listener, an older client_ca) never resumes. */
+ * another policy (another client_ca, an older crl) never resumes; listeners
+ * with the same policy accept the same clients, so they may share. */
 static int
 tls_set_options(SSL_CTX *ctx, const struct tls_policy *pol, char *err, size_t errlen)
 {

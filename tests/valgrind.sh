@@ -43,7 +43,7 @@ fi
 
 # ---- the build ---------------------------------------------------------------------
 
-programs="tests/integration/check_proxy tests/integration/check_limits tests/integration/check_security"
+programs="tests/integration/check_proxy tests/integration/check_limits tests/integration/check_security tests/integration/check_tls"
 if [ $# -ge 1 ]; then
 	build=$(cd "$1" && pwd)
 else
@@ -119,6 +119,10 @@ run check_proxy tests/integration/check_proxy ""
 # records, garbage). It asserts memory and latency bounds on plain builds
 # only, so nothing there measures valgrind.
 run check_security tests/integration/check_security ""
+# check_tls: all of it (SNI, ALPN, client certificates and CRLs, session
+# cache and tickets with rotation and key files, OCSP stapling, contexts
+# reused across reloads).
+run check_tls tests/integration/check_tls ""
 # check_limits, test case "faults": request timeout, backend killed or
 # lying, client QUIT, SIGTERM drains, grace timeout, second SIGTERM.
 run check_limits-faults tests/integration/check_limits "" CK_RUN_CASE=faults

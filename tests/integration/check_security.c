@@ -1795,6 +1795,65 @@ flood_open(uint16_t port, enum flood_kind kind, const struct bytes *hello)
 	return fd;
 }
 
+/* Regression: sluice listened with a backlog of 1024, but libevent's
+ * evconnlistener_new, given -1, called listen() again with 128, so a burst
+ * of more than about 128 connections not yet accepted had its SYNs dropped
+ * (retried a second later). With sluice stopped, BACKLOG_BURST connects
+ * must all complete in the kernel within half a second: well under the
+ * 1 s SYN retransmission that a dropped SYN would wait for. */
+#define BACKLOG_BURST 600
+
+static int
+backlog_connect(uint16_t port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port),
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+		ck_assert_msg(errno == EINPROGRESS, "connect: %s", strerror(errno));
+	return fd;
+}
+
+START_TEST(test_listen_backlog_not_128)
+{
+	struct fixture fx;
+	struct fixture_opts o = { .untraced = 1 };
+	struct pollfd pfd[BACKLOG_BURST];
+	int n_done = 0, n_connected = 0;
+	int64_t deadline;
+
+	sec_up(&fx, &o);
+	ck_assert_int_eq(harness_signal(&fx.sluice, SIGSTOP), 0);
+	for (int i = 0; i < BACKLOG_BURST; i++)
+		pfd[i] = (struct pollfd){ .fd = backlog_connect(fx.port), .events = POLLOUT };
+	deadline = fixture_mono_ms() + 500;
+	while (n_done < BACKLOG_BURST && fixture_mono_ms() < deadline) {
+		ck_assert_int_ge(poll(pfd, BACKLOG_BURST, 50), 0);
+		for (int i = 0; i < BACKLOG_BURST; i++) {
+			int err = 0;
+			socklen_t len = sizeof(err);
+
+			if (pfd[i].fd < 0 || pfd[i].revents == 0)
+				continue;
+			ck_assert_int_eq(getsockopt(pfd[i].fd, SOL_SOCKET, SO_ERROR, &err, &len), 0);
+			n_connected += err == 0;
+			n_done++;
+			pfd[i].events = 0;
+			pfd[i].fd = -pfd[i].fd - 1;  /* poll skips negative fds */
+		}
+	}
+	ck_assert_int_eq(harness_signal(&fx.sluice, SIGCONT), 0);
+	for (int i = 0; i < BACKLOG_BURST; i++)
+		close(pfd[i].fd < 0 ? -pfd[i].fd - 1 : pfd[i].fd);
+	ck_assert_msg(n_connected == BACKLOG_BURST,
+		      "%d of %d connections completed while sluice was stopped: the listen "
+		      "backlog is smaller than LISTENER_BACKLOG", n_connected, BACKLOG_BURST);
+	fixture_down(&fx);
+}
+END_TEST
+
 /* Opens the FLOOD_N connections, noting when each connected, in batches
  * that sluice has accepted before the next begins: a batch stays below the
  * listen backlog, so the kernel never drops a SYN (a dropped SYN is
@@ -2293,6 +2352,7 @@ security_suite(void)
 	Suite *s = suite_create("security");
 	TCase *policy = tcase_create("policy");
 	TCase *abuse = tcase_create("abuse");
+	TCase *listen = tcase_create("listen");
 
 	tcase_set_timeout(policy, 120);
 	tcase_add_test(policy, test_protocol_floor);
@@ -2313,6 +2373,9 @@ security_suite(void)
 	tcase_add_loop_test(abuse, test_records_byte_by_byte, 0, 2);
 	tcase_add_loop_test(abuse, test_garbage_after_handshake, 0, 2);
 	suite_add_tcase(s, abuse);
+
+	tcase_add_test(listen, test_listen_backlog_not_128);
+	suite_add_tcase(s, listen);
 	return s;
 }
 
