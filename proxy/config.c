@@ -1389,6 +1389,21 @@ static const struct config_key config_top_keys[] = {
 
 /* ---- cross-section rules --------------------------------------------------- */
 
+/* group: alone would change only the group of a process that keeps
+ * running as root (process_drop_privileges keeps the uid it has): an
+ * operator who wrote it meant to give up root, so say it cannot be done
+ * that way instead of doing half of it. */
+static void
+config_check_identity(struct config_cx *cx, const struct config_seen *seen)
+{
+	const struct config_mark *group = config_seen_at(seen, config_top_keys, "group");
+
+	if (group == NULL || config_seen_at(seen, config_top_keys, "user") != NULL)
+		return;
+	config_error(cx, group, "group", "needs user: without it sluice would go on "
+		     "running as root with only its group changed");
+}
+
 static void
 config_resolve_backends(struct config_cx *cx, struct config *cfg)
 {
@@ -1539,6 +1554,7 @@ config_apply_root(struct config_cx *cx, yaml_node_t *root)
 		return;
 	}
 	config_walk(cx, root, "", config_top_keys, cx->cfg, &seen);
+	config_check_identity(cx, &seen);
 	config_resolve_backends(cx, cx->cfg);
 	config_check_addresses(cx, cx->cfg);
 	for (size_t i = 0; i < cx->cfg->n_listeners; i++)

@@ -374,6 +374,7 @@ static const struct error_row error_rows[] = {
 	{ LHEAD LTLS "  - address: 127.0.0.1:8443\n    backend: app\n" LTLS BACK, "t.yaml:8:14: listen[1].address: 127.0.0.1:8443 is already used by listen[0]", NULL },
 	{ "listen:\n  - address: \"[::1]:8443\"\n    backend: app\n" LTLS "  - address: \"[0:0::1]:8443\"\n    backend: app\n" LTLS BACK, "t.yaml:8:14: listen[1].address: [0:0::1]:8443 is already used by listen[0]", NULL },
 	{ VALID "admin:\n  address: 127.0.0.1:8443\n", "t.yaml:13:12: admin.address: 127.0.0.1:8443 is already used by listen[0]", NULL },
+	{ VALID "group: sluice\n", "t.yaml:12:8: group: needs user: without it sluice would go on running as root", NULL },
 	{ VALID "      - address: 127.0.0.1:9000\n", "t.yaml:12:18: backends.app.servers[1].address: 127.0.0.1:9000 is already listed as servers[0]", NULL },
 	{ LHEAD LTLS "      client_verify: optional\n" BACK, "t.yaml:8:22: listen[0].tls.client_verify: needs client_ca", NULL },
 	{ LHEAD LTLS "      crl: path.pem\n" BACK, "t.yaml:8:12: listen[0].tls.crl: needs client_ca", NULL },
@@ -864,6 +865,17 @@ START_TEST(test_relative_paths)
 }
 END_TEST
 
+/* user: alone is fine (its own group); group: needs it (the error rows). */
+START_TEST(test_user_without_group)
+{
+	struct config *cfg = load_ok("user: nobody\n" VALID);
+
+	ck_assert_str_eq(cfg->user, "nobody");
+	ck_assert_ptr_null(cfg->group);
+	config_unref(cfg);
+}
+END_TEST
+
 START_TEST(test_workers_auto)
 {
 	struct config *cfg = load_ok("workers: auto\n" VALID);
@@ -1193,6 +1205,7 @@ config_suite(void)
 	tcase_add_test(tc, test_limits_edges);
 	tcase_add_test(tc, test_relative_paths);
 	tcase_add_test(tc, test_workers_auto);
+	tcase_add_test(tc, test_user_without_group);
 	tcase_add_test(tc, test_refcount);
 	tcase_add_test(tc, test_warn_unsupported);
 	suite_add_tcase(s, tc);
