@@ -29,14 +29,46 @@
 #define CONFIG_MAX_ERRORS 50      /* past this, more lines help nobody */
 #define CONFIG_KPATH 512          /* "backends.NAME.servers[12].address" */
 #define CONFIG_LINE 8192          /* one error line: room for two long paths */
-#define CONFIG_MAX_WORKERS 1024
-#define CONFIG_MAX_VERIFY_DEPTH 100
 #define CONFIG_VERIFY_DEPTH 5
 /* Other modules turn durations into timevals and nanoseconds; a year keeps
  * every such conversion far from overflow and is longer than any sane
  * timeout. */
 #define CONFIG_MAX_DURATION_MS (UINT64_C(8760) * 3600 * 1000)
 #define CONFIG_MAX_FRAME UINT64_C(0xFFFFFFFF)
+
+/*
+ * Upper bounds of the counts (docs/CONFIG.md gives the reasons too). Far
+ * above any sane setting, they turn a typo (an extra digit or three) into
+ * an error at load rather than a daemon that tries to open a billion
+ * descriptors or threads.
+ */
+struct config_bound {
+	uint64_t max;
+	const char *why;          /* what makes more than max pointless */
+};
+
+/* 256 is more CPUs than nearly any host has. */
+static const struct config_bound config_max_workers = {
+	256, "more threads than CPUs only contend, and each opens its own backend connections",
+};
+/* With 256 workers, 262144 connections to one server: more than any
+ * backend accepts. */
+static const struct config_bound config_max_backend_conns = {
+	1024, "per server and per worker: workers multiply it",
+};
+/* Queued requests of one backend in one worker, each holding its frame. */
+static const struct config_bound config_max_pending = {
+	1048576, "requests queued that long would outlast any queue_timeout",
+};
+/* What is left of fs.nr_open leaves room for backends and listeners. */
+static const struct config_bound config_max_clients = {
+	1000000, "each client needs a file descriptor, and Linux allows a process "
+	"at most fs.nr_open, 1048576 by default",
+};
+/* 5 intermediates (the default) is already a deep PKI. */
+static const struct config_bound config_max_verify_depth = {
+	100, "OpenSSL's own limit",
+};
 
 /* Parse state for one config_load call. */
 struct config_cx {
@@ -521,20 +553,25 @@ config_number(const char *text, uint64_t *out)
 	return 0;
 }
 
-/* A count of something: a whole number from 1 to max. */
+/* A count of something: a whole number from 1 to bound->max. */
 static int
 config_count(struct config_cx *cx, yaml_node_t *node, const char *kpath,
-	     uint64_t max, uint64_t *out)
+	     const struct config_bound *bound, uint64_t *out)
 {
 	const char *text = config_scalar(cx, node, kpath);
 	struct config_mark at = config_mark_of(node);
 
 	if (text == NULL)
 		return -1;
-	if (config_number(text, out) < 0 || *out > max) {
+	if (config_number(text, out) < 0) {
 		config_error(cx, &at, kpath,
 			     "expected a whole number from 1 to %llu, found \"%s\"",
-			     (unsigned long long)max, text);
+			     (unsigned long long)bound->max, text);
+		return -1;
+	}
+	if (*out > bound->max) {
+		config_error(cx, &at, kpath, "%s is too many: at most %llu (%s)", text,
+			     (unsigned long long)bound->max, bound->why);
 		return -1;
 	}
 	if (*out == 0) {
@@ -545,39 +582,43 @@ config_count(struct config_cx *cx, yaml_node_t *node, const char *kpath,
 }
 
 static int
-config_parse_uint(struct config_cx *cx, yaml_node_t *node, const char *kpath,
-		  void *field)
+config_count_uint(struct config_cx *cx, yaml_node_t *node, const char *kpath,
+		  const struct config_bound *bound, unsigned *dst)
 {
-	unsigned *dst = field;
 	uint64_t v;
 
-	if (config_count(cx, node, kpath, UINT_MAX, &v) < 0)
+	if (config_count(cx, node, kpath, bound, &v) < 0)
 		return -1;
-	*dst = (unsigned)v;
+	*dst = (unsigned)v;   /* every bound fits an unsigned */
 	return 0;
 }
 
-/* OpenSSL's own limit is 100; 5 intermediates is already a deep PKI. */
+static int
+config_parse_backend_conns(struct config_cx *cx, yaml_node_t *node, const char *kpath,
+			   void *field)
+{
+	return config_count_uint(cx, node, kpath, &config_max_backend_conns, field);
+}
+
+static int
+config_parse_max_pending(struct config_cx *cx, yaml_node_t *node, const char *kpath,
+			 void *field)
+{
+	return config_count_uint(cx, node, kpath, &config_max_pending, field);
+}
+
 static int
 config_parse_verify_depth(struct config_cx *cx, yaml_node_t *node, const char *kpath,
 			  void *field)
 {
-	unsigned *dst = field;
-	uint64_t v;
-
-	if (config_count(cx, node, kpath, CONFIG_MAX_VERIFY_DEPTH, &v) < 0)
-		return -1;
-	*dst = (unsigned)v;
-	return 0;
+	return config_count_uint(cx, node, kpath, &config_max_verify_depth, field);
 }
 
 static int
-config_parse_u64(struct config_cx *cx, yaml_node_t *node, const char *kpath,
-		 void *field)
+config_parse_max_clients(struct config_cx *cx, yaml_node_t *node, const char *kpath,
+			 void *field)
 {
-	uint64_t *dst = field;
-
-	return config_count(cx, node, kpath, UINT64_MAX, dst);
+	return config_count(cx, node, kpath, &config_max_clients, field);
 }
 
 static int
@@ -740,10 +781,7 @@ config_parse_workers(struct config_cx *cx, yaml_node_t *node, const char *kpath,
 			     (const char *)node->data.scalar.value);
 		return -1;
 	}
-	if (config_count(cx, node, kpath, CONFIG_MAX_WORKERS, &v) < 0)
-		return -1;
-	*dst = (unsigned)v;
-	return 0;
+	return config_count_uint(cx, node, kpath, &config_max_workers, dst);
 }
 
 /* ---- addresses --------------------------------------------------------- */
@@ -1129,11 +1167,11 @@ config_parse_servers(struct config_cx *cx, yaml_node_t *node, const char *kpath,
 
 static const struct config_key config_backend_keys[] = {
 	{ "servers", config_parse_servers, 0, true },
-	{ "connections", config_parse_uint, offsetof(struct config_backend, connections), false },
+	{ "connections", config_parse_backend_conns, offsetof(struct config_backend, connections), false },
 	{ "connect_timeout", config_parse_duration, offsetof(struct config_backend, connect_timeout_ms), false },
 	{ "queue_timeout", config_parse_duration, offsetof(struct config_backend, queue_timeout_ms), false },
 	{ "request_timeout", config_parse_duration, offsetof(struct config_backend, request_timeout_ms), false },
-	{ "max_pending", config_parse_uint, offsetof(struct config_backend, max_pending), false },
+	{ "max_pending", config_parse_max_pending, offsetof(struct config_backend, max_pending), false },
 	{ NULL, NULL, 0, false },
 };
 
@@ -1256,7 +1294,7 @@ config_parse_backends(struct config_cx *cx, yaml_node_t *node, const char *kpath
 }
 
 static const struct config_key config_limits_keys[] = {
-	{ "max_connections", config_parse_u64, offsetof(struct config_limits, max_connections), false },
+	{ "max_connections", config_parse_max_clients, offsetof(struct config_limits, max_connections), false },
 	{ "max_frame_size", config_parse_size, offsetof(struct config_limits, max_frame_size), false },
 	{ "client_buffer", config_parse_size, offsetof(struct config_limits, client_buffer), false },
 	{ "handshake_timeout", config_parse_duration, offsetof(struct config_limits, handshake_timeout_ms), false },
@@ -1773,7 +1811,7 @@ config_workers(const struct config *cfg)
 	n = sysconf(_SC_NPROCESSORS_ONLN);
 	if (n < 1)
 		return 1;
-	return n > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : (unsigned)n;
+	return (uint64_t)n > config_max_workers.max ? (unsigned)config_max_workers.max : (unsigned)n;
 }
 
 /* Every key of docs/CONFIG.md is implemented; a key accepted ahead of its

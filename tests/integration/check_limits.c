@@ -18,10 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/capability.h>
 
 #include "../fixture.h"
 #include "../harness.h"
@@ -1592,9 +1594,30 @@ START_TEST(test_out_of_descriptors)
 }
 END_TEST
 
-/* A max_connections no descriptor limit can serve (past the kernel's
- * nr_open, so even root cannot raise it): sluice refuses to start, saying
- * what it needs, rather than failing later with clients connected. */
+/* ---- the descriptor limit -------------------------------------------------- */
+
+/* Gives this test's process, and so every sluice it starts, the limit
+ * soft/hard for good: Check runs each test in a process of its own, so
+ * nothing else inherits it. What it starts also loses CAP_SYS_RESOURCE,
+ * with which root could raise the hard limit again. */
+static void
+limit_nofile(rlim_t soft, rlim_t hard)
+{
+	const char *fork_mode = getenv("CK_FORK");
+	struct rlimit lim = { .rlim_cur = soft, .rlim_max = hard };
+
+	ck_assert_msg(fork_mode == NULL || strcmp(fork_mode, "no") != 0,
+		      "lowering the hard descriptor limit needs a process per test (CK_FORK)");
+	/* EPERM: no CAP_SETPCAP, so not root, so no raising the hard limit either. */
+	if (prctl(PR_CAPBSET_DROP, CAP_SYS_RESOURCE, 0, 0, 0) < 0)
+		ck_assert_int_eq(errno, EPERM);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
+}
+
+/* A max_connections the hard descriptor limit cannot serve: sluice
+ * refuses to start, saying what it needs, rather than failing later with
+ * clients connected. 1000 clients, 1 worker x 1 server x 2 connections
+ * and 64 of its own make 1066. */
 START_TEST(test_nofile_limit_refused)
 {
 	char dir[PATH_MAX], conf[PATH_MAX + 32], log[PATH_MAX + 32];
@@ -1612,15 +1635,17 @@ START_TEST(test_nofile_limit_refused)
 		"workers: 1\nlisten:\n  - address: 127.0.0.1:%u\n    backend: b\n    tls:\n      certificates:\n"
 		"        - cert: server.crt\n          key: server.key\n"
 		"backends:\n  b:\n    servers:\n      - address: 127.0.0.1:%u\n    connections: 2\n"
-		"limits:\n  max_connections: 2000000000\n",
+		"limits:\n  max_connections: 1000\n",
 		harness_free_port(), harness_free_port()), 0);
 	ck_assert_int_eq(harness_write_file(conf, yaml), 0);
 	free(yaml);
+	limit_nofile(200, 200);
 	memset(&p, 0, sizeof(p));
 	ck_assert_int_eq(harness_spawn(&p, log, argv), 0);
 	ck_assert_int_eq(harness_wait_exit(&p, T_EXIT_MS, &status), 0);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "exit status 0x%x", status);
-	ck_assert_int_eq(harness_count_log(log, "needs 2000000066 file descriptors"), 1);
+	ck_assert_int_eq(harness_count_log(log, "limits.max_connections 1000 needs 1066 file "
+					   "descriptors, but the hard limit is 200"), 1);
 	harness_rmdir(dir);
 }
 END_TEST

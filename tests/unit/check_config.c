@@ -335,8 +335,8 @@ static const struct error_row error_rows[] = {
 	{ VALID "limits:\n  max_frame_size: 8MiB\n", "t.yaml:13:19: limits.max_frame_size: 8MiB is larger than client_buffer (4MiB by default)", NULL },
 	/* counts */
 	{ VALID "    connections: 0\n", "t.yaml:12:18: backends.app.connections: must be at least 1", NULL },
-	{ VALID "    max_pending: -5\n", "t.yaml:12:18: backends.app.max_pending: expected a whole number from 1 to 4294967295, found \"-5\"", NULL },
-	{ VALID "    max_pending: 4294967296\n", "backends.app.max_pending: expected a whole number from 1 to 4294967295", NULL },
+	{ VALID "    max_pending: -5\n", "t.yaml:12:18: backends.app.max_pending: expected a whole number from 1 to 1048576, found \"-5\"", NULL },
+	{ VALID "    max_pending: 99999999999999999999\n", "t.yaml:12:18: backends.app.max_pending: expected a whole number from 1 to 1048576, found", NULL },
 	{ VALID "limits:\n  max_connections: 1e4\n", "t.yaml:13:20: limits.max_connections: expected a whole number", NULL },
 	{ VALID "workers: 0\n", "t.yaml:12:10: workers: must be at least 1", NULL },
 	{ VALID "workers: many\n", "t.yaml:12:10: workers: expected auto or a number of threads, found \"many\"", NULL },
@@ -344,7 +344,13 @@ static const struct error_row error_rows[] = {
 	 * with a line break, stay on their one error line, escaped. */
 	{ VALID "workers: 7\n\n 7\n", "t.yaml:12:10: workers: expected auto or a number of threads, found \"7\\n7\"", NULL },
 	{ VALID "\"a\\nb\": 1\n", "t.yaml:12:1: a\\nb: unknown key", NULL },
-	{ VALID "workers: 5000\n", "t.yaml:12:10: workers: expected a whole number from 1 to 1024", NULL },
+	/* upper bounds: one past each, and what it says */
+	{ VALID "workers: 257\n", "t.yaml:12:10: workers: 257 is too many: at most 256 (more threads than CPUs only contend", NULL },
+	{ VALID "    connections: 1025\n", "t.yaml:12:18: backends.app.connections: 1025 is too many: at most 1024 (per server and per worker", NULL },
+	{ VALID "    max_pending: 1048577\n", "t.yaml:12:18: backends.app.max_pending: 1048577 is too many: at most 1048576 (requests queued that long", NULL },
+	{ VALID "    max_pending: 4294967296\n", "t.yaml:12:18: backends.app.max_pending: 4294967296 is too many: at most 1048576", NULL },
+	{ VALID "limits:\n  max_connections: 1000001\n", "t.yaml:13:20: limits.max_connections: 1000001 is too many: at most 1000000 (each client needs a file descriptor", NULL },
+	{ VALID "limits:\n  max_connections: 2000000000\n", "t.yaml:13:20: limits.max_connections: 2000000000 is too many: at most 1000000", NULL },
 	/* addresses */
 	{ "listen:\n  - address: example.com:8443\n    backend: app\n" LTLS BACK, "t.yaml:2:14: listen[0].address: invalid address \"example.com:8443\": not a numeric IPv4 address", NULL },
 	{ "listen:\n  - address: 127.0.0.1:0\n    backend: app\n" LTLS BACK, "t.yaml:2:14: listen[0].address: invalid address \"127.0.0.1:0\": port must be a number from 1 to 65535", NULL },
@@ -362,7 +368,7 @@ static const struct error_row error_rows[] = {
 	{ LHEAD LTLS "      session_tickets: yes\n" BACK, "t.yaml:8:24: listen[0].tls.session_tickets: expected true or false, found \"yes\"", NULL },
 	{ LHEAD LTLS "      sni_required: 1\n" BACK, "listen[0].tls.sni_required: expected true or false", NULL },
 	{ LHEAD LTLS "      client_ca: good.crt\n      verify_depth: 0\n" BACK, "t.yaml:9:21: listen[0].tls.verify_depth: must be at least 1", NULL },
-	{ LHEAD LTLS "      client_ca: good.crt\n      verify_depth: 101\n" BACK, "t.yaml:9:21: listen[0].tls.verify_depth: expected a whole number from 1 to 100, found \"101\"", NULL },
+	{ LHEAD LTLS "      client_ca: good.crt\n      verify_depth: 101\n" BACK, "t.yaml:9:21: listen[0].tls.verify_depth: 101 is too many: at most 100 (OpenSSL's own limit)", NULL },
 	{ LHEAD LTLS "      client_ca: good.crt\n      verify_depth: deep\n" BACK, "t.yaml:9:21: listen[0].tls.verify_depth: expected a whole number from 1 to 100, found \"deep\"", NULL },
 	/* strings */
 	{ "listen:\n  - address: 127.0.0.1:8443\n    backend: \"\"\n" LTLS BACK, "t.yaml:3:14: listen[0].backend: must not be empty", NULL },
@@ -826,6 +832,23 @@ START_TEST(test_limits_edges)
 }
 END_TEST
 
+/* Each count's upper bound itself is accepted (one past it is an error
+ * row). */
+START_TEST(test_count_bounds)
+{
+	struct config *cfg = load_ok("workers: 256\n" VALID "    connections: 1024\n"
+				     "    max_pending: 1048576\n"
+				     "limits:\n  max_connections: 1000000\n");
+
+	ck_assert_uint_eq(cfg->workers, 256);
+	ck_assert_uint_eq(config_workers(cfg), 256);
+	ck_assert_uint_eq(cfg->backends[0].connections, 1024);
+	ck_assert_uint_eq(cfg->backends[0].max_pending, 1048576);
+	ck_assert_uint_eq(cfg->limits.max_connections, 1000000);
+	config_unref(cfg);
+}
+END_TEST
+
 /* Relative paths follow the file, however it was named. */
 START_TEST(test_relative_paths)
 {
@@ -882,7 +905,8 @@ START_TEST(test_workers_auto)
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
 	ck_assert_uint_eq(cfg->workers, 0);
-	ck_assert_uint_eq(config_workers(cfg), cpus < 1 ? 1 : (unsigned)cpus);
+	/* one per CPU, but never past the bound on workers: */
+	ck_assert_uint_eq(config_workers(cfg), cpus < 1 ? 1 : cpus > 256 ? 256 : (unsigned)cpus);
 	ck_assert_uint_ge(config_workers(cfg), 1);
 	config_unref(cfg);
 }
@@ -1203,6 +1227,7 @@ config_suite(void)
 	tcase_add_test(tc, test_every_key_changes_its_field);
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_limits_edges);
+	tcase_add_test(tc, test_count_bounds);
 	tcase_add_test(tc, test_relative_paths);
 	tcase_add_test(tc, test_workers_auto);
 	tcase_add_test(tc, test_user_without_group);
