@@ -1650,6 +1650,114 @@ START_TEST(test_nofile_limit_refused)
 }
 END_TEST
 
+/* The soft "Max open files" of /proc/PID/limits. */
+static long
+proc_nofile_soft(pid_t pid)
+{
+	static const char key[] = "Max open files";
+	char path[64], line[256];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+	f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+	while (v < 0 && fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, key, sizeof(key) - 1) == 0)
+			v = strtol(line + sizeof(key) - 1, NULL, 10);
+	}
+	fclose(f);
+	ck_assert_msg(v > 0, "no '%s' in %s", key, path);
+	return v;
+}
+
+/* Polls until needle occurs n times in sluice's log, during a reload. */
+static void
+fx_wait_log_count(struct fixture *fx, const char *needle, int n)
+{
+	int64_t deadline = fixture_mono_ms() + T_IO_MS;
+
+	while (harness_count_log(fx->log, needle) < n && fixture_mono_ms() < deadline) {
+		ck_assert_msg(harness_alive(&fx->sluice), "sluice died; see %s", fx->log);
+		usleep(10 * 1000);
+	}
+	ck_assert_msg(harness_count_log(fx->log, needle) == n, "'%s' not logged %d times in %s",
+		      needle, n, fx->log);
+}
+
+/* Started with a soft limit below what the file needs and a hard limit
+ * above it, sluice raises its soft limit to exactly that: 1000 clients,
+ * 1 worker x 1 server x 2 connections and 64 of its own make 1066. */
+START_TEST(test_nofile_raised_at_start)
+{
+	struct fixture fx;
+	struct fixture_opts o = { .limits = "  max_connections: 1000\n", .level = "info" };
+	struct rlimit lim, low;
+	struct harness_tls *t;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &lim), 0);
+	ck_assert_msg(lim.rlim_max == RLIM_INFINITY || lim.rlim_max >= 1066,
+		      "the hard descriptor limit (%llu) is below the 1066 this test needs",
+		      (unsigned long long)lim.rlim_max);
+	low = lim;
+	low.rlim_cur = 128;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	fixture_up(&fx, &o);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	ck_assert_int_eq(proc_nofile_soft(fx.sluice.pid), 1066);
+	ck_assert_int_eq(harness_count_log(fx.log, "file descriptor limit raised to 1066 "
+					   "for max_connections 1000"), 1);
+	t = fixture_connect(&fx);
+	fixture_round_trip(t, "with the raised limit");
+	harness_tls_close(t);
+	fixture_down(&fx);
+}
+END_TEST
+
+/* A reload re-checks the descriptor limit (SPEC §6: an unusable file
+ * leaves the running configuration in force). Soft 200, hard 400: 100
+ * clients need 166 and start as they are; 300 need 366, within the hard
+ * limit, so the reload raises the soft limit and applies; 1000 need
+ * 1066, past it: that reload is rejected, counted as a failed reload,
+ * and clients old and new go on being served. */
+START_TEST(test_nofile_reload)
+{
+	struct fixture fx;
+	struct fixture_opts o = { .admin = 1, .level = "info", .limits = "  max_connections: 100\n" };
+	struct harness_tls *old, *t;
+
+	limit_nofile(200, 400);
+	fixture_up(&fx, &o);
+	ck_assert_int_eq(proc_nofile_soft(fx.sluice.pid), 200);
+	old = fixture_connect(&fx);
+	fixture_round_trip(old, "before");
+
+	o.limits = "  max_connections: 300\n";
+	fixture_write_config(&fx, &o);
+	ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
+	fx_wait_log_count(&fx, "configuration reloaded", 1);
+	ck_assert_int_eq(harness_count_log(fx.log, "file descriptor limit raised to 366"), 1);
+	ck_assert_int_eq(proc_nofile_soft(fx.sluice.pid), 366);
+
+	o.limits = "  max_connections: 1000\n";
+	fixture_write_config(&fx, &o);
+	ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
+	fx_wait_log_count(&fx, "reload rejected: the file descriptor limit is too low for it", 1);
+	ck_assert_int_eq(harness_count_log(fx.log, "limits.max_connections 1000 needs 1066 file "
+					   "descriptors, but the hard limit is 400"), 1);
+	ck_assert_int_eq(harness_count_log(fx.log, "configuration reloaded"), 1);
+	ck_assert_int_eq(proc_nofile_soft(fx.sluice.pid), 366);
+	ck_assert_int_eq((int)fixture_metric(&fx, "sluice_reloads_total{result=\"failure\"}"), 1);
+	ck_assert_int_eq((int)fixture_metric(&fx, "sluice_reloads_total{result=\"success\"}"), 1);
+	fixture_round_trip(old, "after the rejected reload");
+	t = fixture_connect(&fx);
+	fixture_round_trip(t, "new after the rejected reload");
+	harness_tls_close(t);
+	harness_tls_close(old);
+	fixture_down(&fx);
+}
+END_TEST
+
 static Suite *
 limits_suite(void)
 {
@@ -1669,6 +1777,8 @@ limits_suite(void)
 	tcase_add_test(lim, test_max_connections);
 	tcase_add_test(lim, test_out_of_descriptors);
 	tcase_add_test(lim, test_nofile_limit_refused);
+	tcase_add_test(lim, test_nofile_raised_at_start);
+	tcase_add_test(lim, test_nofile_reload);
 	tcase_add_test(lim, test_connect_timeout);
 	tcase_add_test(lim, test_handshake_timeout);
 	tcase_add_test(lim, test_idle_quit_answered);
