@@ -1765,6 +1765,7 @@ limits_suite(void)
 	TCase *bp = tcase_create("backpressure");
 	TCase *lim = tcase_create("limits");
 	TCase *faults = tcase_create("faults");
+	TCase *nofile = tcase_create("nofile");
 
 	tcase_set_timeout(bp, 170);
 	tcase_add_test(bp, test_stalled_backend_flood);
@@ -1776,9 +1777,6 @@ limits_suite(void)
 	tcase_set_timeout(lim, 60);
 	tcase_add_test(lim, test_max_connections);
 	tcase_add_test(lim, test_out_of_descriptors);
-	tcase_add_test(lim, test_nofile_limit_refused);
-	tcase_add_test(lim, test_nofile_raised_at_start);
-	tcase_add_test(lim, test_nofile_reload);
 	tcase_add_test(lim, test_connect_timeout);
 	tcase_add_test(lim, test_handshake_timeout);
 	tcase_add_test(lim, test_idle_quit_answered);
@@ -1788,6 +1786,13 @@ limits_suite(void)
 	tcase_add_loop_test(lim, test_abusive_prefix, 0,
 			    (int)(sizeof(abusive_prefixes) / sizeof(abusive_prefixes[0])));
 	suite_add_tcase(s, lim);
+
+	/* Apart: each test lowers its own descriptor limit for good. */
+	tcase_set_timeout(nofile, 60);
+	tcase_add_test(nofile, test_nofile_limit_refused);
+	tcase_add_test(nofile, test_nofile_raised_at_start);
+	tcase_add_test(nofile, test_nofile_reload);
+	suite_add_tcase(s, nofile);
 
 	tcase_set_timeout(faults, 90);
 	tcase_add_test(faults, test_request_timeout);
