@@ -969,6 +969,54 @@ config_parse_alpn(struct config_cx *cx, yaml_node_t *node, const char *kpath,
 	return 0;
 }
 
+/* ---- where TLS problems point ------------------------------------------- */
+
+/* The key a problem found while building a listener's TLS context names
+ * (tls.h), and where its value's mark is kept: in the certificates[] entry
+ * or in the tls: section. */
+struct config_tls_where {
+	const char *name;         /* NULL: the entry or section as a whole */
+	bool in_cert;
+	size_t mark;              /* offset in struct config_cert or config_tls */
+};
+
+static const struct config_tls_where config_tls_where[TLS_KEY_COUNT] = {
+	[TLS_KEY_NONE] = { NULL, false, 0 },
+	[TLS_KEY_CERT] = { "cert", true, offsetof(struct config_cert, cert_mark) },
+	[TLS_KEY_KEY] = { "key", true, offsetof(struct config_cert, key_mark) },
+	[TLS_KEY_OCSP] = { "ocsp", true, offsetof(struct config_cert, ocsp_mark) },
+	[TLS_KEY_CIPHERS] = { "ciphers", false, offsetof(struct config_tls, ciphers_mark) },
+	[TLS_KEY_CIPHERSUITES] = { "ciphersuites", false, offsetof(struct config_tls, ciphersuites_mark) },
+	[TLS_KEY_ALPN] = { "alpn", false, offsetof(struct config_tls, alpn_mark) },
+	[TLS_KEY_CLIENT_CA] = { "client_ca", false, offsetof(struct config_tls, client_ca_mark) },
+	[TLS_KEY_CRL] = { "crl", false, offsetof(struct config_tls, crl_mark) },
+	[TLS_KEY_TICKET_KEYS] = { "ticket_keys", false, offsetof(struct config_tls, ticket_keys_mark) },
+};
+
+static struct config_mark *
+config_tls_mark(void *owner, const struct config_tls_where *w)
+{
+	return (struct config_mark *)((char *)owner + w->mark);
+}
+
+/* Keeps where the values of a certificates[] entry (in_cert) or of a tls:
+ * section were written, for config_tls_report. */
+static void
+config_keep_tls_marks(void *owner, bool in_cert, const struct config_seen *seen,
+		      const struct config_key *keys)
+{
+	for (size_t k = 0; k < TLS_KEY_COUNT; k++) {
+		const struct config_tls_where *w = &config_tls_where[k];
+		const struct config_mark *at;
+
+		if (w->name == NULL || w->in_cert != in_cert)
+			continue;
+		at = config_seen_at(seen, keys, w->name);
+		if (at != NULL)
+			*config_tls_mark(owner, w) = *at;
+	}
+}
+
 /* ---- sections ------------------------------------------------------------ */
 
 static const struct config_key config_cert_keys[] = {
@@ -997,7 +1045,8 @@ config_parse_certificates(struct config_cx *cx, yaml_node_t *node, const char *k
 
 		config_pathf(ipath, sizeof(ipath), "%s[%zu]", kpath, i);
 		tls->certs[i].mark = config_mark_of(item);
-		config_walk(cx, item, ipath, config_cert_keys, &tls->certs[i], &seen);
+		if (config_walk(cx, item, ipath, config_cert_keys, &tls->certs[i], &seen) == 0)
+			config_keep_tls_marks(&tls->certs[i], true, &seen, config_cert_keys);
 	}
 	return 0;
 }
@@ -1073,8 +1122,10 @@ config_parse_tls(struct config_cx *cx, yaml_node_t *node, const char *kpath,
 	unsigned before = cx->n_errors;
 
 	tls->mark = config_mark_of(node);
-	if (config_walk(cx, node, kpath, config_tls_keys, tls, &seen) == 0)
+	if (config_walk(cx, node, kpath, config_tls_keys, tls, &seen) == 0) {
+		config_keep_tls_marks(tls, false, &seen, config_tls_keys);
 		config_check_tls(cx, tls, kpath, &seen);
+	}
 	/* A half-parsed section (a NULL in the ALPN list, a default where a
 	 * value was refused) must not reach OpenSSL. */
 	cx->tls_failed = cx->n_errors != before;
@@ -1486,28 +1537,39 @@ config_check_addresses(struct config_cx *cx, struct config *cfg)
 
 /* ---- certificates ----------------------------------------------------------- */
 
-/* Where tls_ctx_build's problems go: a certificate's own entry, or the
- * tls: mapping for what concerns the whole section. */
+/* Where tls_ctx_build's problems go: the key they name, at its value
+ * (listen[0].tls.certificates[1].key, listen[0].tls.ciphers); or, for
+ * what concerns no one key, the certificates[] entry or the tls: mapping. */
 struct config_tls_report {
 	struct config_cx *cx;
-	const struct config_tls *tls;
+	struct config_tls *tls;
 	size_t listener;
 };
 
 static void
-config_tls_report(void *arg, long cert, const char *message)
+config_tls_report(void *arg, long cert, enum tls_key key, const char *message)
 {
 	struct config_tls_report *r = arg;
-	char kpath[CONFIG_KPATH];
+	bool in_cert = cert >= 0 && (size_t)cert < r->tls->n_certs;
+	void *owner = in_cert ? (void *)&r->tls->certs[cert] : (void *)r->tls;
+	const struct config_mark *at = in_cert ? &r->tls->certs[cert].mark : &r->tls->mark;
+	const struct config_tls_where *w = NULL;
+	char base[CONFIG_KPATH], kpath[CONFIG_KPATH];
 
-	if (cert >= 0 && (size_t)cert < r->tls->n_certs) {
-		config_pathf(kpath, sizeof(kpath), "listen[%zu].tls.certificates[%ld]",
-			     r->listener, cert);
-		config_error(r->cx, &r->tls->certs[cert].mark, kpath, "%s", message);
-	} else {
-		config_pathf(kpath, sizeof(kpath), "listen[%zu].tls", r->listener);
-		config_error(r->cx, &r->tls->mark, kpath, "%s", message);
+	if (in_cert)
+		config_pathf(base, sizeof(base), "listen[%zu].tls.certificates[%ld]", r->listener, cert);
+	else
+		config_pathf(base, sizeof(base), "listen[%zu].tls", r->listener);
+	config_pathf(kpath, sizeof(kpath), "%s", base);
+	if ((unsigned)key < TLS_KEY_COUNT)
+		w = &config_tls_where[key];
+	/* A default value (no mark) has no line of its own: the entry's. */
+	if (w != NULL && w->name != NULL && w->in_cert == in_cert &&
+	    config_tls_mark(owner, w)->line != 0) {
+		config_child_path(kpath, sizeof(kpath), base, w->name);
+		at = config_tls_mark(owner, w);
 	}
+	config_error(r->cx, at, kpath, "%s", message);
 }
 
 /* Every certificate is loaded (a broken second or third one is reported

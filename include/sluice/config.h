@@ -56,7 +56,8 @@ struct config_cert {
 	char *cert;                    /* absolute or relative to the file's folder, resolved */
 	char *key;
 	char *ocsp;                    /* NULL when absent */
-	struct config_mark mark;
+	struct config_mark mark;       /* the entry */
+	struct config_mark cert_mark, key_mark, ocsp_mark; /* their values; 0:0 when absent */
 };
 
 struct config_tls {
@@ -76,6 +77,10 @@ struct config_tls {
 	bool session_tickets;          /* default true */
 	char *ticket_keys;
 	struct config_mark mark;       /* the tls: mapping */
+	/* Where the values that OpenSSL judges were written (0:0 when absent),
+	 * so that its complaints point at them. */
+	struct config_mark ciphers_mark, ciphersuites_mark, alpn_mark;
+	struct config_mark client_ca_mark, crl_mark, ticket_keys_mark;
 };
 
 struct config_listener {

@@ -390,23 +390,23 @@ static const struct error_row error_rows[] = {
 	{ LHEAD LTLS "      alpn_required: true\n" BACK, "t.yaml:8:22: listen[0].tls.alpn_required: needs alpn", NULL },
 	/* certificates and keys */
 	{ LHEAD "    tls:\n      certificates:\n        - cert: missing.crt\n          key: good.key\n" BACK,
-	  "t.yaml:6:11: listen[0].tls.certificates[0]: cannot load certificate chain from {dir}/missing.crt: No such file or directory", NULL },
+	  "t.yaml:6:17: listen[0].tls.certificates[0].cert: cannot load certificate chain from {dir}/missing.crt: No such file or directory", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: good.crt\n          key: missing.key\n" BACK,
-	  "t.yaml:6:11: listen[0].tls.certificates[0]: cannot load private key from {dir}/missing.key: No such file or directory", NULL },
+	  "t.yaml:7:16: listen[0].tls.certificates[0].key: cannot load private key from {dir}/missing.key: No such file or directory", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: good.crt\n          key: other.key\n" BACK,
-	  "t.yaml:6:11: listen[0].tls.certificates[0]: private key {dir}/other.key does not match certificate {dir}/good.crt", NULL },
+	  "t.yaml:7:16: listen[0].tls.certificates[0].key: private key {dir}/other.key does not match certificate {dir}/good.crt", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: good.crt\n          key: rsa.key\n" BACK,
-	  "t.yaml:6:11: listen[0].tls.certificates[0]: private key {dir}/rsa.key does not match certificate {dir}/good.crt", NULL },
+	  "t.yaml:7:16: listen[0].tls.certificates[0].key: private key {dir}/rsa.key does not match certificate {dir}/good.crt", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: garbage.pem\n          key: good.key\n" BACK,
-	  "t.yaml:6:11: listen[0].tls.certificates[0]: cannot load certificate chain from {dir}/garbage.pem: no start line", NULL },
+	  "t.yaml:6:17: listen[0].tls.certificates[0].cert: cannot load certificate chain from {dir}/garbage.pem: no start line", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: good.crt\n          key: garbage.pem\n" BACK,
-	  "t.yaml:6:11: listen[0].tls.certificates[0]: cannot load private key from {dir}/garbage.pem: ", NULL },
+	  "t.yaml:7:16: listen[0].tls.certificates[0].key: cannot load private key from {dir}/garbage.pem: ", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: good.key\n          key: good.key\n" BACK,
-	  "listen[0].tls.certificates[0]: cannot load certificate chain from {dir}/good.key: no start line", NULL },
+	  "t.yaml:6:17: listen[0].tls.certificates[0].cert: cannot load certificate chain from {dir}/good.key: no start line", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: {dir}\n          key: good.key\n" BACK,
-	  "listen[0].tls.certificates[0]: cannot load certificate chain from {dir}: ", NULL },
+	  "t.yaml:6:17: listen[0].tls.certificates[0].cert: cannot load certificate chain from {dir}: Is a directory", NULL },
 	{ LHEAD LTLS "        - cert: other.crt\n          key: good.key\n" BACK,
-	  "t.yaml:8:11: listen[0].tls.certificates[1]: private key {dir}/good.key does not match certificate {dir}/other.crt", NULL },
+	  "t.yaml:9:16: listen[0].tls.certificates[1].key: private key {dir}/good.key does not match certificate {dir}/other.crt", NULL },
 	{ LHEAD LTLS "          ocsp: missing.ocsp\n" BACK,
 	  "t.yaml:8:17: listen[0].tls.certificates[0].ocsp: cannot read {dir}/missing.ocsp: No such file or directory", NULL },
 	{ LHEAD LTLS "      crl: missing.pem\n" BACK, "t.yaml:8:12: listen[0].tls.crl: cannot read {dir}/missing.pem", NULL },
@@ -417,29 +417,49 @@ static const struct error_row error_rows[] = {
 	{ LHEAD LTLS "      ticket_keys: dupkeys\n" BACK, "t.yaml:8:20: listen[0].tls.ticket_keys: {dir}/dupkeys:2: the key name repeats the key of line 1", NULL },
 	{ LHEAD LTLS "      ticket_keys: good.crt\n" BACK, "t.yaml:8:20: listen[0].tls.ticket_keys: {dir}/good.crt:1: expected one base64 key of 80 bytes", NULL },
 	/* CRLs and client CAs */
-	{ LHEAD LTLS "      client_ca: good.crt\n      crl: good.crt\n" BACK, "t.yaml:5:7: listen[0].tls: cannot load crl {dir}/good.crt: no CRL in it", NULL },
-	{ LHEAD LTLS "      client_ca: client.crl\n" BACK, "t.yaml:5:7: listen[0].tls: cannot load client_ca {dir}/client.crl: no certificate in it", NULL },
+	{ LHEAD LTLS "      client_ca: good.crt\n      crl: good.crt\n" BACK, "t.yaml:9:12: listen[0].tls.crl: cannot load CRL file {dir}/good.crt: no CRL in it", NULL },
+	{ LHEAD LTLS "      client_ca: client.crl\n" BACK, "t.yaml:8:18: listen[0].tls.client_ca: cannot load client CA file {dir}/client.crl: no certificate in it", NULL },
 	/* OCSP responses, checked against their certificate */
-	{ LHEAD LTLS "          ocsp: garbage.pem\n" BACK, "t.yaml:6:11: listen[0].tls.certificates[0]: OCSP response {dir}/garbage.pem is not a DER OCSP response", NULL },
-	{ LHEAD LTLS "          ocsp: leaf.ocsp\n" BACK, "t.yaml:6:11: listen[0].tls.certificates[0]: OCSP response {dir}/leaf.ocsp is not about this certificate", NULL },
+	{ LHEAD LTLS "          ocsp: garbage.pem\n" BACK, "t.yaml:8:17: listen[0].tls.certificates[0].ocsp: OCSP response {dir}/garbage.pem is not a DER OCSP response", NULL },
+	{ LHEAD LTLS "          ocsp: leaf.ocsp\n" BACK, "t.yaml:8:17: listen[0].tls.certificates[0].ocsp: OCSP response {dir}/leaf.ocsp is not about this certificate", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: leaf.crt\n          key: leaf.key\n          ocsp: leaf.ocsp\n" BACK,
-	  "t.yaml:6:11: listen[0].tls.certificates[0]: OCSP response {dir}/leaf.ocsp cannot be checked: the certificate's issuer is not in its chain file", NULL },
+	  "t.yaml:8:17: listen[0].tls.certificates[0].ocsp: OCSP response {dir}/leaf.ocsp cannot be checked: the certificate's issuer is not in its chain file", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: chained.crt\n          key: chained.key\n          ocsp: leaf.ocsp\n" BACK,
-	  "t.yaml:6:11: listen[0].tls.certificates[0]: OCSP response {dir}/leaf.ocsp is not about this certificate", NULL },
+	  "t.yaml:8:17: listen[0].tls.certificates[0].ocsp: OCSP response {dir}/leaf.ocsp is not about this certificate", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: chained.crt\n          key: chained.key\n          ocsp: revoked.ocsp\n" BACK,
-	  "listen[0].tls.certificates[0]: OCSP response {dir}/revoked.ocsp says the certificate is revoked", NULL },
+	  "t.yaml:8:17: listen[0].tls.certificates[0].ocsp: OCSP response {dir}/revoked.ocsp says the certificate is revoked", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: chained.crt\n          key: chained.key\n          ocsp: future.ocsp\n" BACK,
-	  "listen[0].tls.certificates[0]: OCSP response {dir}/future.ocsp has a thisUpdate in the future", NULL },
+	  "t.yaml:8:17: listen[0].tls.certificates[0].ocsp: OCSP response {dir}/future.ocsp has a thisUpdate in the future", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: chained.crt\n          key: chained.key\n          ocsp: forever.ocsp\n" BACK,
-	  "listen[0].tls.certificates[0]: OCSP response {dir}/forever.ocsp has no nextUpdate", NULL },
-	{ LHEAD LTLS "          ocsp: good.crt\n" BACK, "listen[0].tls.certificates[0]: OCSP response {dir}/good.crt is not a DER OCSP response", NULL },
+	  "t.yaml:8:17: listen[0].tls.certificates[0].ocsp: OCSP response {dir}/forever.ocsp has no nextUpdate", NULL },
+	{ LHEAD LTLS "          ocsp: good.crt\n" BACK, "t.yaml:8:17: listen[0].tls.certificates[0].ocsp: OCSP response {dir}/good.crt is not a DER OCSP response", NULL },
 	/* several certificates: one per key type and name set */
 	{ LHEAD LTLS "        - cert: good.crt\n          key: good.key\n" BACK,
-	  "t.yaml:8:11: listen[0].tls.certificates[1]: certificates[0] already serves the same names with a ECDSA key", NULL },
-	{ LHEAD LTLS "      client_ca: missing.pem\n" BACK, "t.yaml:5:7: listen[0].tls: cannot load client_ca {dir}/missing.pem: No such file or directory", NULL },
-	{ LHEAD LTLS "      client_ca: garbage.pem\n" BACK, "t.yaml:5:7: listen[0].tls: cannot load client_ca {dir}/garbage.pem", NULL },
-	{ LHEAD LTLS "      ciphers: NOPE\n" BACK, "t.yaml:5:7: listen[0].tls: invalid ciphers \"NOPE\": no cipher match", NULL },
-	{ LHEAD LTLS "      ciphersuites: TLS_NOPE\n" BACK, "t.yaml:5:7: listen[0].tls: invalid ciphersuites \"TLS_NOPE\"", NULL },
+	  "t.yaml:8:17: listen[0].tls.certificates[1].cert: certificates[0] already serves the same names with a ECDSA key", NULL },
+	{ LHEAD LTLS "      client_ca: missing.pem\n" BACK, "t.yaml:8:18: listen[0].tls.client_ca: cannot load client CA file {dir}/missing.pem: No such file or directory", NULL },
+	{ LHEAD LTLS "      client_ca: garbage.pem\n" BACK, "t.yaml:8:18: listen[0].tls.client_ca: cannot load client CA file {dir}/garbage.pem: no certificate in it", NULL },
+	{ LHEAD LTLS "      ciphers: NOPE\n" BACK, "t.yaml:8:16: listen[0].tls.ciphers: invalid cipher list \"NOPE\": no cipher match", NULL },
+	{ LHEAD LTLS "      ciphersuites: TLS_NOPE\n" BACK, "t.yaml:8:21: listen[0].tls.ciphersuites: invalid cipher suite list \"TLS_NOPE\": no cipher match", NULL },
+	/* TLS problems found together: each one at its own key */
+	{ LHEAD "    tls:\n      certificates:\n        - cert: missing.crt\n          key: missing.key\n" BACK,
+	  "t.yaml:6:17: listen[0].tls.certificates[0].cert: cannot load certificate chain from {dir}/missing.crt",
+	  "t.yaml:7:16: listen[0].tls.certificates[0].key: cannot load private key from {dir}/missing.key" },
+	{ LHEAD LTLS "      ciphers: NOPE\n      ciphersuites: TLS_NOPE\n" BACK,
+	  "t.yaml:8:16: listen[0].tls.ciphers: invalid cipher list \"NOPE\"",
+	  "t.yaml:9:21: listen[0].tls.ciphersuites: invalid cipher suite list \"TLS_NOPE\"" },
+	{ LHEAD "    tls:\n      certificates:\n        - cert: missing.crt\n          key: good.key\n      ciphers: NOPE\n" BACK,
+	  "t.yaml:6:17: listen[0].tls.certificates[0].cert: cannot load certificate chain from {dir}/missing.crt",
+	  "t.yaml:8:16: listen[0].tls.ciphers: invalid cipher list \"NOPE\"" },
+	{ LHEAD LTLS "      client_ca: missing.pem\n      crl: good.crt\n" BACK,
+	  "t.yaml:8:18: listen[0].tls.client_ca: cannot load client CA file {dir}/missing.pem",
+	  "t.yaml:9:12: listen[0].tls.crl: cannot load CRL file {dir}/good.crt: no CRL in it" },
+	{ LHEAD LTLS "        - cert: other.crt\n          key: good.key\n      client_ca: garbage.pem\n" BACK,
+	  "t.yaml:9:16: listen[0].tls.certificates[1].key: private key {dir}/good.key does not match certificate {dir}/other.crt",
+	  "t.yaml:10:18: listen[0].tls.client_ca: cannot load client CA file {dir}/garbage.pem" },
+	{ LHEAD "    tls:\n      certificates:\n        - cert: good.crt\n          key: good.key\n          ocsp: leaf.ocsp\n"
+	  "      ticket_keys: path\n      ciphersuites: TLS_NOPE\n" BACK,
+	  "t.yaml:8:17: listen[0].tls.certificates[0].ocsp: OCSP response {dir}/leaf.ocsp is not about this certificate",
+	  "t.yaml:10:21: listen[0].tls.ciphersuites: invalid cipher suite list \"TLS_NOPE\"" },
 	/* the file itself */
 	{ "listen: [\n", "t.yaml:2:1: syntax error: did not find expected node content (while parsing a flow node at line 2, column 1)", NULL },
 	{ "listen:\n\t- address: x\n", "t.yaml:2:1: syntax error: found character that cannot start any token", NULL },
@@ -488,6 +508,36 @@ START_TEST(test_multiple_errors)
 	     line = strtok_r(NULL, "\n", &save), n++)
 		ck_assert_msg(strncmp(line, tmpdir, strlen(tmpdir)) == 0, "line: %s", line);
 	ck_assert_uint_eq(n, 5);
+	free(errors);
+}
+END_TEST
+
+/* Every TLS problem of a listener at once, each once, each at the key
+ * that set the file or value concerned (not at the tls: section). */
+START_TEST(test_tls_every_error)
+{
+	char *errors = load_bad(LHEAD "    tls:\n      certificates:\n"
+				"        - cert: missing.crt\n"             /* 6 */
+				"          key: missing.key\n"              /* 7 */
+				"        - cert: good.crt\n"                /* 8 */
+				"          key: other.key\n"                /* 9 */
+				"        - cert: chained.crt\n"             /* 10 */
+				"          key: chained.key\n"
+				"          ocsp: revoked.ocsp\n"            /* 12 */
+				"      ciphers: NOPE\n"                     /* 13 */
+				"      ciphersuites: TLS_NOPE\n"
+				"      client_ca: client.crl\n"             /* 15 */
+				"      crl: good.crt\n" BACK);
+
+	assert_contains(errors, "t.yaml:6:17: listen[0].tls.certificates[0].cert: cannot load certificate chain from {dir}/missing.crt: No such file or directory");
+	assert_contains(errors, "t.yaml:7:16: listen[0].tls.certificates[0].key: cannot load private key from {dir}/missing.key: No such file or directory");
+	assert_contains(errors, "t.yaml:9:16: listen[0].tls.certificates[1].key: private key {dir}/other.key does not match certificate {dir}/good.crt");
+	assert_contains(errors, "t.yaml:12:17: listen[0].tls.certificates[2].ocsp: OCSP response {dir}/revoked.ocsp says the certificate is revoked");
+	assert_contains(errors, "t.yaml:13:16: listen[0].tls.ciphers: invalid cipher list \"NOPE\": no cipher match");
+	assert_contains(errors, "t.yaml:14:21: listen[0].tls.ciphersuites: invalid cipher suite list \"TLS_NOPE\": no cipher match");
+	assert_contains(errors, "t.yaml:15:18: listen[0].tls.client_ca: cannot load client CA file {dir}/client.crl: no certificate in it");
+	assert_contains(errors, "t.yaml:16:12: listen[0].tls.crl: cannot load CRL file {dir}/good.crt: no CRL in it");
+	ck_assert_msg(count_lines(errors) == 8, "expected 8 lines, got:\n%s", errors);
 	free(errors);
 }
 END_TEST
@@ -1217,6 +1267,7 @@ config_suite(void)
 	tcase_add_unchecked_fixture(tc, setup_files, teardown_files);
 	tcase_add_loop_test(tc, test_error_row, 0, N_ROWS);
 	tcase_add_test(tc, test_multiple_errors);
+	tcase_add_test(tc, test_tls_every_error);
 	tcase_add_test(tc, test_too_many_errors);
 	tcase_add_test(tc, test_unreadable_file);
 	suite_add_tcase(s, tc);
