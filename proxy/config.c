@@ -29,14 +29,46 @@
 #define CONFIG_MAX_ERRORS 50      /* past this, more lines help nobody */
 #define CONFIG_KPATH 512          /* "backends.NAME.servers[12].address" */
 #define CONFIG_LINE 8192          /* one error line: room for two long paths */
-#define CONFIG_MAX_WORKERS 1024
-#define CONFIG_MAX_VERIFY_DEPTH 100
 #define CONFIG_VERIFY_DEPTH 5
 /* Other modules turn durations into timevals and nanoseconds; a year keeps
  * every such conversion far from overflow and is longer than any sane
  * timeout. */
 #define CONFIG_MAX_DURATION_MS (UINT64_C(8760) * 3600 * 1000)
 #define CONFIG_MAX_FRAME UINT64_C(0xFFFFFFFF)
+
+/*
+ * Upper bounds of the counts (docs/CONFIG.md gives the reasons too). Far
+ * above any sane setting, they turn a typo (an extra digit or three) into
+ * an error at load rather than a daemon that tries to open a billion
+ * descriptors or threads.
+ */
+struct config_bound {
+	uint64_t max;
+	const char *why;          /* what makes more than max pointless */
+};
+
+/* 256 is more CPUs than nearly any host has. */
+static const struct config_bound config_max_workers = {
+	256, "more threads than CPUs only contend, and each opens its own backend connections",
+};
+/* With 256 workers, 262144 connections to one server: more than any
+ * backend accepts. */
+static const struct config_bound config_max_backend_conns = {
+	1024, "per server and per worker: workers multiply it",
+};
+/* Queued requests of one backend in one worker, each holding its frame. */
+static const struct config_bound config_max_pending = {
+	1048576, "requests queued that long would outlast any queue_timeout",
+};
+/* What is left of fs.nr_open leaves room for backends and listeners. */
+static const struct config_bound config_max_clients = {
+	1000000, "each client needs a file descriptor, and Linux allows a process "
+	"at most fs.nr_open, 1048576 by default",
+};
+/* 5 intermediates (the default) is already a deep PKI. */
+static const struct config_bound config_max_verify_depth = {
+	100, "OpenSSL's own limit",
+};
 
 /* Parse state for one config_load call. */
 struct config_cx {
@@ -521,20 +553,25 @@ config_number(const char *text, uint64_t *out)
 	return 0;
 }
 
-/* A count of something: a whole number from 1 to max. */
+/* A count of something: a whole number from 1 to bound->max. */
 static int
 config_count(struct config_cx *cx, yaml_node_t *node, const char *kpath,
-	     uint64_t max, uint64_t *out)
+	     const struct config_bound *bound, uint64_t *out)
 {
 	const char *text = config_scalar(cx, node, kpath);
 	struct config_mark at = config_mark_of(node);
 
 	if (text == NULL)
 		return -1;
-	if (config_number(text, out) < 0 || *out > max) {
+	if (config_number(text, out) < 0) {
 		config_error(cx, &at, kpath,
 			     "expected a whole number from 1 to %llu, found \"%s\"",
-			     (unsigned long long)max, text);
+			     (unsigned long long)bound->max, text);
+		return -1;
+	}
+	if (*out > bound->max) {
+		config_error(cx, &at, kpath, "%s is too many: at most %llu (%s)", text,
+			     (unsigned long long)bound->max, bound->why);
 		return -1;
 	}
 	if (*out == 0) {
@@ -545,39 +582,43 @@ config_count(struct config_cx *cx, yaml_node_t *node, const char *kpath,
 }
 
 static int
-config_parse_uint(struct config_cx *cx, yaml_node_t *node, const char *kpath,
-		  void *field)
+config_count_uint(struct config_cx *cx, yaml_node_t *node, const char *kpath,
+		  const struct config_bound *bound, unsigned *dst)
 {
-	unsigned *dst = field;
 	uint64_t v;
 
-	if (config_count(cx, node, kpath, UINT_MAX, &v) < 0)
+	if (config_count(cx, node, kpath, bound, &v) < 0)
 		return -1;
-	*dst = (unsigned)v;
+	*dst = (unsigned)v;   /* every bound fits an unsigned */
 	return 0;
 }
 
-/* OpenSSL's own limit is 100; 5 intermediates is already a deep PKI. */
+static int
+config_parse_backend_conns(struct config_cx *cx, yaml_node_t *node, const char *kpath,
+			   void *field)
+{
+	return config_count_uint(cx, node, kpath, &config_max_backend_conns, field);
+}
+
+static int
+config_parse_max_pending(struct config_cx *cx, yaml_node_t *node, const char *kpath,
+			 void *field)
+{
+	return config_count_uint(cx, node, kpath, &config_max_pending, field);
+}
+
 static int
 config_parse_verify_depth(struct config_cx *cx, yaml_node_t *node, const char *kpath,
 			  void *field)
 {
-	unsigned *dst = field;
-	uint64_t v;
-
-	if (config_count(cx, node, kpath, CONFIG_MAX_VERIFY_DEPTH, &v) < 0)
-		return -1;
-	*dst = (unsigned)v;
-	return 0;
+	return config_count_uint(cx, node, kpath, &config_max_verify_depth, field);
 }
 
 static int
-config_parse_u64(struct config_cx *cx, yaml_node_t *node, const char *kpath,
-		 void *field)
+config_parse_max_clients(struct config_cx *cx, yaml_node_t *node, const char *kpath,
+			 void *field)
 {
-	uint64_t *dst = field;
-
-	return config_count(cx, node, kpath, UINT64_MAX, dst);
+	return config_count(cx, node, kpath, &config_max_clients, field);
 }
 
 static int
@@ -740,10 +781,7 @@ config_parse_workers(struct config_cx *cx, yaml_node_t *node, const char *kpath,
 			     (const char *)node->data.scalar.value);
 		return -1;
 	}
-	if (config_count(cx, node, kpath, CONFIG_MAX_WORKERS, &v) < 0)
-		return -1;
-	*dst = (unsigned)v;
-	return 0;
+	return config_count_uint(cx, node, kpath, &config_max_workers, dst);
 }
 
 /* ---- addresses --------------------------------------------------------- */
@@ -931,6 +969,54 @@ config_parse_alpn(struct config_cx *cx, yaml_node_t *node, const char *kpath,
 	return 0;
 }
 
+/* ---- where TLS problems point ------------------------------------------- */
+
+/* The key a problem found while building a listener's TLS context names
+ * (tls.h), and where its value's mark is kept: in the certificates[] entry
+ * or in the tls: section. */
+struct config_tls_where {
+	const char *name;         /* NULL: the entry or section as a whole */
+	bool in_cert;
+	size_t mark;              /* offset in struct config_cert or config_tls */
+};
+
+static const struct config_tls_where config_tls_where[TLS_KEY_COUNT] = {
+	[TLS_KEY_NONE] = { NULL, false, 0 },
+	[TLS_KEY_CERT] = { "cert", true, offsetof(struct config_cert, cert_mark) },
+	[TLS_KEY_KEY] = { "key", true, offsetof(struct config_cert, key_mark) },
+	[TLS_KEY_OCSP] = { "ocsp", true, offsetof(struct config_cert, ocsp_mark) },
+	[TLS_KEY_CIPHERS] = { "ciphers", false, offsetof(struct config_tls, ciphers_mark) },
+	[TLS_KEY_CIPHERSUITES] = { "ciphersuites", false, offsetof(struct config_tls, ciphersuites_mark) },
+	[TLS_KEY_ALPN] = { "alpn", false, offsetof(struct config_tls, alpn_mark) },
+	[TLS_KEY_CLIENT_CA] = { "client_ca", false, offsetof(struct config_tls, client_ca_mark) },
+	[TLS_KEY_CRL] = { "crl", false, offsetof(struct config_tls, crl_mark) },
+	[TLS_KEY_TICKET_KEYS] = { "ticket_keys", false, offsetof(struct config_tls, ticket_keys_mark) },
+};
+
+static struct config_mark *
+config_tls_mark(void *owner, const struct config_tls_where *w)
+{
+	return (struct config_mark *)((char *)owner + w->mark);
+}
+
+/* Keeps where the values of a certificates[] entry (in_cert) or of a tls:
+ * section were written, for config_tls_report. */
+static void
+config_keep_tls_marks(void *owner, bool in_cert, const struct config_seen *seen,
+		      const struct config_key *keys)
+{
+	for (size_t k = 0; k < TLS_KEY_COUNT; k++) {
+		const struct config_tls_where *w = &config_tls_where[k];
+		const struct config_mark *at;
+
+		if (w->name == NULL || w->in_cert != in_cert)
+			continue;
+		at = config_seen_at(seen, keys, w->name);
+		if (at != NULL)
+			*config_tls_mark(owner, w) = *at;
+	}
+}
+
 /* ---- sections ------------------------------------------------------------ */
 
 static const struct config_key config_cert_keys[] = {
@@ -959,7 +1045,8 @@ config_parse_certificates(struct config_cx *cx, yaml_node_t *node, const char *k
 
 		config_pathf(ipath, sizeof(ipath), "%s[%zu]", kpath, i);
 		tls->certs[i].mark = config_mark_of(item);
-		config_walk(cx, item, ipath, config_cert_keys, &tls->certs[i], &seen);
+		if (config_walk(cx, item, ipath, config_cert_keys, &tls->certs[i], &seen) == 0)
+			config_keep_tls_marks(&tls->certs[i], true, &seen, config_cert_keys);
 	}
 	return 0;
 }
@@ -1035,8 +1122,10 @@ config_parse_tls(struct config_cx *cx, yaml_node_t *node, const char *kpath,
 	unsigned before = cx->n_errors;
 
 	tls->mark = config_mark_of(node);
-	if (config_walk(cx, node, kpath, config_tls_keys, tls, &seen) == 0)
+	if (config_walk(cx, node, kpath, config_tls_keys, tls, &seen) == 0) {
+		config_keep_tls_marks(tls, false, &seen, config_tls_keys);
 		config_check_tls(cx, tls, kpath, &seen);
+	}
 	/* A half-parsed section (a NULL in the ALPN list, a default where a
 	 * value was refused) must not reach OpenSSL. */
 	cx->tls_failed = cx->n_errors != before;
@@ -1129,11 +1218,11 @@ config_parse_servers(struct config_cx *cx, yaml_node_t *node, const char *kpath,
 
 static const struct config_key config_backend_keys[] = {
 	{ "servers", config_parse_servers, 0, true },
-	{ "connections", config_parse_uint, offsetof(struct config_backend, connections), false },
+	{ "connections", config_parse_backend_conns, offsetof(struct config_backend, connections), false },
 	{ "connect_timeout", config_parse_duration, offsetof(struct config_backend, connect_timeout_ms), false },
 	{ "queue_timeout", config_parse_duration, offsetof(struct config_backend, queue_timeout_ms), false },
 	{ "request_timeout", config_parse_duration, offsetof(struct config_backend, request_timeout_ms), false },
-	{ "max_pending", config_parse_uint, offsetof(struct config_backend, max_pending), false },
+	{ "max_pending", config_parse_max_pending, offsetof(struct config_backend, max_pending), false },
 	{ NULL, NULL, 0, false },
 };
 
@@ -1256,7 +1345,7 @@ config_parse_backends(struct config_cx *cx, yaml_node_t *node, const char *kpath
 }
 
 static const struct config_key config_limits_keys[] = {
-	{ "max_connections", config_parse_u64, offsetof(struct config_limits, max_connections), false },
+	{ "max_connections", config_parse_max_clients, offsetof(struct config_limits, max_connections), false },
 	{ "max_frame_size", config_parse_size, offsetof(struct config_limits, max_frame_size), false },
 	{ "client_buffer", config_parse_size, offsetof(struct config_limits, client_buffer), false },
 	{ "handshake_timeout", config_parse_duration, offsetof(struct config_limits, handshake_timeout_ms), false },
@@ -1389,6 +1478,21 @@ static const struct config_key config_top_keys[] = {
 
 /* ---- cross-section rules --------------------------------------------------- */
 
+/* group: alone would change only the group of a process that keeps
+ * running as root (process_drop_privileges keeps the uid it has): an
+ * operator who wrote it meant to give up root, so say it cannot be done
+ * that way instead of doing half of it. */
+static void
+config_check_identity(struct config_cx *cx, const struct config_seen *seen)
+{
+	const struct config_mark *group = config_seen_at(seen, config_top_keys, "group");
+
+	if (group == NULL || config_seen_at(seen, config_top_keys, "user") != NULL)
+		return;
+	config_error(cx, group, "group", "needs user: without it sluice would go on "
+		     "running as root with only its group changed");
+}
+
 static void
 config_resolve_backends(struct config_cx *cx, struct config *cfg)
 {
@@ -1433,28 +1537,39 @@ config_check_addresses(struct config_cx *cx, struct config *cfg)
 
 /* ---- certificates ----------------------------------------------------------- */
 
-/* Where tls_ctx_build's problems go: a certificate's own entry, or the
- * tls: mapping for what concerns the whole section. */
+/* Where tls_ctx_build's problems go: the key they name, at its value
+ * (listen[0].tls.certificates[1].key, listen[0].tls.ciphers); or, for
+ * what concerns no one key, the certificates[] entry or the tls: mapping. */
 struct config_tls_report {
 	struct config_cx *cx;
-	const struct config_tls *tls;
+	struct config_tls *tls;
 	size_t listener;
 };
 
 static void
-config_tls_report(void *arg, long cert, const char *message)
+config_tls_report(void *arg, long cert, enum tls_key key, const char *message)
 {
 	struct config_tls_report *r = arg;
-	char kpath[CONFIG_KPATH];
+	bool in_cert = cert >= 0 && (size_t)cert < r->tls->n_certs;
+	void *owner = in_cert ? (void *)&r->tls->certs[cert] : (void *)r->tls;
+	const struct config_mark *at = in_cert ? &r->tls->certs[cert].mark : &r->tls->mark;
+	const struct config_tls_where *w = NULL;
+	char base[CONFIG_KPATH], kpath[CONFIG_KPATH];
 
-	if (cert >= 0 && (size_t)cert < r->tls->n_certs) {
-		config_pathf(kpath, sizeof(kpath), "listen[%zu].tls.certificates[%ld]",
-			     r->listener, cert);
-		config_error(r->cx, &r->tls->certs[cert].mark, kpath, "%s", message);
-	} else {
-		config_pathf(kpath, sizeof(kpath), "listen[%zu].tls", r->listener);
-		config_error(r->cx, &r->tls->mark, kpath, "%s", message);
+	if (in_cert)
+		config_pathf(base, sizeof(base), "listen[%zu].tls.certificates[%ld]", r->listener, cert);
+	else
+		config_pathf(base, sizeof(base), "listen[%zu].tls", r->listener);
+	config_pathf(kpath, sizeof(kpath), "%s", base);
+	if ((unsigned)key < TLS_KEY_COUNT)
+		w = &config_tls_where[key];
+	/* A default value (no mark) has no line of its own: the entry's. */
+	if (w != NULL && w->name != NULL && w->in_cert == in_cert &&
+	    config_tls_mark(owner, w)->line != 0) {
+		config_child_path(kpath, sizeof(kpath), base, w->name);
+		at = config_tls_mark(owner, w);
 	}
+	config_error(r->cx, at, kpath, "%s", message);
 }
 
 /* Every certificate is loaded (a broken second or third one is reported
@@ -1539,6 +1654,7 @@ config_apply_root(struct config_cx *cx, yaml_node_t *root)
 		return;
 	}
 	config_walk(cx, root, "", config_top_keys, cx->cfg, &seen);
+	config_check_identity(cx, &seen);
 	config_resolve_backends(cx, cx->cfg);
 	config_check_addresses(cx, cx->cfg);
 	for (size_t i = 0; i < cx->cfg->n_listeners; i++)
@@ -1757,7 +1873,7 @@ config_workers(const struct config *cfg)
 	n = sysconf(_SC_NPROCESSORS_ONLN);
 	if (n < 1)
 		return 1;
-	return n > CONFIG_MAX_WORKERS ? CONFIG_MAX_WORKERS : (unsigned)n;
+	return (uint64_t)n > config_max_workers.max ? (unsigned)config_max_workers.max : (unsigned)n;
 }
 
 /* Every key of docs/CONFIG.md is implemented; a key accepted ahead of its

@@ -255,6 +255,15 @@ main_reload_cb(evutil_socket_t fd, short what, void *arg)
 		main_reload_failed(m, "the file is invalid (see above)");
 		return;
 	}
+	/* More clients or backend connections need more descriptors: raised
+	 * now, before anything of the new file applies, or refused here
+	 * rather than met later as accept and connect failures. The running
+	 * worker count is what a reload keeps. */
+	if (process_raise_nofile(next, m->n_workers) < 0) {
+		config_unref(next);
+		main_reload_failed(m, "the file descriptor limit is too low for it (see above)");
+		return;
+	}
 	fds = main_bind(m, next, m->cfg);
 	if (fds == NULL) {
 		config_unref(next);

@@ -78,7 +78,8 @@ struct tls_build {
 	size_t *group_of;           /* certificate → group */
 	struct tls_policy pol;
 	bool failed;
-	bool section_failed;        /* one report for the section is enough */
+	bool section_failed;        /* stop building groups: each would say the same */
+	bool policy_applied;        /* OpenSSL has judged the cipher lists */
 };
 
 static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
@@ -213,28 +214,33 @@ tls_file_read(const char *path, size_t max, unsigned char **data, size_t *len, c
 
 /* ---- groups -------------------------------------------------------------------- */
 
+/* A tls_report_fn over the build (arg): every problem reaches the
+ * caller's report, and fails the build. */
 static void
-tls_report(struct tls_build *b, long cert, const char *msg)
+tls_build_report(void *arg, long cert, enum tls_key key, const char *msg)
 {
+	struct tls_build *b = arg;
+
 	b->failed = true;
-	if (cert == TLS_SECTION) {
-		if (b->section_failed)
-			return;
+	if (cert == TLS_SECTION)
 		b->section_failed = true;
-	}
-	b->report(b->arg, cert, msg);
+	b->report(b->arg, cert, key, msg);
 }
 
-/* Certificates first, each on its own: every bad one is reported. */
+/* The same, typed, for this file's own calls. */
+static void
+tls_report(struct tls_build *b, long cert, enum tls_key key, const char *msg)
+{
+	tls_build_report(b, cert, key, msg);
+}
+
+/* Certificates first, each on its own: every bad one is reported. A
+ * failure needs no handling here: its report failed the build. */
 static void
 tls_build_certs(struct tls_build *b)
 {
-	char err[4600];
-
-	for (size_t i = 0; i < b->conf->n_certs; i++) {
-		if (tls_cert_load(&b->conf->certs[i], &b->certs[i], err, sizeof(err)) < 0)
-			tls_report(b, (long)i, err);
-	}
+	for (size_t i = 0; i < b->conf->n_certs; i++)
+		(void)tls_cert_load(&b->conf->certs[i], (long)i, &b->certs[i], tls_build_report, b);
 }
 
 /* Equal name sets make one group, in the order of first appearance; a
@@ -255,8 +261,8 @@ tls_build_groups(struct tls_build *b, size_t *first)
 		if (g == n) {
 			first[n++] = i;
 			if (g > 0 && b->certs[i].n_names == 0)
-				tls_report(b, (long)i, "the certificate has no DNS name (subjectAltName "
-					   "or CN) that SNI could choose it by");
+				tls_report(b, (long)i, TLS_KEY_CERT, "the certificate has no DNS name "
+					   "(subjectAltName or CN) that SNI could choose it by");
 			continue;
 		}
 		for (size_t j = first[g]; j < i; j++) {
@@ -265,7 +271,7 @@ tls_build_groups(struct tls_build *b, size_t *first)
 				continue;
 			snprintf(err, sizeof(err), "certificates[%zu] already serves the same names "
 				 "with a %s key: one name gets one certificate per key type", j, type);
-			tls_report(b, (long)i, err);
+			tls_report(b, (long)i, TLS_KEY_CERT, err);
 			break;
 		}
 	}
@@ -295,7 +301,7 @@ tls_group_use_cert(struct tls_build *b, size_t i, SSL_CTX *ctx)
 	int ok;
 
 	if (key == NULL) {
-		tls_report(b, (long)i, err);
+		tls_report(b, (long)i, TLS_KEY_KEY, err);
 		return -1;
 	}
 	ok = SSL_CTX_use_cert_and_key(ctx, c->leaf, key, c->chain, 0) == 1;
@@ -303,7 +309,7 @@ tls_group_use_cert(struct tls_build *b, size_t i, SSL_CTX *ctx)
 	if (!ok) {
 		snprintf(what, sizeof(what), "cannot use certificate %s", b->conf->certs[i].cert);
 		tls_fail(err, sizeof(err), what);
-		tls_report(b, (long)i, err);
+		tls_report(b, (long)i, TLS_KEY_CERT, err);
 		return -1;
 	}
 	return 0;
@@ -329,7 +335,7 @@ tls_group_certs(struct tls_build *b, size_t g, SSL_CTX *ctx)
 		}
 	}
 	if (tls_ocsp_attach(ctx, ocsp, n) < 0) {
-		tls_report(b, TLS_SECTION, "cannot set up OCSP stapling: out of memory");
+		tls_report(b, TLS_SECTION, TLS_KEY_NONE, "cannot set up OCSP stapling: out of memory");
 		return -1;
 	}
 	return 0;
@@ -345,11 +351,11 @@ tls_group_build(struct tls_build *b, size_t g)
 
 	if (ctx == NULL) {
 		tls_fail(err, sizeof(err), "cannot create a TLS context");
-		tls_report(b, TLS_SECTION, err);
+		tls_report(b, TLS_SECTION, TLS_KEY_NONE, err);
 		return NULL;
 	}
-	if (tls_policy_apply(ctx, &b->pol, err, sizeof(err)) < 0) {
-		tls_report(b, TLS_SECTION, err);
+	b->policy_applied = true;
+	if (tls_policy_apply(ctx, &b->pol, tls_build_report, b) < 0) {
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
@@ -368,7 +374,7 @@ tls_group_make(struct tls_build *b, struct tls_ctx *t, size_t g)
 	struct tls_group *grp = &t->groups[g];
 
 	if (tls_group_key(b, g, grp->key) < 0) {
-		tls_report(b, TLS_SECTION, "cannot digest the certificates: out of memory");
+		tls_report(b, TLS_SECTION, TLS_KEY_NONE, "cannot digest the certificates: out of memory");
 		return -1;
 	}
 	grp->ctx = tls_registry_get(grp->key);
@@ -547,7 +553,7 @@ tls_build_ctx(struct tls_build *b)
 
 	if (first == NULL || t == NULL ||
 	    (t->groups = calloc(b->conf->n_certs, sizeof(*t->groups))) == NULL) {
-		tls_report(b, TLS_SECTION, "out of memory");
+		tls_report(b, TLS_SECTION, TLS_KEY_NONE, "out of memory");
 		goto fail;
 	}
 	t->sni_required = b->conf->sni_required;
@@ -560,7 +566,7 @@ tls_build_ctx(struct tls_build *b)
 		tls_group_make(b, t, g);
 	}
 	if (!b->failed && tls_names_build(t, b, first) < 0)
-		tls_report(b, TLS_SECTION, "out of memory");
+		tls_report(b, TLS_SECTION, TLS_KEY_NONE, "out of memory");
 	if (b->failed)
 		goto fail;
 	free(first);
@@ -578,14 +584,13 @@ tls_ctx_build(const struct config_tls *conf, tls_report_fn report, void *arg)
 {
 	struct tls_build b = { .conf = conf, .report = report, .arg = arg, };
 	struct tls_ctx *t = NULL;
-	char err[4600];
 
 	if (tls_init() < 0) {
-		report(arg, TLS_SECTION, "cannot initialise OpenSSL");
+		report(arg, TLS_SECTION, TLS_KEY_NONE, "cannot initialise OpenSSL");
 		return NULL;
 	}
 	if (conf->n_certs == 0) {
-		report(arg, TLS_SECTION, "no certificate configured");
+		report(arg, TLS_SECTION, TLS_KEY_NONE, "no certificate configured");
 		return NULL;
 	}
 	/* A stale error from elsewhere must not pass for this call's reason. */
@@ -593,13 +598,17 @@ tls_ctx_build(const struct config_tls *conf, tls_report_fn report, void *arg)
 	b.certs = calloc(conf->n_certs, sizeof(*b.certs));
 	b.group_of = calloc(conf->n_certs, sizeof(*b.group_of));
 	if (b.certs == NULL || b.group_of == NULL) {
-		tls_report(&b, TLS_SECTION, "out of memory");
+		tls_report(&b, TLS_SECTION, TLS_KEY_NONE, "out of memory");
 	} else {
+		/* Failures below are in b.failed: their reports set it. */
 		tls_build_certs(&b);
-		if (tls_policy_load(&b.pol, conf, err, sizeof(err)) < 0)
-			tls_report(&b, TLS_SECTION, err);
+		(void)tls_policy_load(&b.pol, conf, tls_build_report, &b);
 		if (!b.failed)
 			t = tls_build_ctx(&b);
+		/* Stopped before OpenSSL saw the cipher lists: check them on
+		 * their own, so that one run reports their problems too. */
+		if (b.failed && !b.policy_applied)
+			(void)tls_policy_check(&b.pol, tls_build_report, &b);
 	}
 	for (size_t i = 0; b.certs != NULL && i < conf->n_certs; i++)
 		tls_cert_clear(&b.certs[i]);

@@ -64,9 +64,26 @@ tls_cert_no_passphrase(char *buf, int size, int rwflag, void *userdata)
 	return -1;
 }
 
-/* "<what> <path>: <reason>" for a file that could not be read or parsed. */
+/* Where the problems of one certificates[] entry go. */
+struct tls_cert_report {
+	const struct config_cert *conf;
+	long index;
+	tls_report_fn fn;
+	void *arg;
+};
+
+/* Reports err as a problem with key; -1 for tail calls. */
 static int
-tls_cert_fail(char *err, size_t errlen, const char *what, const char *path, const char *why)
+tls_cert_problem(const struct tls_cert_report *r, enum tls_key key, const char *err)
+{
+	r->fn(r->arg, r->index, key, err);
+	return -1;
+}
+
+/* "<what> <path>: <reason>" for a file that could not be read or parsed;
+ * the reason is OpenSSL's oldest error when why is NULL. */
+static int
+tls_cert_why(char *err, size_t errlen, const char *what, const char *path, const char *why)
 {
 	char reason[256];
 
@@ -78,19 +95,34 @@ tls_cert_fail(char *err, size_t errlen, const char *what, const char *path, cons
 	return -1;
 }
 
+/* Reports a problem with the file that key names; -1 for tail calls. */
 static int
-tls_cert_read(const struct config_cert *conf, struct tls_cert_files *f, char *err, size_t errlen)
+tls_cert_fail(const struct tls_cert_report *r, enum tls_key key, const char *what,
+	      const char *path, const char *why)
 {
+	char err[4600];
+
+	tls_cert_why(err, sizeof(err), what, path, why);
+	return tls_cert_problem(r, key, err);
+}
+
+/* Every file is read, whichever others could not be: each is its own
+ * problem. A file that could not be read stays NULL in f. */
+static int
+tls_cert_read(const struct tls_cert_report *r, struct tls_cert_files *f)
+{
+	const struct config_cert *conf = r->conf;
 	char why[256];
+	int rc = 0;
 
 	if (tls_file_read(conf->cert, TLS_CERT_FILE_MAX, &f->cert, &f->cert_len, why, sizeof(why)) < 0)
-		return tls_cert_fail(err, errlen, "cannot load certificate chain from", conf->cert, why);
+		rc = tls_cert_fail(r, TLS_KEY_CERT, "cannot load certificate chain from", conf->cert, why);
 	if (tls_file_read(conf->key, TLS_CERT_FILE_MAX, &f->key, &f->key_len, why, sizeof(why)) < 0)
-		return tls_cert_fail(err, errlen, "cannot load private key from", conf->key, why);
+		rc = tls_cert_fail(r, TLS_KEY_KEY, "cannot load private key from", conf->key, why);
 	if (conf->ocsp != NULL &&
 	    tls_file_read(conf->ocsp, TLS_CERT_FILE_MAX, &f->ocsp, &f->ocsp_len, why, sizeof(why)) < 0)
-		return tls_cert_fail(err, errlen, "cannot read OCSP response", conf->ocsp, why);
-	return 0;
+		rc = tls_cert_fail(r, TLS_KEY_OCSP, "cannot read OCSP response", conf->ocsp, why);
+	return rc;
 }
 
 /* ---- parsing ---------------------------------------------------------------- */
@@ -150,7 +182,7 @@ tls_cert_key(const struct config_cert *conf, const struct tls_cert *c, char *err
 	EVP_PKEY *key = tls_cert_parse_key(c->key_pem, c->key_len);
 
 	if (key == NULL)
-		tls_cert_fail(err, errlen, "cannot load private key from", conf->key, NULL);
+		tls_cert_why(err, errlen, "cannot load private key from", conf->key, NULL);
 	return key;
 }
 
@@ -324,43 +356,55 @@ tls_cert_digest(struct tls_cert *c, const struct tls_cert_files *f)
 	return ok ? 0 : -1;
 }
 
-/* Parsed, checked against the leaf and dropped: see tls_cert.h. */
+/* Parsed, checked against the leaf (when the chain could be read) and
+ * dropped: see tls_cert.h. */
 static int
-tls_cert_check_key(const struct config_cert *conf, const struct tls_cert *c,
-		   const struct tls_cert_files *f, char *err, size_t errlen)
+tls_cert_check_key(const struct tls_cert_report *r, const struct tls_cert *c,
+		   const struct tls_cert_files *f)
 {
 	EVP_PKEY *key = tls_cert_parse_key(f->key, f->key_len);
+	char err[4600];
 	int ok;
 
 	if (key == NULL)
-		return tls_cert_fail(err, errlen, "cannot load private key from", conf->key, NULL);
-	ok = X509_check_private_key(c->leaf, key) == 1;
+		return tls_cert_fail(r, TLS_KEY_KEY, "cannot load private key from", r->conf->key, NULL);
+	ok = c->leaf == NULL || X509_check_private_key(c->leaf, key) == 1;
 	EVP_PKEY_free(key);
-	if (!ok) {
-		ERR_clear_error();
-		snprintf(err, errlen, "private key %s does not match certificate %s", conf->key,
-			 conf->cert);
-		return -1;
-	}
-	return 0;
+	if (ok)
+		return 0;
+	ERR_clear_error();
+	snprintf(err, sizeof(err), "private key %s does not match certificate %s", r->conf->key,
+		 r->conf->cert);
+	return tls_cert_problem(r, TLS_KEY_KEY, err);
 }
 
+/* The chain, the key and the OCSP response are each checked as far as the
+ * files that could be read allow, so that each problem is reported. */
 static int
-tls_cert_parse(const struct config_cert *conf, struct tls_cert *c, struct tls_cert_files *f,
-	       char *err, size_t errlen)
+tls_cert_parse(const struct tls_cert_report *r, struct tls_cert *c, struct tls_cert_files *f)
 {
-	if (tls_cert_parse_chain(c, f) < 0)
-		return tls_cert_fail(err, errlen, "cannot load certificate chain from", conf->cert, NULL);
-	if (tls_cert_check_key(conf, c, f, err, errlen) < 0)
-		return -1;
-	if (tls_cert_names(c) < 0 || tls_cert_digest(c, f) < 0) {
-		snprintf(err, errlen, "certificate %s: out of memory", conf->cert);
-		return -1;
+	const struct config_cert *conf = r->conf;
+	char err[4600];
+	int rc = 0;
+
+	if (f->cert != NULL && tls_cert_parse_chain(c, f) < 0) {
+		rc = tls_cert_fail(r, TLS_KEY_CERT, "cannot load certificate chain from", conf->cert, NULL);
+		X509_free(c->leaf);   /* a leaf without its chain checks nothing */
+		c->leaf = NULL;
 	}
-	if (conf->ocsp != NULL) {
-		c->ocsp = tls_ocsp_load(conf->ocsp, f->ocsp, f->ocsp_len, c->leaf, c->chain, err, errlen);
+	if (f->key != NULL && tls_cert_check_key(r, c, f) < 0)
+		rc = -1;
+	if (c->leaf != NULL && f->ocsp != NULL) {
+		c->ocsp = tls_ocsp_load(conf->ocsp, f->ocsp, f->ocsp_len, c->leaf, c->chain, err,
+					sizeof(err));
 		if (c->ocsp == NULL)
-			return -1;
+			rc = tls_cert_problem(r, TLS_KEY_OCSP, err);
+	}
+	if (rc < 0 || f->cert == NULL || f->key == NULL)
+		return -1;   /* a file not read was reported by tls_cert_read */
+	if (tls_cert_names(c) < 0 || tls_cert_digest(c, f) < 0) {
+		snprintf(err, sizeof(err), "certificate %s: out of memory", conf->cert);
+		return tls_cert_problem(r, TLS_KEY_NONE, err);
 	}
 	/* The bytes move over: nothing is copied. */
 	c->key_pem = f->key;
@@ -370,16 +414,18 @@ tls_cert_parse(const struct config_cert *conf, struct tls_cert *c, struct tls_ce
 }
 
 int
-tls_cert_load(const struct config_cert *conf, struct tls_cert *c, char *err, size_t errlen)
+tls_cert_load(const struct config_cert *conf, long index, struct tls_cert *c,
+	      tls_report_fn report, void *arg)
 {
+	const struct tls_cert_report r = { conf, index, report, arg };
 	struct tls_cert_files f = { 0 };
 	int rc;
 
 	memset(c, 0, sizeof(*c));
 	ERR_clear_error();
-	rc = tls_cert_read(conf, &f, err, errlen);
-	if (rc == 0)
-		rc = tls_cert_parse(conf, c, &f, err, errlen);
+	rc = tls_cert_read(&r, &f);
+	if (tls_cert_parse(&r, c, &f) < 0)
+		rc = -1;
 	tls_cert_files_free(&f);
 	if (rc < 0)
 		tls_cert_clear(c);

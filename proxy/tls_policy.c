@@ -70,15 +70,29 @@ tls_policy_init(void)
 	return tls_alpn_index < 0 ? -1 : 0;
 }
 
-/* Writes "<what>: <openssl reason>" into err; returns -1 for tail calls. */
+/* Where one build's problems go: every one is about the tls: section. */
+struct tls_policy_report {
+	tls_report_fn fn;
+	void *arg;
+};
+
+/* Reports msg as a problem with key; -1 for tail calls. */
 static int
-tls_policy_fail(char *err, size_t errlen, const char *what)
+tls_policy_problem(const struct tls_policy_report *r, enum tls_key key, const char *msg)
 {
-	char reason[256];
+	r->fn(r->arg, TLS_SECTION, key, msg);
+	return -1;
+}
+
+/* Reports "<what>: <openssl reason>"; -1 for tail calls. */
+static int
+tls_policy_fail(const struct tls_policy_report *r, enum tls_key key, const char *what)
+{
+	char reason[256], msg[4600];
 
 	tls_openssl_reason(reason, sizeof(reason));
-	snprintf(err, errlen, "%s: %s", what, reason);
-	return -1;
+	snprintf(msg, sizeof(msg), "%s: %s", what, reason);
+	return tls_policy_problem(r, key, msg);
 }
 
 /* ---- digests --------------------------------------------------------------- */
@@ -138,15 +152,15 @@ tls_hash_end(EVP_MD_CTX *md, unsigned char out[TLS_DIGEST], int ok)
 /* ---- reading the section ---------------------------------------------------------- */
 
 static int
-tls_policy_read(const char *what, const char *path, unsigned char **data, size_t *len,
-		 char *err, size_t errlen)
+tls_policy_read(const struct tls_policy_report *r, enum tls_key key, const char *what,
+		const char *path, unsigned char **data, size_t *len)
 {
-	char why[256];
+	char why[256], msg[4600];
 
 	if (tls_file_read(path, TLS_POLICY_FILE_MAX, data, len, why, sizeof(why)) == 0)
 		return 0;
-	snprintf(err, errlen, "cannot load %s %s: %s", what, path, why);
-	return -1;
+	snprintf(msg, sizeof(msg), "cannot load %s %s: %s", what, path, why);
+	return tls_policy_problem(r, key, msg);
 }
 
 /* PEM objects of one kind from memory; an empty result is an error. */
@@ -163,20 +177,20 @@ tls_pem_infos(const unsigned char *data, size_t len)
 /* mTLS: the CA file both verifies client chains and is advertised to
  * clients as the list of acceptable issuers. */
 static int
-tls_policy_ca(struct tls_policy *pol, const unsigned char *data, size_t len, char *err,
-	       size_t errlen)
+tls_policy_ca(struct tls_policy *pol, const unsigned char *data, size_t len,
+	      const struct tls_policy_report *r)
 {
 	const char *path = pol->conf->client_ca;
 	STACK_OF(X509_INFO) *infos = tls_pem_infos(data, len);
-	char what[4200];
+	char what[4200], msg[4600];
 	int n = 0;
 
-	snprintf(what, sizeof(what), "cannot load client_ca %s", path);
+	snprintf(what, sizeof(what), "cannot load client CA file %s", path);
 	pol->store = X509_STORE_new();
 	pol->ca_names = sk_X509_NAME_new_null();
 	if (infos == NULL || pol->store == NULL || pol->ca_names == NULL) {
 		sk_X509_INFO_pop_free(infos, X509_INFO_free);
-		return tls_policy_fail(err, errlen, what);
+		return tls_policy_fail(r, TLS_KEY_CLIENT_CA, what);
 	}
 	for (int i = 0; i < sk_X509_INFO_num(infos); i++) {
 		X509 *x = sk_X509_INFO_value(infos, i)->x509;
@@ -188,15 +202,15 @@ tls_policy_ca(struct tls_policy *pol, const unsigned char *data, size_t len, cha
 		    sk_X509_NAME_push(pol->ca_names, name) <= 0) {
 			X509_NAME_free(name);
 			sk_X509_INFO_pop_free(infos, X509_INFO_free);
-			return tls_policy_fail(err, errlen, what);
+			return tls_policy_fail(r, TLS_KEY_CLIENT_CA, what);
 		}
 		n++;
 	}
 	sk_X509_INFO_pop_free(infos, X509_INFO_free);
 	ERR_clear_error();
 	if (n == 0) {
-		snprintf(err, errlen, "%s: no certificate in it (PEM expected)", what);
-		return -1;
+		snprintf(msg, sizeof(msg), "%s: no certificate in it (PEM expected)", what);
+		return tls_policy_problem(r, TLS_KEY_CLIENT_CA, msg);
 	}
 	return 0;
 }
@@ -214,27 +228,28 @@ tls_crl_check_dates(const char *path, X509_CRL *crl)
 
 /* Revocation: every certificate of a client's chain is checked against
  * the CRLs of its issuer (CRL_CHECK_ALL), so the file needs one from each
- * CA of client_ca. */
+ * CA of client_ca. Without a store (client_ca failed) the file is still
+ * read and checked, so that its own problems are reported too. */
 static int
-tls_policy_crl(struct tls_policy *pol, const unsigned char *data, size_t len, char *err,
-		size_t errlen)
+tls_policy_crl(struct tls_policy *pol, const unsigned char *data, size_t len,
+	       const struct tls_policy_report *r)
 {
 	const char *path = pol->conf->crl;
 	STACK_OF(X509_INFO) *infos = tls_pem_infos(data, len);
-	char what[4200];
+	char what[4200], msg[4600];
 	int n = 0;
 
-	snprintf(what, sizeof(what), "cannot load crl %s", path);
+	snprintf(what, sizeof(what), "cannot load CRL file %s", path);
 	if (infos == NULL)
-		return tls_policy_fail(err, errlen, what);
+		return tls_policy_fail(r, TLS_KEY_CRL, what);
 	for (int i = 0; i < sk_X509_INFO_num(infos); i++) {
 		X509_CRL *crl = sk_X509_INFO_value(infos, i)->crl;
 
 		if (crl == NULL)
 			continue;
-		if (X509_STORE_add_crl(pol->store, crl) != 1) {
+		if (pol->store != NULL && X509_STORE_add_crl(pol->store, crl) != 1) {
 			sk_X509_INFO_pop_free(infos, X509_INFO_free);
-			return tls_policy_fail(err, errlen, what);
+			return tls_policy_fail(r, TLS_KEY_CRL, what);
 		}
 		tls_crl_check_dates(path, crl);
 		n++;
@@ -242,11 +257,12 @@ tls_policy_crl(struct tls_policy *pol, const unsigned char *data, size_t len, ch
 	sk_X509_INFO_pop_free(infos, X509_INFO_free);
 	ERR_clear_error();
 	if (n == 0) {
-		snprintf(err, errlen, "%s: no CRL in it (PEM \"X509 CRL\" blocks expected)", what);
-		return -1;
+		snprintf(msg, sizeof(msg), "%s: no CRL in it (PEM \"X509 CRL\" blocks expected)", what);
+		return tls_policy_problem(r, TLS_KEY_CRL, msg);
 	}
-	if (X509_STORE_set_flags(pol->store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL) != 1)
-		return tls_policy_fail(err, errlen, what);
+	if (pol->store != NULL &&
+	    X509_STORE_set_flags(pol->store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL) != 1)
+		return tls_policy_fail(r, TLS_KEY_CRL, what);
 	return 0;
 }
 
@@ -277,10 +293,23 @@ tls_policy_digest(struct tls_policy *pol, const unsigned char *files[3], const s
 	return tls_hash_end(md, pol->digest, ok);
 }
 
-/* Reads client_ca, crl and ticket_keys once for every group. */
-int
-tls_policy_load(struct tls_policy *pol, const struct config_tls *conf, char *err, size_t errlen)
+static int
+tls_policy_tickets(struct tls_policy *pol, const unsigned char *data, size_t len,
+		   const struct tls_policy_report *r)
 {
+	char msg[4600];
+
+	pol->tickets = tls_ticket_keys_parse(pol->conf->ticket_keys, data, len, msg, sizeof(msg));
+	return pol->tickets != NULL ? 0 : tls_policy_problem(r, TLS_KEY_TICKET_KEYS, msg);
+}
+
+/* Reads client_ca, crl and ticket_keys once for every group; each file on
+ * its own, so that each one's problems are reported. */
+int
+tls_policy_load(struct tls_policy *pol, const struct config_tls *conf, tls_report_fn report,
+		void *arg)
+{
+	const struct tls_policy_report r = { report, arg };
 	const struct config_tls *c = conf;
 	unsigned char *data[3] = { NULL, NULL, NULL };
 	size_t len[3] = { 0, 0, 0 };
@@ -288,24 +317,21 @@ tls_policy_load(struct tls_policy *pol, const struct config_tls *conf, char *err
 
 	memset(pol, 0, sizeof(*pol));
 	pol->conf = conf;
-	if (c->client_ca != NULL)
-		rc = tls_policy_read("client_ca", c->client_ca, &data[0], &len[0], err, errlen);
-	if (rc == 0 && c->client_ca != NULL)
-		rc = tls_policy_ca(pol, data[0], len[0], err, errlen);
-	if (rc == 0 && c->crl != NULL && c->client_ca != NULL)
-		rc = tls_policy_read("crl", c->crl, &data[1], &len[1], err, errlen);
-	if (rc == 0 && c->crl != NULL && c->client_ca != NULL)
-		rc = tls_policy_crl(pol, data[1], len[1], err, errlen);
-	if (rc == 0 && c->ticket_keys != NULL && c->session_tickets)
-		rc = tls_policy_read("ticket_keys", c->ticket_keys, &data[2], &len[2], err, errlen);
-	if (rc == 0 && c->ticket_keys != NULL && c->session_tickets) {
-		pol->tickets = tls_ticket_keys_parse(c->ticket_keys, data[2], len[2], err, errlen);
-		rc = pol->tickets != NULL ? 0 : -1;
-	}
-	if (rc == 0 && tls_policy_digest(pol, (const unsigned char **)data, len) < 0) {
-		snprintf(err, errlen, "cannot digest the tls: settings");
+	if (c->client_ca != NULL &&
+	    (tls_policy_read(&r, TLS_KEY_CLIENT_CA, "client CA file", c->client_ca, &data[0], &len[0]) < 0 ||
+	     tls_policy_ca(pol, data[0], len[0], &r) < 0))
 		rc = -1;
-	}
+	if (c->crl != NULL && c->client_ca != NULL &&
+	    (tls_policy_read(&r, TLS_KEY_CRL, "CRL file", c->crl, &data[1], &len[1]) < 0 ||
+	     tls_policy_crl(pol, data[1], len[1], &r) < 0))
+		rc = -1;
+	if (c->ticket_keys != NULL && c->session_tickets &&
+	    (tls_policy_read(&r, TLS_KEY_TICKET_KEYS, "ticket key file", c->ticket_keys, &data[2],
+			     &len[2]) < 0 ||
+	     tls_policy_tickets(pol, data[2], len[2], &r) < 0))
+		rc = -1;
+	if (rc == 0 && tls_policy_digest(pol, (const unsigned char **)data, len) < 0)
+		rc = tls_policy_problem(&r, TLS_KEY_NONE, "cannot digest the tls: settings");
 	if (data[2] != NULL)
 		OPENSSL_cleanse(data[2], len[2]);
 	for (int i = 0; i < 3; i++)
@@ -336,28 +362,31 @@ tls_policy_group_key(const struct tls_policy *pol, const unsigned char *const *c
 
 /* ---- applying it to an SSL_CTX ------------------------------------------------------ */
 
+/* Both cipher lists are tried whatever became of the other: each is its
+ * own problem. */
 static int
-tls_set_protocols(SSL_CTX *ctx, const struct config_tls *conf, char *err, size_t errlen)
+tls_set_protocols(SSL_CTX *ctx, const struct config_tls *conf, const struct tls_policy_report *r)
 {
 	const char *ciphers = conf->ciphers != NULL ? conf->ciphers : TLS_DEFAULT_CIPHERS;
 	char what[1200];
 	int min = conf->min_version != 0 ? conf->min_version : TLS1_2_VERSION;
+	int rc = 0;
 
 	if (SSL_CTX_set_min_proto_version(ctx, min) != 1)
-		return tls_policy_fail(err, errlen, "cannot set the minimum TLS version");
+		rc = tls_policy_fail(r, TLS_KEY_NONE, "cannot set the minimum TLS version");
 	if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
-		snprintf(what, sizeof(what), "invalid ciphers \"%.1000s\"", ciphers);
-		return tls_policy_fail(err, errlen, what);
+		snprintf(what, sizeof(what), "invalid cipher list \"%.1000s\"", ciphers);
+		rc = tls_policy_fail(r, TLS_KEY_CIPHERS, what);
 	}
 	if (conf->ciphersuites != NULL &&
 	    SSL_CTX_set_ciphersuites(ctx, conf->ciphersuites) != 1) {
-		snprintf(what, sizeof(what), "invalid ciphersuites \"%.1000s\"",
+		snprintf(what, sizeof(what), "invalid cipher suite list \"%.1000s\"",
 			 conf->ciphersuites);
-		return tls_policy_fail(err, errlen, what);
+		rc = tls_policy_fail(r, TLS_KEY_CIPHERSUITES, what);
 	}
 	if (SSL_CTX_set1_groups_list(ctx, TLS_GROUPS) != 1)
-		return tls_policy_fail(err, errlen, "cannot set key exchange groups");
-	return 0;
+		rc = tls_policy_fail(r, TLS_KEY_NONE, "cannot set key exchange groups");
+	return rc;
 }
 
 /* Renegotiation and compression only ever added attacks (CRIME, renegotiation
@@ -367,7 +396,7 @@ tls_set_protocols(SSL_CTX *ctx, const struct config_tls *conf, char *err, size_t
  * another policy (another client_ca, an older crl) never resumes; listeners
  * with the same policy accept the same clients, so they may share. */
 static int
-tls_set_options(SSL_CTX *ctx, const struct tls_policy *pol, char *err, size_t errlen)
+tls_set_options(SSL_CTX *ctx, const struct tls_policy *pol, const struct tls_policy_report *r)
 {
 	uint64_t opts = SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
 			SSL_OP_CIPHER_SERVER_PREFERENCE;
@@ -380,7 +409,7 @@ tls_set_options(SSL_CTX *ctx, const struct tls_policy *pol, char *err, size_t er
 	SSL_CTX_sess_set_cache_size(ctx, TLS_SESSION_CACHE_SIZE);
 	SSL_CTX_set_timeout(ctx, TLS_SESSION_TIMEOUT_S);
 	if (SSL_CTX_set_session_id_context(ctx, pol->sid_ctx, sizeof(pol->sid_ctx)) != 1)
-		return tls_policy_fail(err, errlen, "cannot set the session id context");
+		return tls_policy_fail(r, TLS_KEY_NONE, "cannot set the session id context");
 	return 0;
 }
 
@@ -446,7 +475,7 @@ tls_alpn_build(const struct config_tls *conf)
 }
 
 static int
-tls_set_alpn(SSL_CTX *ctx, const struct config_tls *conf, char *err, size_t errlen)
+tls_set_alpn(SSL_CTX *ctx, const struct config_tls *conf, const struct tls_policy_report *r)
 {
 	struct tls_alpn *alpn;
 
@@ -455,19 +484,16 @@ tls_set_alpn(SSL_CTX *ctx, const struct config_tls *conf, char *err, size_t errl
 	for (size_t i = 0; i < conf->n_alpn; i++) {
 		size_t n = conf->alpn[i] != NULL ? strlen(conf->alpn[i]) : 0;
 
-		if (n == 0 || n > 255) {
-			snprintf(err, errlen, "ALPN protocol names must be 1 to 255 bytes long");
-			return -1;
-		}
+		if (n == 0 || n > 255)
+			return tls_policy_problem(r, TLS_KEY_ALPN,
+						  "ALPN protocol names must be 1 to 255 bytes long");
 	}
 	alpn = tls_alpn_build(conf);
-	if (alpn == NULL) {
-		snprintf(err, errlen, "out of memory for the ALPN list");
-		return -1;
-	}
+	if (alpn == NULL)
+		return tls_policy_problem(r, TLS_KEY_ALPN, "out of memory for the ALPN list");
 	if (SSL_CTX_set_ex_data(ctx, tls_alpn_index, alpn) != 1) {
 		tls_alpn_free(NULL, alpn, NULL, 0, 0, NULL);
-		return tls_policy_fail(err, errlen, "cannot attach the ALPN list");
+		return tls_policy_fail(r, TLS_KEY_ALPN, "cannot attach the ALPN list");
 	}
 	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_select, alpn);
 	SSL_CTX_set_client_hello_cb(ctx, tls_alpn_hello, alpn);
@@ -477,7 +503,7 @@ tls_set_alpn(SSL_CTX *ctx, const struct config_tls *conf, char *err, size_t errl
 /* Every group shares the section's store (reference counted), so a big
  * CA bundle or CRL is held once however many names there are. */
 static int
-tls_set_client_ca(SSL_CTX *ctx, const struct tls_policy *pol, char *err, size_t errlen)
+tls_set_client_ca(SSL_CTX *ctx, const struct tls_policy *pol, const struct tls_policy_report *r)
 {
 	const struct config_tls *conf = pol->conf;
 	STACK_OF(X509_NAME) *names;
@@ -487,13 +513,13 @@ tls_set_client_ca(SSL_CTX *ctx, const struct tls_policy *pol, char *err, size_t 
 		return 0;
 	names = SSL_dup_CA_list(pol->ca_names);
 	if (names == NULL)
-		return tls_policy_fail(err, errlen, "cannot set up client certificate checks");
+		return tls_policy_fail(r, TLS_KEY_CLIENT_CA, "cannot set up client certificate checks");
 	SSL_CTX_set1_cert_store(ctx, pol->store);
 	SSL_CTX_set_client_CA_list(ctx, names);
 	if (conf->crl != NULL &&
 	    X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_CRL_CHECK |
 					X509_V_FLAG_CRL_CHECK_ALL) != 1)
-		return tls_policy_fail(err, errlen, "cannot enable CRL checks");
+		return tls_policy_fail(r, TLS_KEY_CRL, "cannot enable CRL checks");
 	if (conf->client_verify != CONFIG_VERIFY_OPTIONAL)
 		mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
 	SSL_CTX_set_verify(ctx, mode, NULL);
@@ -501,18 +527,42 @@ tls_set_client_ca(SSL_CTX *ctx, const struct tls_policy *pol, char *err, size_t 
 	return 0;
 }
 
-/* Everything but the certificates: the same for every group of a section. */
+/* Everything but the certificates: the same for every group of a section.
+ * Every setting is tried, so that each refused one is reported. */
 int
-tls_policy_apply(SSL_CTX *ctx, const struct tls_policy *pol, char *err, size_t errlen)
+tls_policy_apply(SSL_CTX *ctx, const struct tls_policy *pol, tls_report_fn report, void *arg)
 {
-	if (tls_set_options(ctx, pol, err, errlen) < 0 ||
-	    tls_set_protocols(ctx, pol->conf, err, errlen) < 0 ||
-	    tls_set_alpn(ctx, pol->conf, err, errlen) < 0 ||
-	    tls_set_client_ca(ctx, pol, err, errlen) < 0)
-		return -1;
-	if (pol->conf->session_tickets && tls_tickets_attach(ctx, pol->tickets) < 0) {
-		snprintf(err, errlen, "cannot set up session tickets");
-		return -1;
-	}
-	return 0;
+	const struct tls_policy_report r = { report, arg };
+	int rc = 0;
+
+	if (tls_set_options(ctx, pol, &r) < 0)
+		rc = -1;
+	if (tls_set_protocols(ctx, pol->conf, &r) < 0)
+		rc = -1;
+	if (tls_set_alpn(ctx, pol->conf, &r) < 0)
+		rc = -1;
+	if (tls_set_client_ca(ctx, pol, &r) < 0)
+		rc = -1;
+	if (pol->conf->session_tickets && tls_tickets_attach(ctx, pol->tickets) < 0)
+		rc = tls_policy_problem(&r, TLS_KEY_NONE, "cannot set up session tickets");
+	return rc;
+}
+
+/* A context of its own, for the cipher lists only: building one costs,
+ * and the defaults need no check. */
+int
+tls_policy_check(const struct tls_policy *pol, tls_report_fn report, void *arg)
+{
+	const struct tls_policy_report r = { report, arg };
+	SSL_CTX *ctx;
+	int rc;
+
+	if (pol->conf == NULL || (pol->conf->ciphers == NULL && pol->conf->ciphersuites == NULL))
+		return 0;
+	ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx == NULL)
+		return tls_policy_fail(&r, TLS_KEY_NONE, "cannot create a TLS context");
+	rc = tls_set_protocols(ctx, pol->conf, &r);
+	SSL_CTX_free(ctx);
+	return rc;
 }

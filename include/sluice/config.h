@@ -38,11 +38,11 @@ struct config_backend {
 	char *name;                    /* key under backends: */
 	struct config_server *servers; /* n_servers >= 1 */
 	size_t n_servers;
-	unsigned connections;          /* per server, per worker; default 4 */
+	unsigned connections;          /* per server, per worker; default 4, at most 1024 */
 	uint64_t connect_timeout_ms;   /* default 2s */
 	uint64_t queue_timeout_ms;     /* default 5s */
 	uint64_t request_timeout_ms;   /* default 30s */
-	unsigned max_pending;          /* default 4096 */
+	unsigned max_pending;          /* default 4096, at most 1048576 */
 	struct config_mark mark;
 };
 
@@ -56,7 +56,8 @@ struct config_cert {
 	char *cert;                    /* absolute or relative to the file's folder, resolved */
 	char *key;
 	char *ocsp;                    /* NULL when absent */
-	struct config_mark mark;
+	struct config_mark mark;       /* the entry */
+	struct config_mark cert_mark, key_mark, ocsp_mark; /* their values; 0:0 when absent */
 };
 
 struct config_tls {
@@ -76,6 +77,10 @@ struct config_tls {
 	bool session_tickets;          /* default true */
 	char *ticket_keys;
 	struct config_mark mark;       /* the tls: mapping */
+	/* Where the values that OpenSSL judges were written (0:0 when absent),
+	 * so that its complaints point at them. */
+	struct config_mark ciphers_mark, ciphersuites_mark, alpn_mark;
+	struct config_mark client_ca_mark, crl_mark, ticket_keys_mark;
 };
 
 struct config_listener {
@@ -89,7 +94,7 @@ struct config_listener {
 };
 
 struct config_limits {
-	uint64_t max_connections;      /* default 10000 */
+	uint64_t max_connections;      /* default 10000, at most 1000000 */
 	uint64_t max_frame_size;       /* default 1MiB; at most 4GiB-1 */
 	uint64_t client_buffer;        /* default 4MiB */
 	uint64_t handshake_timeout_ms; /* default 10s */
@@ -99,7 +104,7 @@ struct config_limits {
 struct config {
 	int refs;                      /* atomic; see config_ref/config_unref */
 	char *path;                    /* as given on the command line */
-	unsigned workers;              /* 0 means auto: one per CPU */
+	unsigned workers;              /* 0 means auto: one per CPU; at most 256 */
 	char *user;                    /* NULL: keep the current user */
 	char *group;
 	struct config_listener *listeners; /* n_listeners >= 1 */

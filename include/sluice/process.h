@@ -15,7 +15,8 @@ struct config;
 int process_harden(void);
 
 /* Raises RLIMIT_NOFILE to what the configuration needs with `workers`
- * workers; -1 with a message naming the numbers when it cannot. */
+ * workers (never lowers it), at start and before a reload applies; -1
+ * with a message naming the numbers when it cannot. */
 int process_raise_nofile(const struct config *cfg, unsigned workers);
 
 /* Switches to cfg->user / cfg->group (when set) for good: supplementary

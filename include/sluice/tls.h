@@ -20,15 +20,32 @@ struct tls_ctx;
 /* Once per process, before any other tls_ call. Returns 0 or -1. */
 int tls_init(void);
 
-/* Where a problem found by tls_ctx_build lies: a certificates[] index, or
- * the tls: section as a whole. */
-#define TLS_SECTION (-1L)
-typedef void (*tls_report_fn)(void *arg, long cert, const char *message);
+/* The key a problem found by tls_ctx_build is about, so that the message
+ * can point at the line that set it. */
+enum tls_key {
+	TLS_KEY_NONE = 0,        /* the certificates[] entry, or the section, as a whole */
+	TLS_KEY_CERT,            /* certificates[i].cert */
+	TLS_KEY_KEY,             /* certificates[i].key */
+	TLS_KEY_OCSP,            /* certificates[i].ocsp */
+	TLS_KEY_CIPHERS,         /* the rest: keys of the section */
+	TLS_KEY_CIPHERSUITES,
+	TLS_KEY_ALPN,
+	TLS_KEY_CLIENT_CA,
+	TLS_KEY_CRL,
+	TLS_KEY_TICKET_KEYS,
+	TLS_KEY_COUNT
+};
 
-/* Builds a context, reporting every problem found (each message names the
- * file concerned, never key material) through report. NULL when there was
- * any. SSL_CTXs of live contexts whose files and settings are unchanged
- * are shared rather than built again. */
+/* Where a problem lies: a certificates[] index with TLS_KEY_NONE, _CERT,
+ * _KEY or _OCSP, or TLS_SECTION with TLS_KEY_NONE or a key of the
+ * section. Shared by the tls_ modules that find problems. */
+#define TLS_SECTION (-1L)
+typedef void (*tls_report_fn)(void *arg, long cert, enum tls_key key, const char *message);
+
+/* Builds a context, reporting every problem found, each once (each message
+ * names the file concerned, never key material), through report. NULL
+ * when there was any. SSL_CTXs of live contexts whose files and settings
+ * are unchanged are shared rather than built again. */
 struct tls_ctx *tls_ctx_build(const struct config_tls *conf, tls_report_fn report, void *arg);
 void tls_ctx_free(struct tls_ctx *ctx);
 

@@ -17,6 +17,8 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <sluice/tls.h>
+
 struct config_cert;
 struct tls_ocsp;
 
@@ -35,9 +37,11 @@ struct tls_cert {
 	unsigned char digest[TLS_DIGEST]; /* SHA-256 over the files' contents */
 };
 
-/* Reads and checks conf's files into c. -1 with a one-line reason naming
- * the file in err (c is then cleared). */
-int tls_cert_load(const struct config_cert *conf, struct tls_cert *c, char *err, size_t errlen);
+/* Reads and checks the files of certificates[index] into c. Every problem
+ * is reported, as (index, the key concerned, a one-line reason naming the
+ * file), and then -1 (c is then cleared). */
+int tls_cert_load(const struct config_cert *conf, long index, struct tls_cert *c,
+		  tls_report_fn report, void *arg);
 void tls_cert_clear(struct tls_cert *c);
 
 /* The private key, parsed again (the caller frees it); NULL with the

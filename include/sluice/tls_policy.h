@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <sluice/tls.h>
 #include <sluice/tls_cert.h>
 
 struct config_tls;
@@ -31,14 +32,21 @@ struct tls_policy {
 /* Once, from tls_init. 0 or -1. */
 int tls_policy_init(void);
 
-/* Reads client_ca, crl and ticket_keys and digests everything. -1 with a
- * one-line reason naming the file in err. */
-int tls_policy_load(struct tls_policy *pol, const struct config_tls *conf, char *err,
-		    size_t errlen);
+/* Reads client_ca, crl and ticket_keys and digests everything. Each
+ * problem is reported (TLS_SECTION, its key, a reason naming the file),
+ * every file read whatever became of the others; then -1. */
+int tls_policy_load(struct tls_policy *pol, const struct config_tls *conf,
+		    tls_report_fn report, void *arg);
 void tls_policy_clear(struct tls_policy *pol);
 
-/* Sets everything but the certificates on ctx. -1 with the reason in err. */
-int tls_policy_apply(SSL_CTX *ctx, const struct tls_policy *pol, char *err, size_t errlen);
+/* Sets everything but the certificates on ctx, reporting each setting
+ * OpenSSL refuses (ciphers and ciphersuites both, say); then -1. */
+int tls_policy_apply(SSL_CTX *ctx, const struct tls_policy *pol, tls_report_fn report,
+		     void *arg);
+
+/* What tls_policy_apply would say of the cipher lists, on a context of its
+ * own: for a build that failed before any context was set up. 0 or -1. */
+int tls_policy_check(const struct tls_policy *pol, tls_report_fn report, void *arg);
 
 /* The registry key of a context holding certificates with these digests
  * (in order) under this policy. 0 or -1. */

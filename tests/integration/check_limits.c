@@ -18,10 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/capability.h>
 
 #include "../fixture.h"
 #include "../harness.h"
@@ -1592,9 +1594,30 @@ START_TEST(test_out_of_descriptors)
 }
 END_TEST
 
-/* A max_connections no descriptor limit can serve (past the kernel's
- * nr_open, so even root cannot raise it): sluice refuses to start, saying
- * what it needs, rather than failing later with clients connected. */
+/* ---- the descriptor limit -------------------------------------------------- */
+
+/* Gives this test's process, and so every sluice it starts, the limit
+ * soft/hard for good: Check runs each test in a process of its own, so
+ * nothing else inherits it. What it starts also loses CAP_SYS_RESOURCE,
+ * with which root could raise the hard limit again. */
+static void
+limit_nofile(rlim_t soft, rlim_t hard)
+{
+	const char *fork_mode = getenv("CK_FORK");
+	struct rlimit lim = { .rlim_cur = soft, .rlim_max = hard };
+
+	ck_assert_msg(fork_mode == NULL || strcmp(fork_mode, "no") != 0,
+		      "lowering the hard descriptor limit needs a process per test (CK_FORK)");
+	/* EPERM: no CAP_SETPCAP, so not root, so no raising the hard limit either. */
+	if (prctl(PR_CAPBSET_DROP, CAP_SYS_RESOURCE, 0, 0, 0) < 0)
+		ck_assert_int_eq(errno, EPERM);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
+}
+
+/* A max_connections the hard descriptor limit cannot serve: sluice
+ * refuses to start, saying what it needs, rather than failing later with
+ * clients connected. 1000 clients, 1 worker x 1 server x 2 connections
+ * and 64 of its own make 1066. */
 START_TEST(test_nofile_limit_refused)
 {
 	char dir[PATH_MAX], conf[PATH_MAX + 32], log[PATH_MAX + 32];
@@ -1612,16 +1635,126 @@ START_TEST(test_nofile_limit_refused)
 		"workers: 1\nlisten:\n  - address: 127.0.0.1:%u\n    backend: b\n    tls:\n      certificates:\n"
 		"        - cert: server.crt\n          key: server.key\n"
 		"backends:\n  b:\n    servers:\n      - address: 127.0.0.1:%u\n    connections: 2\n"
-		"limits:\n  max_connections: 2000000000\n",
+		"limits:\n  max_connections: 1000\n",
 		harness_free_port(), harness_free_port()), 0);
 	ck_assert_int_eq(harness_write_file(conf, yaml), 0);
 	free(yaml);
+	limit_nofile(200, 200);
 	memset(&p, 0, sizeof(p));
 	ck_assert_int_eq(harness_spawn(&p, log, argv), 0);
 	ck_assert_int_eq(harness_wait_exit(&p, T_EXIT_MS, &status), 0);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "exit status 0x%x", status);
-	ck_assert_int_eq(harness_count_log(log, "needs 2000000066 file descriptors"), 1);
+	ck_assert_int_eq(harness_count_log(log, "limits.max_connections 1000 needs 1066 file "
+					   "descriptors, but the hard limit is 200"), 1);
 	harness_rmdir(dir);
+}
+END_TEST
+
+/* The soft "Max open files" of /proc/PID/limits. */
+static long
+proc_nofile_soft(pid_t pid)
+{
+	static const char key[] = "Max open files";
+	char path[64], line[256];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+	f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+	while (v < 0 && fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, key, sizeof(key) - 1) == 0)
+			v = strtol(line + sizeof(key) - 1, NULL, 10);
+	}
+	fclose(f);
+	ck_assert_msg(v > 0, "no '%s' in %s", key, path);
+	return v;
+}
+
+/* Polls until needle occurs n times in sluice's log, during a reload. */
+static void
+fx_wait_log_count(struct fixture *fx, const char *needle, int n)
+{
+	int64_t deadline = fixture_mono_ms() + T_IO_MS;
+
+	while (harness_count_log(fx->log, needle) < n && fixture_mono_ms() < deadline) {
+		ck_assert_msg(harness_alive(&fx->sluice), "sluice died; see %s", fx->log);
+		usleep(10 * 1000);
+	}
+	ck_assert_msg(harness_count_log(fx->log, needle) == n, "'%s' not logged %d times in %s",
+		      needle, n, fx->log);
+}
+
+/* Started with a soft limit below what the file needs and a hard limit
+ * above it, sluice raises its soft limit to exactly that: 1000 clients,
+ * 1 worker x 1 server x 2 connections and 64 of its own make 1066. */
+START_TEST(test_nofile_raised_at_start)
+{
+	struct fixture fx;
+	struct fixture_opts o = { .limits = "  max_connections: 1000\n", .level = "info" };
+	struct rlimit lim, low;
+	struct harness_tls *t;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &lim), 0);
+	ck_assert_msg(lim.rlim_max == RLIM_INFINITY || lim.rlim_max >= 1066,
+		      "the hard descriptor limit (%llu) is below the 1066 this test needs",
+		      (unsigned long long)lim.rlim_max);
+	low = lim;
+	low.rlim_cur = 128;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	fixture_up(&fx, &o);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	ck_assert_int_eq(proc_nofile_soft(fx.sluice.pid), 1066);
+	ck_assert_int_eq(harness_count_log(fx.log, "file descriptor limit raised to 1066 "
+					   "for max_connections 1000"), 1);
+	t = fixture_connect(&fx);
+	fixture_round_trip(t, "with the raised limit");
+	harness_tls_close(t);
+	fixture_down(&fx);
+}
+END_TEST
+
+/* A reload re-checks the descriptor limit (SPEC §6: an unusable file
+ * leaves the running configuration in force). Soft 200, hard 400: 100
+ * clients need 166 and start as they are; 300 need 366, within the hard
+ * limit, so the reload raises the soft limit and applies; 1000 need
+ * 1066, past it: that reload is rejected, counted as a failed reload,
+ * and clients old and new go on being served. */
+START_TEST(test_nofile_reload)
+{
+	struct fixture fx;
+	struct fixture_opts o = { .admin = 1, .level = "info", .limits = "  max_connections: 100\n" };
+	struct harness_tls *old, *t;
+
+	limit_nofile(200, 400);
+	fixture_up(&fx, &o);
+	ck_assert_int_eq(proc_nofile_soft(fx.sluice.pid), 200);
+	old = fixture_connect(&fx);
+	fixture_round_trip(old, "before");
+
+	o.limits = "  max_connections: 300\n";
+	fixture_write_config(&fx, &o);
+	ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
+	fx_wait_log_count(&fx, "configuration reloaded", 1);
+	ck_assert_int_eq(harness_count_log(fx.log, "file descriptor limit raised to 366"), 1);
+	ck_assert_int_eq(proc_nofile_soft(fx.sluice.pid), 366);
+
+	o.limits = "  max_connections: 1000\n";
+	fixture_write_config(&fx, &o);
+	ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
+	fx_wait_log_count(&fx, "reload rejected: the file descriptor limit is too low for it", 1);
+	ck_assert_int_eq(harness_count_log(fx.log, "limits.max_connections 1000 needs 1066 file "
+					   "descriptors, but the hard limit is 400"), 1);
+	ck_assert_int_eq(harness_count_log(fx.log, "configuration reloaded"), 1);
+	ck_assert_int_eq(proc_nofile_soft(fx.sluice.pid), 366);
+	ck_assert_int_eq((int)fixture_metric(&fx, "sluice_reloads_total{result=\"failure\"}"), 1);
+	ck_assert_int_eq((int)fixture_metric(&fx, "sluice_reloads_total{result=\"success\"}"), 1);
+	fixture_round_trip(old, "after the rejected reload");
+	t = fixture_connect(&fx);
+	fixture_round_trip(t, "new after the rejected reload");
+	harness_tls_close(t);
+	harness_tls_close(old);
+	fixture_down(&fx);
 }
 END_TEST
 
@@ -1632,6 +1765,7 @@ limits_suite(void)
 	TCase *bp = tcase_create("backpressure");
 	TCase *lim = tcase_create("limits");
 	TCase *faults = tcase_create("faults");
+	TCase *nofile = tcase_create("nofile");
 
 	tcase_set_timeout(bp, 170);
 	tcase_add_test(bp, test_stalled_backend_flood);
@@ -1643,7 +1777,6 @@ limits_suite(void)
 	tcase_set_timeout(lim, 60);
 	tcase_add_test(lim, test_max_connections);
 	tcase_add_test(lim, test_out_of_descriptors);
-	tcase_add_test(lim, test_nofile_limit_refused);
 	tcase_add_test(lim, test_connect_timeout);
 	tcase_add_test(lim, test_handshake_timeout);
 	tcase_add_test(lim, test_idle_quit_answered);
@@ -1653,6 +1786,13 @@ limits_suite(void)
 	tcase_add_loop_test(lim, test_abusive_prefix, 0,
 			    (int)(sizeof(abusive_prefixes) / sizeof(abusive_prefixes[0])));
 	suite_add_tcase(s, lim);
+
+	/* Apart: each test lowers its own descriptor limit for good. */
+	tcase_set_timeout(nofile, 60);
+	tcase_add_test(nofile, test_nofile_limit_refused);
+	tcase_add_test(nofile, test_nofile_raised_at_start);
+	tcase_add_test(nofile, test_nofile_reload);
+	suite_add_tcase(s, nofile);
 
 	tcase_set_timeout(faults, 90);
 	tcase_add_test(faults, test_request_timeout);

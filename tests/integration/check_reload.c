@@ -510,8 +510,8 @@ static const struct {
 	  "syntax error: mapping values are not allowed in this context" },
 	{ "unknown key", "    connections:", "    conections:", "conections", 0,
 	  "backends.app.conections: unknown key" },
-	{ "missing certificate", "cert: server.crt", "cert: missing.crt", "cert: missing.crt", 0,
-	  "listen[0].tls.certificates[0]: cannot load certificate chain from " },
+	{ "missing certificate", "cert: server.crt", "cert: missing.crt", "missing.crt", 0,
+	  "listen[0].tls.certificates[0].cert: cannot load certificate chain from " },
 };
 
 /* A file with a syntax error, then one with an unknown key, then one naming

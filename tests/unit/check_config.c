@@ -335,8 +335,8 @@ static const struct error_row error_rows[] = {
 	{ VALID "limits:\n  max_frame_size: 8MiB\n", "t.yaml:13:19: limits.max_frame_size: 8MiB is larger than client_buffer (4MiB by default)", NULL },
 	/* counts */
 	{ VALID "    connections: 0\n", "t.yaml:12:18: backends.app.connections: must be at least 1", NULL },
-	{ VALID "    max_pending: -5\n", "t.yaml:12:18: backends.app.max_pending: expected a whole number from 1 to 4294967295, found \"-5\"", NULL },
-	{ VALID "    max_pending: 4294967296\n", "backends.app.max_pending: expected a whole number from 1 to 4294967295", NULL },
+	{ VALID "    max_pending: -5\n", "t.yaml:12:18: backends.app.max_pending: expected a whole number from 1 to 1048576, found \"-5\"", NULL },
+	{ VALID "    max_pending: 99999999999999999999\n", "t.yaml:12:18: backends.app.max_pending: expected a whole number from 1 to 1048576, found", NULL },
 	{ VALID "limits:\n  max_connections: 1e4\n", "t.yaml:13:20: limits.max_connections: expected a whole number", NULL },
 	{ VALID "workers: 0\n", "t.yaml:12:10: workers: must be at least 1", NULL },
 	{ VALID "workers: many\n", "t.yaml:12:10: workers: expected auto or a number of threads, found \"many\"", NULL },
@@ -344,7 +344,13 @@ static const struct error_row error_rows[] = {
 	 * with a line break, stay on their one error line, escaped. */
 	{ VALID "workers: 7\n\n 7\n", "t.yaml:12:10: workers: expected auto or a number of threads, found \"7\\n7\"", NULL },
 	{ VALID "\"a\\nb\": 1\n", "t.yaml:12:1: a\\nb: unknown key", NULL },
-	{ VALID "workers: 5000\n", "t.yaml:12:10: workers: expected a whole number from 1 to 1024", NULL },
+	/* upper bounds: one past each, and what it says */
+	{ VALID "workers: 257\n", "t.yaml:12:10: workers: 257 is too many: at most 256 (more threads than CPUs only contend", NULL },
+	{ VALID "    connections: 1025\n", "t.yaml:12:18: backends.app.connections: 1025 is too many: at most 1024 (per server and per worker", NULL },
+	{ VALID "    max_pending: 1048577\n", "t.yaml:12:18: backends.app.max_pending: 1048577 is too many: at most 1048576 (requests queued that long", NULL },
+	{ VALID "    max_pending: 4294967296\n", "t.yaml:12:18: backends.app.max_pending: 4294967296 is too many: at most 1048576", NULL },
+	{ VALID "limits:\n  max_connections: 1000001\n", "t.yaml:13:20: limits.max_connections: 1000001 is too many: at most 1000000 (each client needs a file descriptor", NULL },
+	{ VALID "limits:\n  max_connections: 2000000000\n", "t.yaml:13:20: limits.max_connections: 2000000000 is too many: at most 1000000", NULL },
 	/* addresses */
 	{ "listen:\n  - address: example.com:8443\n    backend: app\n" LTLS BACK, "t.yaml:2:14: listen[0].address: invalid address \"example.com:8443\": not a numeric IPv4 address", NULL },
 	{ "listen:\n  - address: 127.0.0.1:0\n    backend: app\n" LTLS BACK, "t.yaml:2:14: listen[0].address: invalid address \"127.0.0.1:0\": port must be a number from 1 to 65535", NULL },
@@ -362,7 +368,7 @@ static const struct error_row error_rows[] = {
 	{ LHEAD LTLS "      session_tickets: yes\n" BACK, "t.yaml:8:24: listen[0].tls.session_tickets: expected true or false, found \"yes\"", NULL },
 	{ LHEAD LTLS "      sni_required: 1\n" BACK, "listen[0].tls.sni_required: expected true or false", NULL },
 	{ LHEAD LTLS "      client_ca: good.crt\n      verify_depth: 0\n" BACK, "t.yaml:9:21: listen[0].tls.verify_depth: must be at least 1", NULL },
-	{ LHEAD LTLS "      client_ca: good.crt\n      verify_depth: 101\n" BACK, "t.yaml:9:21: listen[0].tls.verify_depth: expected a whole number from 1 to 100, found \"101\"", NULL },
+	{ LHEAD LTLS "      client_ca: good.crt\n      verify_depth: 101\n" BACK, "t.yaml:9:21: listen[0].tls.verify_depth: 101 is too many: at most 100 (OpenSSL's own limit)", NULL },
 	{ LHEAD LTLS "      client_ca: good.crt\n      verify_depth: deep\n" BACK, "t.yaml:9:21: listen[0].tls.verify_depth: expected a whole number from 1 to 100, found \"deep\"", NULL },
 	/* strings */
 	{ "listen:\n  - address: 127.0.0.1:8443\n    backend: \"\"\n" LTLS BACK, "t.yaml:3:14: listen[0].backend: must not be empty", NULL },
@@ -374,6 +380,7 @@ static const struct error_row error_rows[] = {
 	{ LHEAD LTLS "  - address: 127.0.0.1:8443\n    backend: app\n" LTLS BACK, "t.yaml:8:14: listen[1].address: 127.0.0.1:8443 is already used by listen[0]", NULL },
 	{ "listen:\n  - address: \"[::1]:8443\"\n    backend: app\n" LTLS "  - address: \"[0:0::1]:8443\"\n    backend: app\n" LTLS BACK, "t.yaml:8:14: listen[1].address: [0:0::1]:8443 is already used by listen[0]", NULL },
 	{ VALID "admin:\n  address: 127.0.0.1:8443\n", "t.yaml:13:12: admin.address: 127.0.0.1:8443 is already used by listen[0]", NULL },
+	{ VALID "group: sluice\n", "t.yaml:12:8: group: needs user: without it sluice would go on running as root", NULL },
 	{ VALID "      - address: 127.0.0.1:9000\n", "t.yaml:12:18: backends.app.servers[1].address: 127.0.0.1:9000 is already listed as servers[0]", NULL },
 	{ LHEAD LTLS "      client_verify: optional\n" BACK, "t.yaml:8:22: listen[0].tls.client_verify: needs client_ca", NULL },
 	{ LHEAD LTLS "      crl: path.pem\n" BACK, "t.yaml:8:12: listen[0].tls.crl: needs client_ca", NULL },
@@ -383,23 +390,23 @@ static const struct error_row error_rows[] = {
 	{ LHEAD LTLS "      alpn_required: true\n" BACK, "t.yaml:8:22: listen[0].tls.alpn_required: needs alpn", NULL },
 	/* certificates and keys */
 	{ LHEAD "    tls:\n      certificates:\n        - cert: missing.crt\n          key: good.key\n" BACK,
-	  "t.yaml:6:11: listen[0].tls.certificates[0]: cannot load certificate chain from {dir}/missing.crt: No such file or directory", NULL },
+	  "t.yaml:6:17: listen[0].tls.certificates[0].cert: cannot load certificate chain from {dir}/missing.crt: No such file or directory", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: good.crt\n          key: missing.key\n" BACK,
-	  "t.yaml:6:11: listen[0].tls.certificates[0]: cannot load private key from {dir}/missing.key: No such file or directory", NULL },
+	  "t.yaml:7:16: listen[0].tls.certificates[0].key: cannot load private key from {dir}/missing.key: No such file or directory", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: good.crt\n          key: other.key\n" BACK,
-	  "t.yaml:6:11: listen[0].tls.certificates[0]: private key {dir}/other.key does not match certificate {dir}/good.crt", NULL },
+	  "t.yaml:7:16: listen[0].tls.certificates[0].key: private key {dir}/other.key does not match certificate {dir}/good.crt", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: good.crt\n          key: rsa.key\n" BACK,
-	  "t.yaml:6:11: listen[0].tls.certificates[0]: private key {dir}/rsa.key does not match certificate {dir}/good.crt", NULL },
+	  "t.yaml:7:16: listen[0].tls.certificates[0].key: private key {dir}/rsa.key does not match certificate {dir}/good.crt", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: garbage.pem\n          key: good.key\n" BACK,
-	  "t.yaml:6:11: listen[0].tls.certificates[0]: cannot load certificate chain from {dir}/garbage.pem: no start line", NULL },
+	  "t.yaml:6:17: listen[0].tls.certificates[0].cert: cannot load certificate chain from {dir}/garbage.pem: no start line", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: good.crt\n          key: garbage.pem\n" BACK,
-	  "t.yaml:6:11: listen[0].tls.certificates[0]: cannot load private key from {dir}/garbage.pem: ", NULL },
+	  "t.yaml:7:16: listen[0].tls.certificates[0].key: cannot load private key from {dir}/garbage.pem: ", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: good.key\n          key: good.key\n" BACK,
-	  "listen[0].tls.certificates[0]: cannot load certificate chain from {dir}/good.key: no start line", NULL },
+	  "t.yaml:6:17: listen[0].tls.certificates[0].cert: cannot load certificate chain from {dir}/good.key: no start line", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: {dir}\n          key: good.key\n" BACK,
-	  "listen[0].tls.certificates[0]: cannot load certificate chain from {dir}: ", NULL },
+	  "t.yaml:6:17: listen[0].tls.certificates[0].cert: cannot load certificate chain from {dir}: Is a directory", NULL },
 	{ LHEAD LTLS "        - cert: other.crt\n          key: good.key\n" BACK,
-	  "t.yaml:8:11: listen[0].tls.certificates[1]: private key {dir}/good.key does not match certificate {dir}/other.crt", NULL },
+	  "t.yaml:9:16: listen[0].tls.certificates[1].key: private key {dir}/good.key does not match certificate {dir}/other.crt", NULL },
 	{ LHEAD LTLS "          ocsp: missing.ocsp\n" BACK,
 	  "t.yaml:8:17: listen[0].tls.certificates[0].ocsp: cannot read {dir}/missing.ocsp: No such file or directory", NULL },
 	{ LHEAD LTLS "      crl: missing.pem\n" BACK, "t.yaml:8:12: listen[0].tls.crl: cannot read {dir}/missing.pem", NULL },
@@ -410,29 +417,49 @@ static const struct error_row error_rows[] = {
 	{ LHEAD LTLS "      ticket_keys: dupkeys\n" BACK, "t.yaml:8:20: listen[0].tls.ticket_keys: {dir}/dupkeys:2: the key name repeats the key of line 1", NULL },
 	{ LHEAD LTLS "      ticket_keys: good.crt\n" BACK, "t.yaml:8:20: listen[0].tls.ticket_keys: {dir}/good.crt:1: expected one base64 key of 80 bytes", NULL },
 	/* CRLs and client CAs */
-	{ LHEAD LTLS "      client_ca: good.crt\n      crl: good.crt\n" BACK, "t.yaml:5:7: listen[0].tls: cannot load crl {dir}/good.crt: no CRL in it", NULL },
-	{ LHEAD LTLS "      client_ca: client.crl\n" BACK, "t.yaml:5:7: listen[0].tls: cannot load client_ca {dir}/client.crl: no certificate in it", NULL },
+	{ LHEAD LTLS "      client_ca: good.crt\n      crl: good.crt\n" BACK, "t.yaml:9:12: listen[0].tls.crl: cannot load CRL file {dir}/good.crt: no CRL in it", NULL },
+	{ LHEAD LTLS "      client_ca: client.crl\n" BACK, "t.yaml:8:18: listen[0].tls.client_ca: cannot load client CA file {dir}/client.crl: no certificate in it", NULL },
 	/* OCSP responses, checked against their certificate */
-	{ LHEAD LTLS "          ocsp: garbage.pem\n" BACK, "t.yaml:6:11: listen[0].tls.certificates[0]: OCSP response {dir}/garbage.pem is not a DER OCSP response", NULL },
-	{ LHEAD LTLS "          ocsp: leaf.ocsp\n" BACK, "t.yaml:6:11: listen[0].tls.certificates[0]: OCSP response {dir}/leaf.ocsp is not about this certificate", NULL },
+	{ LHEAD LTLS "          ocsp: garbage.pem\n" BACK, "t.yaml:8:17: listen[0].tls.certificates[0].ocsp: OCSP response {dir}/garbage.pem is not a DER OCSP response", NULL },
+	{ LHEAD LTLS "          ocsp: leaf.ocsp\n" BACK, "t.yaml:8:17: listen[0].tls.certificates[0].ocsp: OCSP response {dir}/leaf.ocsp is not about this certificate", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: leaf.crt\n          key: leaf.key\n          ocsp: leaf.ocsp\n" BACK,
-	  "t.yaml:6:11: listen[0].tls.certificates[0]: OCSP response {dir}/leaf.ocsp cannot be checked: the certificate's issuer is not in its chain file", NULL },
+	  "t.yaml:8:17: listen[0].tls.certificates[0].ocsp: OCSP response {dir}/leaf.ocsp cannot be checked: the certificate's issuer is not in its chain file", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: chained.crt\n          key: chained.key\n          ocsp: leaf.ocsp\n" BACK,
-	  "t.yaml:6:11: listen[0].tls.certificates[0]: OCSP response {dir}/leaf.ocsp is not about this certificate", NULL },
+	  "t.yaml:8:17: listen[0].tls.certificates[0].ocsp: OCSP response {dir}/leaf.ocsp is not about this certificate", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: chained.crt\n          key: chained.key\n          ocsp: revoked.ocsp\n" BACK,
-	  "listen[0].tls.certificates[0]: OCSP response {dir}/revoked.ocsp says the certificate is revoked", NULL },
+	  "t.yaml:8:17: listen[0].tls.certificates[0].ocsp: OCSP response {dir}/revoked.ocsp says the certificate is revoked", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: chained.crt\n          key: chained.key\n          ocsp: future.ocsp\n" BACK,
-	  "listen[0].tls.certificates[0]: OCSP response {dir}/future.ocsp has a thisUpdate in the future", NULL },
+	  "t.yaml:8:17: listen[0].tls.certificates[0].ocsp: OCSP response {dir}/future.ocsp has a thisUpdate in the future", NULL },
 	{ LHEAD "    tls:\n      certificates:\n        - cert: chained.crt\n          key: chained.key\n          ocsp: forever.ocsp\n" BACK,
-	  "listen[0].tls.certificates[0]: OCSP response {dir}/forever.ocsp has no nextUpdate", NULL },
-	{ LHEAD LTLS "          ocsp: good.crt\n" BACK, "listen[0].tls.certificates[0]: OCSP response {dir}/good.crt is not a DER OCSP response", NULL },
+	  "t.yaml:8:17: listen[0].tls.certificates[0].ocsp: OCSP response {dir}/forever.ocsp has no nextUpdate", NULL },
+	{ LHEAD LTLS "          ocsp: good.crt\n" BACK, "t.yaml:8:17: listen[0].tls.certificates[0].ocsp: OCSP response {dir}/good.crt is not a DER OCSP response", NULL },
 	/* several certificates: one per key type and name set */
 	{ LHEAD LTLS "        - cert: good.crt\n          key: good.key\n" BACK,
-	  "t.yaml:8:11: listen[0].tls.certificates[1]: certificates[0] already serves the same names with a ECDSA key", NULL },
-	{ LHEAD LTLS "      client_ca: missing.pem\n" BACK, "t.yaml:5:7: listen[0].tls: cannot load client_ca {dir}/missing.pem: No such file or directory", NULL },
-	{ LHEAD LTLS "      client_ca: garbage.pem\n" BACK, "t.yaml:5:7: listen[0].tls: cannot load client_ca {dir}/garbage.pem", NULL },
-	{ LHEAD LTLS "      ciphers: NOPE\n" BACK, "t.yaml:5:7: listen[0].tls: invalid ciphers \"NOPE\": no cipher match", NULL },
-	{ LHEAD LTLS "      ciphersuites: TLS_NOPE\n" BACK, "t.yaml:5:7: listen[0].tls: invalid ciphersuites \"TLS_NOPE\"", NULL },
+	  "t.yaml:8:17: listen[0].tls.certificates[1].cert: certificates[0] already serves the same names with a ECDSA key", NULL },
+	{ LHEAD LTLS "      client_ca: missing.pem\n" BACK, "t.yaml:8:18: listen[0].tls.client_ca: cannot load client CA file {dir}/missing.pem: No such file or directory", NULL },
+	{ LHEAD LTLS "      client_ca: garbage.pem\n" BACK, "t.yaml:8:18: listen[0].tls.client_ca: cannot load client CA file {dir}/garbage.pem: no certificate in it", NULL },
+	{ LHEAD LTLS "      ciphers: NOPE\n" BACK, "t.yaml:8:16: listen[0].tls.ciphers: invalid cipher list \"NOPE\": no cipher match", NULL },
+	{ LHEAD LTLS "      ciphersuites: TLS_NOPE\n" BACK, "t.yaml:8:21: listen[0].tls.ciphersuites: invalid cipher suite list \"TLS_NOPE\": no cipher match", NULL },
+	/* TLS problems found together: each one at its own key */
+	{ LHEAD "    tls:\n      certificates:\n        - cert: missing.crt\n          key: missing.key\n" BACK,
+	  "t.yaml:6:17: listen[0].tls.certificates[0].cert: cannot load certificate chain from {dir}/missing.crt",
+	  "t.yaml:7:16: listen[0].tls.certificates[0].key: cannot load private key from {dir}/missing.key" },
+	{ LHEAD LTLS "      ciphers: NOPE\n      ciphersuites: TLS_NOPE\n" BACK,
+	  "t.yaml:8:16: listen[0].tls.ciphers: invalid cipher list \"NOPE\"",
+	  "t.yaml:9:21: listen[0].tls.ciphersuites: invalid cipher suite list \"TLS_NOPE\"" },
+	{ LHEAD "    tls:\n      certificates:\n        - cert: missing.crt\n          key: good.key\n      ciphers: NOPE\n" BACK,
+	  "t.yaml:6:17: listen[0].tls.certificates[0].cert: cannot load certificate chain from {dir}/missing.crt",
+	  "t.yaml:8:16: listen[0].tls.ciphers: invalid cipher list \"NOPE\"" },
+	{ LHEAD LTLS "      client_ca: missing.pem\n      crl: good.crt\n" BACK,
+	  "t.yaml:8:18: listen[0].tls.client_ca: cannot load client CA file {dir}/missing.pem",
+	  "t.yaml:9:12: listen[0].tls.crl: cannot load CRL file {dir}/good.crt: no CRL in it" },
+	{ LHEAD LTLS "        - cert: other.crt\n          key: good.key\n      client_ca: garbage.pem\n" BACK,
+	  "t.yaml:9:16: listen[0].tls.certificates[1].key: private key {dir}/good.key does not match certificate {dir}/other.crt",
+	  "t.yaml:10:18: listen[0].tls.client_ca: cannot load client CA file {dir}/garbage.pem" },
+	{ LHEAD "    tls:\n      certificates:\n        - cert: good.crt\n          key: good.key\n          ocsp: leaf.ocsp\n"
+	  "      ticket_keys: path\n      ciphersuites: TLS_NOPE\n" BACK,
+	  "t.yaml:8:17: listen[0].tls.certificates[0].ocsp: OCSP response {dir}/leaf.ocsp is not about this certificate",
+	  "t.yaml:10:21: listen[0].tls.ciphersuites: invalid cipher suite list \"TLS_NOPE\"" },
 	/* the file itself */
 	{ "listen: [\n", "t.yaml:2:1: syntax error: did not find expected node content (while parsing a flow node at line 2, column 1)", NULL },
 	{ "listen:\n\t- address: x\n", "t.yaml:2:1: syntax error: found character that cannot start any token", NULL },
@@ -481,6 +508,36 @@ START_TEST(test_multiple_errors)
 	     line = strtok_r(NULL, "\n", &save), n++)
 		ck_assert_msg(strncmp(line, tmpdir, strlen(tmpdir)) == 0, "line: %s", line);
 	ck_assert_uint_eq(n, 5);
+	free(errors);
+}
+END_TEST
+
+/* Every TLS problem of a listener at once, each once, each at the key
+ * that set the file or value concerned (not at the tls: section). */
+START_TEST(test_tls_every_error)
+{
+	char *errors = load_bad(LHEAD "    tls:\n      certificates:\n"
+				"        - cert: missing.crt\n"             /* 6 */
+				"          key: missing.key\n"              /* 7 */
+				"        - cert: good.crt\n"                /* 8 */
+				"          key: other.key\n"                /* 9 */
+				"        - cert: chained.crt\n"             /* 10 */
+				"          key: chained.key\n"
+				"          ocsp: revoked.ocsp\n"            /* 12 */
+				"      ciphers: NOPE\n"                     /* 13 */
+				"      ciphersuites: TLS_NOPE\n"
+				"      client_ca: client.crl\n"             /* 15 */
+				"      crl: good.crt\n" BACK);
+
+	assert_contains(errors, "t.yaml:6:17: listen[0].tls.certificates[0].cert: cannot load certificate chain from {dir}/missing.crt: No such file or directory");
+	assert_contains(errors, "t.yaml:7:16: listen[0].tls.certificates[0].key: cannot load private key from {dir}/missing.key: No such file or directory");
+	assert_contains(errors, "t.yaml:9:16: listen[0].tls.certificates[1].key: private key {dir}/other.key does not match certificate {dir}/good.crt");
+	assert_contains(errors, "t.yaml:12:17: listen[0].tls.certificates[2].ocsp: OCSP response {dir}/revoked.ocsp says the certificate is revoked");
+	assert_contains(errors, "t.yaml:13:16: listen[0].tls.ciphers: invalid cipher list \"NOPE\": no cipher match");
+	assert_contains(errors, "t.yaml:14:21: listen[0].tls.ciphersuites: invalid cipher suite list \"TLS_NOPE\": no cipher match");
+	assert_contains(errors, "t.yaml:15:18: listen[0].tls.client_ca: cannot load client CA file {dir}/client.crl: no certificate in it");
+	assert_contains(errors, "t.yaml:16:12: listen[0].tls.crl: cannot load CRL file {dir}/good.crt: no CRL in it");
+	ck_assert_msg(count_lines(errors) == 8, "expected 8 lines, got:\n%s", errors);
 	free(errors);
 }
 END_TEST
@@ -825,6 +882,23 @@ START_TEST(test_limits_edges)
 }
 END_TEST
 
+/* Each count's upper bound itself is accepted (one past it is an error
+ * row). */
+START_TEST(test_count_bounds)
+{
+	struct config *cfg = load_ok("workers: 256\n" VALID "    connections: 1024\n"
+				     "    max_pending: 1048576\n"
+				     "limits:\n  max_connections: 1000000\n");
+
+	ck_assert_uint_eq(cfg->workers, 256);
+	ck_assert_uint_eq(config_workers(cfg), 256);
+	ck_assert_uint_eq(cfg->backends[0].connections, 1024);
+	ck_assert_uint_eq(cfg->backends[0].max_pending, 1048576);
+	ck_assert_uint_eq(cfg->limits.max_connections, 1000000);
+	config_unref(cfg);
+}
+END_TEST
+
 /* Relative paths follow the file, however it was named. */
 START_TEST(test_relative_paths)
 {
@@ -864,13 +938,25 @@ START_TEST(test_relative_paths)
 }
 END_TEST
 
+/* user: alone is fine (its own group); group: needs it (the error rows). */
+START_TEST(test_user_without_group)
+{
+	struct config *cfg = load_ok("user: nobody\n" VALID);
+
+	ck_assert_str_eq(cfg->user, "nobody");
+	ck_assert_ptr_null(cfg->group);
+	config_unref(cfg);
+}
+END_TEST
+
 START_TEST(test_workers_auto)
 {
 	struct config *cfg = load_ok("workers: auto\n" VALID);
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
 	ck_assert_uint_eq(cfg->workers, 0);
-	ck_assert_uint_eq(config_workers(cfg), cpus < 1 ? 1 : (unsigned)cpus);
+	/* one per CPU, but never past the bound on workers: */
+	ck_assert_uint_eq(config_workers(cfg), cpus < 1 ? 1 : cpus > 256 ? 256 : (unsigned)cpus);
 	ck_assert_uint_ge(config_workers(cfg), 1);
 	config_unref(cfg);
 }
@@ -1181,6 +1267,7 @@ config_suite(void)
 	tcase_add_unchecked_fixture(tc, setup_files, teardown_files);
 	tcase_add_loop_test(tc, test_error_row, 0, N_ROWS);
 	tcase_add_test(tc, test_multiple_errors);
+	tcase_add_test(tc, test_tls_every_error);
 	tcase_add_test(tc, test_too_many_errors);
 	tcase_add_test(tc, test_unreadable_file);
 	suite_add_tcase(s, tc);
@@ -1191,8 +1278,10 @@ config_suite(void)
 	tcase_add_test(tc, test_every_key_changes_its_field);
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_limits_edges);
+	tcase_add_test(tc, test_count_bounds);
 	tcase_add_test(tc, test_relative_paths);
 	tcase_add_test(tc, test_workers_auto);
+	tcase_add_test(tc, test_user_without_group);
 	tcase_add_test(tc, test_refcount);
 	tcase_add_test(tc, test_warn_unsupported);
 	suite_add_tcase(s, tc);
