@@ -50,7 +50,9 @@
 enum session_state {
 	SESSION_HANDSHAKE,    /* TLS handshake under way (handshake_timeout) */
 	SESSION_ESTABLISHED,  /* reading requests (idle_timeout) */
-	SESSION_CLOSING,      /* QUIT sent or received, or protocol error */
+	SESSION_CLOSING,      /* QUIT sent or received, or protocol error
+			       * (grace_timeout once sluice sent QUIT or a
+			       * shutdown began; none when the client quit) */
 	SESSION_CLOSED,       /* close_notify sent; lingering before close(2) */
 };
 
@@ -338,8 +340,16 @@ static void
 session_stop_reading(struct session *s)
 {
 	s->read_done = 1;
-	if (s->state == SESSION_ESTABLISHED)
+	if (s->state == SESSION_ESTABLISHED) {
+		/* The client ends it (QUIT or a bad frame). Its idle timer must
+		 * not fire in CLOSING, where the timer means "grace over": SPEC
+		 * §3 promises every earlier response, and each is bounded
+		 * already (queue_timeout, request_timeout answer it with an ERR).
+		 * Only a shutdown puts a deadline on it (session_shutdown). */
 		s->state = SESSION_CLOSING;
+		if (evtimer_del(s->timer) < 0)
+			log_error("client %s: cannot stop the idle timer", s->peer);
+	}
 	session_pause_unlink(s);
 	/* Reading stays on (input is discarded) so a client that leaves is
 	 * noticed at once and its pending responses dropped. */
@@ -689,8 +699,8 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 		session_idle_check(s);
 		return;
 	case SESSION_CLOSING:
-		/* The grace period is over: what is answered by now was
-		 * delivered; the rest is dropped. */
+		/* Only ever armed as a grace period (session_shutdown): what
+		 * is answered by now was delivered; the rest is dropped. */
 		log_info("client %s: grace period over with %u requests unanswered; closing", s->peer, s->n_reqs);
 		session_release_requests(s);
 		s->read_done = 1;
@@ -710,6 +720,12 @@ session_shutdown(struct session *s)
 		session_free(s, "shutting down");
 		return;
 	case SESSION_CLOSING:
+		/* A close the client began has no deadline of its own; the
+		 * shutdown's grace bounds it too. One the proxy began keeps
+		 * the grace it has. */
+		if (!evtimer_pending(s->timer, NULL))
+			session_arm(s, s->worker->cfg->grace_timeout_ms);
+		return;
 	case SESSION_CLOSED:
 		return;
 	case SESSION_ESTABLISHED:

@@ -1209,6 +1209,55 @@ START_TEST(test_client_quit_outstanding)
 }
 END_TEST
 
+/* Client QUIT, idle timer as grace: the idle timer armed when the client
+ * connected fired after its QUIT and was taken for "grace over", so the
+ * answers still due were dropped and the client got a bare QUIT. SPEC §3: a
+ * client that sends QUIT gets the responses to all its earlier requests
+ * first. With idle_timeout 500ms, a backend answering after 1.4 s and
+ * grace_timeout 1s (a client-initiated QUIT has no grace deadline), three
+ * requests sent with a QUIT right after connecting are all answered, then
+ * QUIT, close_notify and the close. */
+START_TEST(test_client_quit_idle_timer_drops_responses)
+{
+	struct fixture fx;
+	struct fixture_opts o = { .echo_args = "-d 1400", .limits = "  idle_timeout: 500ms\n",
+				  .grace = "1s" };
+	struct harness_tls *t;
+	uint8_t buf[128];
+	size_t len = 0;
+	char text[16];
+	int64_t t0;
+
+	fixture_up(&fx, &o);
+	fx_wait_backend_conns(&fx, 0, 2);
+	t = fixture_connect(&fx);
+	for (int i = 0; i < 3; i++) {
+		int n = snprintf(text, sizeof(text), "due%d", i);
+
+		harness_frame_prefix(buf + len, 0, (uint32_t)(6 + n));
+		memcpy(buf + len + 6, text, (size_t)n);
+		len += 6 + (size_t)n;
+	}
+	harness_frame_prefix(buf + len, 4, 10);
+	memcpy(buf + len + 6, "QUIT", 4);
+	len += 10;
+	t0 = fixture_mono_ms();
+	ck_assert_int_eq(harness_tls_send(t, buf, len), 0);
+	for (int i = 0; i < 3; i++) {
+		int n = snprintf(text, sizeof(text), "due%d", i);
+
+		fixture_expect_frame(t, text, (uint32_t)n);
+	}
+	ck_assert_msg(fixture_mono_ms() - t0 >= 1300, "answered after %lld ms by a 1.4 s backend",
+		      (long long)(fixture_mono_ms() - t0));
+	fixture_expect_quit(t);
+	fixture_expect_closed_with_notify(t);
+	harness_tls_close(t);
+	ck_assert_int_eq(harness_count_log(fx.sluice.log, "grace period over"), 0);
+	fixture_down(&fx);
+}
+END_TEST
+
 /* ---- 11. abusive prefixes ------------------------------------------------------- */
 
 static const struct {
@@ -1659,6 +1708,7 @@ limits_suite(void)
 	tcase_add_test(faults, test_backend_killed_mid_flight);
 	tcase_add_test(faults, test_backend_malformed_one_connection);
 	tcase_add_test(faults, test_client_quit_outstanding);
+	tcase_add_test(faults, test_client_quit_idle_timer_drops_responses);
 	tcase_add_test(faults, test_sigterm_in_flight);
 	tcase_add_test(faults, test_sigterm_grace_expires);
 	tcase_add_test(faults, test_sigterm_twice);
