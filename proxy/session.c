@@ -11,9 +11,10 @@
  *        waits in its request until the earlier ones are answered
  *
  * States: HANDSHAKE → ESTABLISHED → CLOSING (QUIT received or sent, or a
- * protocol error: no new requests once read_done) → CLOSED (close_notify
- * sent, lingering briefly so the client reads the end before the socket
- * closes).
+ * protocol error: no new requests once read_done) → DRAINING (all answered,
+ * QUIT queued, output not read yet: bounded by grace_timeout) → CLOSED
+ * (close_notify sent, lingering briefly so the client reads the end before
+ * the socket closes).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -53,6 +54,8 @@ enum session_state {
 	SESSION_CLOSING,      /* QUIT sent or received, or protocol error
 			       * (grace_timeout once sluice sent QUIT or a
 			       * shutdown began; none when the client quit) */
+	SESSION_DRAINING,     /* all answered and QUIT queued, output unread
+			       * (grace_timeout, then cut off) */
 	SESSION_CLOSED,       /* close_notify sent; lingering before close(2) */
 };
 
@@ -90,6 +93,7 @@ static void session_write_cb(struct bufferevent *bev, void *arg);
 static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void session_flush(struct session *s);
+static void session_stop_reading(struct session *s);
 static void session_established(struct session *s);
 
 static struct session *
@@ -331,9 +335,35 @@ session_finish_when_done(struct session *s)
 		}
 		s->quit_sent = 1;
 	}
-	if (evbuffer_get_length(out) == 0)
+	if (evbuffer_get_length(out) == 0) {
 		session_close(s);
-	/* else session_write_cb closes once the output has drained */
+		return;
+	}
+	/* session_write_cb closes once the output has drained, unless the
+	 * client does not read it: a client that never reads must not keep
+	 * its buffers and its max_connections slot forever. */
+	if (s->state != SESSION_DRAINING) {
+		s->state = SESSION_DRAINING;
+		session_arm(s, s->worker->cfg->grace_timeout_ms);
+	}
+}
+
+/* The client left its last responses unread for grace_timeout. */
+static void
+session_drain_expired(struct session *s)
+{
+	size_t left = evbuffer_get_length(bufferevent_get_output(s->bev));
+	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+	int fd = bufferevent_getfd(s->bev);
+
+	WORKER_STAT_ADD(s->worker, timeouts_drain, 1);
+	log_info("client %s: did not read its last %zu bytes within grace_timeout (%llu ms); closing without close_notify",
+		 s->peer, left, (unsigned long long)s->worker->cfg->grace_timeout_ms);
+	/* A reset rather than a FIN queued behind bytes the peer does not
+	 * read: those would stay in the kernel until TCP gives up. */
+	if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)) < 0)
+		log_debug("client %s: SO_LINGER: %s", s->peer, strerror(errno));
+	session_abort(s, "output not read");
 }
 
 static void
@@ -491,6 +521,7 @@ session_can_read(const struct session *s)
 {
 	switch (s->state) {
 	case SESSION_HANDSHAKE:
+	case SESSION_DRAINING:
 	case SESSION_CLOSED:
 		return 0;
 	case SESSION_ESTABLISHED:
@@ -568,6 +599,7 @@ session_write_cb(struct bufferevent *bev, void *arg)
 		return;
 	case SESSION_ESTABLISHED:
 	case SESSION_CLOSING:
+	case SESSION_DRAINING:
 		break;
 	}
 	if (s->read_done) {
@@ -651,6 +683,7 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	case SESSION_ESTABLISHED:
 	case SESSION_CLOSING:
+	case SESSION_DRAINING:
 		while (bufferevent_get_openssl_error(s->bev) != 0)
 			;
 		ERR_clear_error();
@@ -703,8 +736,11 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 		 * is answered by now was delivered; the rest is dropped. */
 		log_info("client %s: grace period over with %u requests unanswered; closing", s->peer, s->n_reqs);
 		session_release_requests(s);
-		s->read_done = 1;
+		session_stop_reading(s);
 		session_finish_when_done(s);
+		return;
+	case SESSION_DRAINING:
+		session_drain_expired(s);
 		return;
 	case SESSION_CLOSED:
 		session_free(s, "closed");
@@ -726,6 +762,7 @@ session_shutdown(struct session *s)
 		if (!evtimer_pending(s->timer, NULL))
 			session_arm(s, s->worker->cfg->grace_timeout_ms);
 		return;
+	case SESSION_DRAINING:   /* has its deadline */
 	case SESSION_CLOSED:
 		return;
 	case SESSION_ESTABLISHED:

@@ -922,6 +922,49 @@ START_TEST(test_idle_counts_from_last_answer)
 }
 END_TEST
 
+/* Non-reading client outlives grace: once the grace period after a
+ * proxy-initiated QUIT (here idle_timeout's) was over, a session whose
+ * output the client never read waited for its write callback with no timer
+ * left, keeping its buffers and its max_connections slot forever. Now the
+ * client gets one more grace_timeout to read, then is cut off and counted
+ * in sluice_timeouts_total{kind="drain"}. The client pipelines 16 KiB
+ * frames without reading until sluice stops reading it (client_buffer
+ * 1MiB), then does nothing: QUIT after idle_timeout (1 s), grace over 500 ms
+ * later, cut off 500 ms after that. */
+START_TEST(test_nonreading_client_outlives_grace)
+{
+	struct fixture fx;
+	struct fixture_opts o = { .admin = 1, .max_frame = "64KiB", .grace = "500ms",
+				  .limits = "  client_buffer: 1MiB\n  idle_timeout: 1s\n" };
+	struct pusher p;
+	int64_t stalled, deadline;
+	double active;
+
+	fixture_up(&fx, &o);
+	memset(&p, 0, sizeof(p));
+	p.fx = &fx;
+	p.t = fixture_connect(&fx);
+	p.tag = "D";
+	p.frame_len = 16 * 1024;
+	p.max = 16384;   /* 256 MiB: far more than any buffer on the way */
+	ck_assert_msg(pusher_run(&p, 300, 60000) == 1,
+		      "the non-reading client sent all %u frames: sluice never stopped reading it", p.max);
+	stalled = fixture_mono_ms();
+	deadline = stalled + T_IO_MS;
+	while ((active = fixture_metric(&fx, "sluice_connections_active")) > 0 && fixture_mono_ms() < deadline)
+		usleep(50 * 1000);   /* the scrape period */
+	ck_assert_msg(active == 0, "the non-reading client still held a connection %lld ms after it stalled",
+		      (long long)(fixture_mono_ms() - stalled));
+	ck_assert_msg(fixture_metric(&fx, "sluice_timeouts_total{kind=\"idle\"}") == 1, "no idle QUIT counted");
+	ck_assert_msg(fixture_metric(&fx, "sluice_timeouts_total{kind=\"drain\"}") == 1, "the cut-off was not counted");
+	ck_assert_int_eq(harness_count_log(fx.sluice.log, "did not read its last"), 1);
+	ck_assert_msg(harness_tls_wait_closed(p.t, T_IO_MS) == 0, "the client never saw its connection end");
+	free(p.buf);
+	harness_tls_abort(p.t);
+	fixture_down(&fx);
+}
+END_TEST
+
 /* ---- 7. request_timeout -------------------------------------------------------- */
 
 /* request_timeout: 500ms, a backend answering after 2 s, one connection:
@@ -1699,6 +1742,7 @@ limits_suite(void)
 	tcase_add_test(lim, test_idle_quit_ignored);
 	tcase_add_test(lim, test_idle_slowloris);
 	tcase_add_test(lim, test_idle_counts_from_last_answer);
+	tcase_add_test(lim, test_nonreading_client_outlives_grace);
 	tcase_add_loop_test(lim, test_abusive_prefix, 0,
 			    (int)(sizeof(abusive_prefixes) / sizeof(abusive_prefixes[0])));
 	suite_add_tcase(s, lim);
