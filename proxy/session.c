@@ -93,7 +93,7 @@ static void session_write_cb(struct bufferevent *bev, void *arg);
 static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void session_flush(struct session *s);
-static void session_stop_reading(struct session *s);
+static int session_stop_reading(struct session *s);
 static void session_established(struct session *s);
 
 static struct session *
@@ -290,7 +290,10 @@ session_kill(struct session *s, const char *reason)
 	session_pause_unlink(s);
 	s->state = SESSION_CLOSED;
 	s->read_done = 1;
-	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	/* Already the way out: events that still come find it CLOSED, and
+	 * the timer frees it next. */
+	if (bufferevent_disable(s->bev, EV_READ | EV_WRITE) < 0)
+		log_error("client %s: cannot stop its events", s->peer);
 	session_arm(s, 0);
 }
 
@@ -366,7 +369,8 @@ session_drain_expired(struct session *s)
 	session_abort(s, "output not read");
 }
 
-static void
+/* 0, or -1 when the session is being killed. */
+static int
 session_stop_reading(struct session *s)
 {
 	s->read_done = 1;
@@ -385,8 +389,12 @@ session_stop_reading(struct session *s)
 	 * noticed at once and its pending responses dropped. */
 	if (s->read_paused) {
 		s->read_paused = 0;
-		bufferevent_enable(s->bev, EV_READ);
+		if (bufferevent_enable(s->bev, EV_READ) < 0) {
+			session_kill(s, "cannot watch the client's connection");
+			return -1;
+		}
 	}
+	return 0;
 }
 
 static void
@@ -400,7 +408,8 @@ session_protocol_error(struct session *s, const struct frame_info *fi)
 	log_info("client %s: protocol error: %s (header_len %u, total_len %u); answering ERR PROTOCOL and closing",
 		 s->peer, frame_error_string(fi->error), fi->header_len, fi->total_len);
 	evbuffer_drain(in, evbuffer_get_length(in));
-	session_stop_reading(s);
+	if (session_stop_reading(s) < 0)
+		return;
 
 	/* The error is a response like any other: it comes after the responses
 	 * to every request received before the bad frame. */
@@ -427,17 +436,24 @@ session_quit_received(struct session *s)
 {
 	log_debug("client %s: QUIT received with %u requests outstanding", s->peer, s->n_reqs);
 	s->quit_received = 1;
-	session_stop_reading(s);
+	if (session_stop_reading(s) < 0)
+		return;
 	session_finish_when_done(s);
 }
 
-static void
+/* 0, or -1 when the session is being killed: a session that cannot stop
+ * reading would take requests past its budget. */
+static int
 session_pause(struct session *s)
 {
-	if (!s->read_paused) {
-		s->read_paused = 1;
-		bufferevent_disable(s->bev, EV_READ);
+	if (s->read_paused)
+		return 0;
+	s->read_paused = 1;
+	if (bufferevent_disable(s->bev, EV_READ) < 0) {
+		session_kill(s, "cannot pause reading");
+		return -1;
 	}
+	return 0;
 }
 
 /* The per-client budget: requests in flight plus responses not yet read by
@@ -557,12 +573,12 @@ session_process(struct session *s)
 			return;
 		}
 		if (session_over_budget(s, fi.total_len)) {
-			session_pause(s);   /* session_write_cb resumes */
+			(void)session_pause(s);   /* session_write_cb resumes */
 			goto out;
 		}
 		if (pool_congested(s->pool, s)) {
-			session_pause(s);
-			pool_pause(s->pool, s);
+			if (session_pause(s) == 0)
+				pool_pause(s->pool, s);
 			goto out;
 		}
 		session_submit(s, &run, in, fi.total_len);
@@ -736,7 +752,8 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 		 * is answered by now was delivered; the rest is dropped. */
 		log_info("client %s: grace period over with %u requests unanswered; closing", s->peer, s->n_reqs);
 		session_release_requests(s);
-		session_stop_reading(s);
+		if (session_stop_reading(s) < 0)
+			return;
 		session_finish_when_done(s);
 		return;
 	case SESSION_DRAINING:
@@ -959,7 +976,8 @@ session_resume(struct session *s)
 	if (s->state == SESSION_CLOSED)
 		return;
 	if (bufferevent_enable(s->bev, EV_READ) < 0) {
-		log_error("client %s: cannot resume reading", s->peer);
+		/* Left paused, it would wait for nothing forever. */
+		session_kill(s, "cannot resume reading");
 		return;
 	}
 	/* Frames may already wait in the input: no new bytes will announce
