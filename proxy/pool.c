@@ -580,6 +580,23 @@ pool_upstream_failed(struct pool *p, struct upstream *u)
 	pool_wake(p);
 }
 
+/* request_timeout, on the connections of removed servers too: a removed
+ * server that stops answering must not hold its requests forever. */
+static void
+pool_tick_upstreams(struct pool *p, uint64_t now_ms)
+{
+	struct pool_server *srv;
+
+	for (unsigned i = 0; i < p->n_all; i++)
+		upstream_tick(p->all[i], now_ms);
+	/* Nothing a tick does removes a server from the list: pool_collect
+	 * does, later in the worker's tick. */
+	TAILQ_FOREACH(srv, &p->retired, link) {
+		for (unsigned j = 0; j < srv->n_ups; j++)
+			upstream_tick(srv->ups[j], now_ms);
+	}
+}
+
 void
 pool_tick(struct pool *p, uint64_t now_ms)
 {
@@ -595,8 +612,7 @@ pool_tick(struct pool *p, uint64_t now_ms)
 		WORKER_STAT_ADD(p->worker, timeouts_queue, 1);
 		session_respond_error(req, "BUSY", "no backend connection could take the request within queue_timeout");
 	}
-	for (unsigned i = 0; i < p->n_all; i++)
-		upstream_tick(p->all[i], now_ms);
+	pool_tick_upstreams(p, now_ms);
 	pool_wake(p);
 }
 

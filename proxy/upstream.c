@@ -3,7 +3,9 @@
  *
  *   CONNECTING ─connected─▶ CONNECTED ─retire─▶ RETIRING ─answers done─▶
  *   QUIT_SENT ─QUIT/close/grace─▶ CLOSED (or CONNECTING again when the
- *   backend asked to quit). Any failure ─▶ BACKOFF ─timer─▶ CONNECTING.
+ *   backend asked to quit). One grace_timeout, armed when sluice retires
+ *   the connection, bounds RETIRING and QUIT_SENT together. Any failure ─▶
+ *   BACKOFF ─timer─▶ CONNECTING.
  *
  * Requests go onto the output in the order written and wait in the FIFO;
  * the backend answers in that order, so each response frame belongs to the
@@ -327,7 +329,11 @@ upstream_send_quit(struct upstream *u)
 		return;
 	}
 	upstream_set_state(u, UPSTREAM_QUIT_SENT);
-	upstream_arm(u, u->pool->worker->cfg->grace_timeout_ms);
+	/* A retirement keeps the deadline it began with (SPEC §3: closed on
+	 * the answering frame, the close or the grace timeout, whichever
+	 * comes first); a backend-initiated QUIT has none yet. */
+	if (!evtimer_pending(u->timer, NULL))
+		upstream_arm(u, u->pool->worker->cfg->grace_timeout_ms);
 }
 
 /* The connection is done with (QUIT exchanged, closed, or grace over). */
@@ -361,10 +367,19 @@ upstream_retire(struct upstream *u)
 	case UPSTREAM_CONNECTED:
 		u->reconnect = 0;
 		upstream_set_state(u, UPSTREAM_RETIRING);
+		/* A backend that stops answering must not hold the connection
+		 * (and its requests) forever. */
+		upstream_arm(u, u->pool->worker->cfg->grace_timeout_ms);
 		if (u->outstanding == 0)
 			upstream_send_quit(u);
 		return;
 	case UPSTREAM_RETIRING:
+		/* The backend asked to quit, without a deadline; now sluice
+		 * retires it, with one. */
+		if (u->reconnect)
+			upstream_arm(u, u->pool->worker->cfg->grace_timeout_ms);
+		u->reconnect = 0;
+		return;
 	case UPSTREAM_QUIT_SENT:
 		u->reconnect = 0;
 		return;
@@ -568,8 +583,13 @@ upstream_timer_cb(evutil_socket_t fd, short what, void *arg)
 			 upstream_backend(u), upstream_addr(u), u->index);
 		upstream_closed(u);
 		return;
-	case UPSTREAM_CONNECTED:
 	case UPSTREAM_RETIRING:
+		/* Only armed when sluice retired it (upstream_retire). */
+		log_info("backend %s: server %s connection %u: %u requests still unanswered when the grace period ended; closing",
+			 upstream_backend(u), upstream_addr(u), u->index, u->outstanding);
+		upstream_closed(u);
+		return;
+	case UPSTREAM_CONNECTED:
 	case UPSTREAM_CLOSED:
 		return;
 	}
