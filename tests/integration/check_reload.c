@@ -975,6 +975,38 @@ START_TEST(test_retiring_without_deadline)
 }
 END_TEST
 
+/* Waiting request BUSY while a connection is idle: when a connection
+ * failed, the pool woke paused sessions but did not place the requests
+ * waiting in its queue. A client whose request "queued" waits behind its
+ * request on a retiring connection (SPEC §1: never overtaking it) kept
+ * waiting when that connection died, and got ERR BUSY after queue_timeout
+ * although the new server's connection was idle. Here the removed server
+ * is killed: "stuck" is answered ERR UNAVAILABLE and "queued" is answered
+ * by the new server at once, not after queue_timeout (8 s). */
+START_TEST(test_waiting_request_busy_while_connection_idle)
+{
+	struct fixture fx;
+	struct harness_tls *t;
+	struct harness_frame f;
+	char d[160];
+
+	t = retire_stalled_server(&fx, "    request_timeout: 60s\n    queue_timeout: 8s\n", "10s");
+	ck_assert_int_eq(harness_send_frame(t, NULL, 0, "queued", 6), 0);
+	wait_metric(&fx, "sluice_requests_pending", 2);
+	harness_kill(&fx.echo[0]);   /* its connection closes */
+	fx.echo_stopped[0] = 0;
+	expect_err_within(t, "UNAVAILABLE", 3000);
+	ck_assert_msg(harness_recv_frame(t, &f, 3000) == 0, "no answer to the waiting request within 3 s: %s",
+		      harness_last_error());
+	ck_assert_msg(f.header_len == 0 && f.payload_len == 6 && memcmp(f.payload, "queued", 6) == 0,
+		      "the waiting request got %s", fixture_frame_desc(&f, d, sizeof(d)));
+	harness_frame_free(&f);
+	expect_reached(&fx, "queued", 1, 0);
+	harness_tls_close(t);
+	fixture_down(&fx);
+}
+END_TEST
+
 /* connections: 2 -> 4 -> 1. Growing keeps the two open connections and
  * opens two more; shrinking retires three with QUIT and leaves exactly one
  * open; clients are served throughout. Guards against a resize that
@@ -1079,6 +1111,7 @@ reload_suite(void)
 	tcase_set_timeout(retire, 60);
 	tcase_add_test(retire, test_retired_server_never_ticked);
 	tcase_add_test(retire, test_retiring_without_deadline);
+	tcase_add_test(retire, test_waiting_request_busy_while_connection_idle);
 	suite_add_tcase(s, retire);
 	return s;
 }
