@@ -12,7 +12,8 @@
  *
  * States: HANDSHAKE → ESTABLISHED → CLOSING (QUIT received or sent, or a
  * protocol error: no new requests once read_done) → DRAINING (all answered,
- * QUIT queued, output not read yet: bounded by grace_timeout) → CLOSED
+ * QUIT queued, output not read yet: cut off after grace_timeout without
+ * progress) → CLOSED
  * (close_notify sent, lingering briefly so the client reads the end before
  * the socket closes).
  */
@@ -47,6 +48,7 @@
 
 #define SESSION_MAGIC 0x53455353u        /* "SESS": catches use after free */
 #define SESSION_LINGER_MS 1000u          /* after close_notify, before close(2) */
+#define SESSION_DRAIN_MIN_MS 1000u       /* shortest DRAINING period */
 
 enum session_state {
 	SESSION_HANDSHAKE,    /* TLS handshake under way (handshake_timeout) */
@@ -55,7 +57,8 @@ enum session_state {
 			       * (grace_timeout once sluice sent QUIT or a
 			       * shutdown began; none when the client quit) */
 	SESSION_DRAINING,     /* all answered and QUIT queued, output unread
-			       * (grace_timeout, then cut off) */
+			       * (cut off after a drain period without
+			       * progress) */
 	SESSION_CLOSED,       /* close_notify sent; lingering before close(2) */
 };
 
@@ -78,6 +81,7 @@ struct session {
 	unsigned n_sticky;               /* how many of them */
 	unsigned n_waiting;              /* requests in the pool's wait queue */
 	uint64_t last_active_ms;         /* last whole frame read or last answer, for idle_timeout */
+	size_t drain_left;               /* DRAINING: output bytes at the last check */
 	TAILQ_ENTRY(session) worker_link;
 	TAILQ_ENTRY(session) pause_link;
 	struct session_list *paused_on;  /* the pool list we wait on, or NULL */
@@ -93,6 +97,7 @@ static void session_write_cb(struct bufferevent *bev, void *arg);
 static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void session_flush(struct session *s);
+static uint64_t session_drain_period(const struct session *s);
 static int session_stop_reading(struct session *s);
 static void session_established(struct session *s);
 
@@ -347,21 +352,41 @@ session_finish_when_done(struct session *s)
 	 * its buffers and its max_connections slot forever. */
 	if (s->state != SESSION_DRAINING) {
 		s->state = SESSION_DRAINING;
-		session_arm(s, s->worker->cfg->grace_timeout_ms);
+		s->drain_left = evbuffer_get_length(out);
+		session_arm(s, session_drain_period(s));
 	}
 }
 
-/* The client left its last responses unread for grace_timeout. */
+/* grace_timeout, but never so short that a client still reading its last
+ * responses is cut off: grace_timeout 0 means "do not wait for QUIT
+ * answers", not "truncate". */
+static uint64_t
+session_drain_period(const struct session *s)
+{
+	uint64_t grace = s->worker->cfg->grace_timeout_ms;
+
+	return grace > SESSION_DRAIN_MIN_MS ? grace : SESSION_DRAIN_MIN_MS;
+}
+
+/* A client that reads, however slowly, finishes (as nginx's send_timeout
+ * counts between two writes); one that read nothing for a whole period is
+ * cut off. */
 static void
-session_drain_expired(struct session *s)
+session_drain_check(struct session *s)
 {
 	size_t left = evbuffer_get_length(bufferevent_get_output(s->bev));
 	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
 	int fd = bufferevent_getfd(s->bev);
+	uint64_t period = session_drain_period(s);
 
+	if (left < s->drain_left) {
+		s->drain_left = left;
+		session_arm(s, period);
+		return;
+	}
 	WORKER_STAT_ADD(s->worker, timeouts_drain, 1);
-	log_info("client %s: did not read its last %zu bytes within grace_timeout (%llu ms); closing without close_notify",
-		 s->peer, left, (unsigned long long)s->worker->cfg->grace_timeout_ms);
+	log_info("client %s: read none of its last %zu bytes for %llu ms; closing without close_notify",
+		 s->peer, left, (unsigned long long)period);
 	/* A reset rather than a FIN queued behind bytes the peer does not
 	 * read: those would stay in the kernel until TCP gives up. */
 	if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)) < 0)
@@ -757,7 +782,7 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 		session_finish_when_done(s);
 		return;
 	case SESSION_DRAINING:
-		session_drain_expired(s);
+		session_drain_check(s);
 		return;
 	case SESSION_CLOSED:
 		session_free(s, "closed");

@@ -925,12 +925,12 @@ END_TEST
 /* Non-reading client outlives grace: once the grace period after a
  * proxy-initiated QUIT (here idle_timeout's) was over, a session whose
  * output the client never read waited for its write callback with no timer
- * left, keeping its buffers and its max_connections slot forever. Now the
- * client gets one more grace_timeout to read, then is cut off and counted
- * in sluice_timeouts_total{kind="drain"}. The client pipelines 16 KiB
- * frames without reading until sluice stops reading it (client_buffer
- * 1MiB), then does nothing: QUIT after idle_timeout (1 s), grace over 500 ms
- * later, cut off 500 ms after that. */
+ * left, keeping its buffers and its max_connections slot forever. Now a
+ * client that reads none of it for grace_timeout (at least 1 s) is cut off
+ * and counted in sluice_timeouts_total{kind="drain"}. The client pipelines
+ * 16 KiB frames without reading until sluice stops reading it
+ * (client_buffer 1MiB), then does nothing: QUIT after idle_timeout (1 s),
+ * grace over 500 ms later, cut off a second after that. */
 START_TEST(test_nonreading_client_outlives_grace)
 {
 	struct fixture fx;
@@ -957,7 +957,7 @@ START_TEST(test_nonreading_client_outlives_grace)
 		      (long long)(fixture_mono_ms() - stalled));
 	ck_assert_msg(fixture_metric(&fx, "sluice_timeouts_total{kind=\"idle\"}") == 1, "no idle QUIT counted");
 	ck_assert_msg(fixture_metric(&fx, "sluice_timeouts_total{kind=\"drain\"}") == 1, "the cut-off was not counted");
-	ck_assert_int_eq(harness_count_log(fx.sluice.log, "did not read its last"), 1);
+	ck_assert_int_eq(harness_count_log(fx.sluice.log, "read none of its last"), 1);
 	ck_assert_msg(harness_tls_wait_closed(p.t, T_IO_MS) == 0, "the client never saw its connection end");
 	free(p.buf);
 	harness_tls_abort(p.t);
