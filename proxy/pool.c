@@ -495,7 +495,7 @@ pool_wake(struct pool *p)
  * request finds no connection has no sticky one, so its later requests find
  * none either: a session's requests never overtake each other. */
 static void
-pool_drain_waiting(struct pool *p)
+pool_drain_pass(struct pool *p)
 {
 	struct request *req, *next;
 	int exhausted = 0;
@@ -517,6 +517,24 @@ pool_drain_waiting(struct pool *p)
 		session_note_waiting(req->session, -1);
 		upstream_write(u, req, NULL);
 	}
+}
+
+/* A write that fails the connection reports it (pool_upstream_failed),
+ * which drains too: that nested pass would move requests out from under
+ * this one's next pointer, so it only asks for one more pass here. */
+static void
+pool_drain_waiting(struct pool *p)
+{
+	if (p->placing) {
+		p->place_again = 1;
+		return;
+	}
+	p->placing = 1;
+	do {
+		p->place_again = 0;
+		pool_drain_pass(p);
+	} while (p->place_again);
+	p->placing = 0;
 }
 
 void
@@ -576,8 +594,29 @@ pool_upstream_failed(struct pool *p, struct upstream *u)
 	pool_server_update(u->server);
 	if (p->n_waiting > 0 && pool_all_down(p))
 		pool_fail_waiting(p, "UNAVAILABLE", "no backend server is reachable");
+	/* Sessions whose requests waited for the failed connection have no
+	 * sticky one now: their waiting requests may go to any connection,
+	 * idle ones included, rather than wait for queue_timeout. */
+	pool_drain_waiting(p);
 	/* Sessions paused on the failed connection have no sticky one now. */
 	pool_wake(p);
+}
+
+/* request_timeout, on the connections of removed servers too: a removed
+ * server that stops answering must not hold its requests forever. */
+static void
+pool_tick_upstreams(struct pool *p, uint64_t now_ms)
+{
+	struct pool_server *srv;
+
+	for (unsigned i = 0; i < p->n_all; i++)
+		upstream_tick(p->all[i], now_ms);
+	/* Nothing a tick does removes a server from the list: pool_collect
+	 * does, later in the worker's tick. */
+	TAILQ_FOREACH(srv, &p->retired, link) {
+		for (unsigned j = 0; j < srv->n_ups; j++)
+			upstream_tick(srv->ups[j], now_ms);
+	}
 }
 
 void
@@ -595,8 +634,7 @@ pool_tick(struct pool *p, uint64_t now_ms)
 		WORKER_STAT_ADD(p->worker, timeouts_queue, 1);
 		session_respond_error(req, "BUSY", "no backend connection could take the request within queue_timeout");
 	}
-	for (unsigned i = 0; i < p->n_all; i++)
-		upstream_tick(p->all[i], now_ms);
+	pool_tick_upstreams(p, now_ms);
 	pool_wake(p);
 }
 

@@ -11,9 +11,11 @@
  *        waits in its request until the earlier ones are answered
  *
  * States: HANDSHAKE → ESTABLISHED → CLOSING (QUIT received or sent, or a
- * protocol error: no new requests once read_done) → CLOSED (close_notify
- * sent, lingering briefly so the client reads the end before the socket
- * closes).
+ * protocol error: no new requests once read_done) → DRAINING (all answered,
+ * QUIT queued, output not read yet: cut off after grace_timeout without
+ * progress) → CLOSED
+ * (close_notify sent, lingering briefly so the client reads the end before
+ * the socket closes).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -46,11 +48,17 @@
 
 #define SESSION_MAGIC 0x53455353u        /* "SESS": catches use after free */
 #define SESSION_LINGER_MS 1000u          /* after close_notify, before close(2) */
+#define SESSION_DRAIN_MIN_MS 1000u       /* shortest DRAINING period */
 
 enum session_state {
 	SESSION_HANDSHAKE,    /* TLS handshake under way (handshake_timeout) */
 	SESSION_ESTABLISHED,  /* reading requests (idle_timeout) */
-	SESSION_CLOSING,      /* QUIT sent or received, or protocol error */
+	SESSION_CLOSING,      /* QUIT sent or received, or protocol error
+			       * (grace_timeout once sluice sent QUIT or a
+			       * shutdown began; none when the client quit) */
+	SESSION_DRAINING,     /* all answered and QUIT queued, output unread
+			       * (cut off after a drain period without
+			       * progress) */
 	SESSION_CLOSED,       /* close_notify sent; lingering before close(2) */
 };
 
@@ -73,6 +81,7 @@ struct session {
 	unsigned n_sticky;               /* how many of them */
 	unsigned n_waiting;              /* requests in the pool's wait queue */
 	uint64_t last_active_ms;         /* last whole frame read or last answer, for idle_timeout */
+	size_t drain_left;               /* DRAINING: output bytes at the last check */
 	TAILQ_ENTRY(session) worker_link;
 	TAILQ_ENTRY(session) pause_link;
 	struct session_list *paused_on;  /* the pool list we wait on, or NULL */
@@ -88,6 +97,8 @@ static void session_write_cb(struct bufferevent *bev, void *arg);
 static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void session_flush(struct session *s);
+static uint64_t session_drain_period(const struct session *s);
+static int session_stop_reading(struct session *s);
 static void session_established(struct session *s);
 
 static struct session *
@@ -284,7 +295,10 @@ session_kill(struct session *s, const char *reason)
 	session_pause_unlink(s);
 	s->state = SESSION_CLOSED;
 	s->read_done = 1;
-	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	/* Already the way out: events that still come find it CLOSED, and
+	 * the timer frees it next. */
+	if (bufferevent_disable(s->bev, EV_READ | EV_WRITE) < 0)
+		log_error("client %s: cannot stop its events", s->peer);
 	session_arm(s, 0);
 }
 
@@ -329,24 +343,83 @@ session_finish_when_done(struct session *s)
 		}
 		s->quit_sent = 1;
 	}
-	if (evbuffer_get_length(out) == 0)
+	if (evbuffer_get_length(out) == 0) {
 		session_close(s);
-	/* else session_write_cb closes once the output has drained */
+		return;
+	}
+	/* session_write_cb closes once the output has drained, unless the
+	 * client does not read it: a client that never reads must not keep
+	 * its buffers and its max_connections slot forever. */
+	if (s->state != SESSION_DRAINING) {
+		s->state = SESSION_DRAINING;
+		s->drain_left = evbuffer_get_length(out);
+		session_arm(s, session_drain_period(s));
+	}
 }
 
+/* grace_timeout, but never so short that a client still reading its last
+ * responses is cut off: grace_timeout 0 means "do not wait for QUIT
+ * answers", not "truncate". */
+static uint64_t
+session_drain_period(const struct session *s)
+{
+	uint64_t grace = s->worker->cfg->grace_timeout_ms;
+
+	return grace > SESSION_DRAIN_MIN_MS ? grace : SESSION_DRAIN_MIN_MS;
+}
+
+/* A client that reads, however slowly, finishes (as nginx's send_timeout
+ * counts between two writes); one that read nothing for a whole period is
+ * cut off. */
 static void
+session_drain_check(struct session *s)
+{
+	size_t left = evbuffer_get_length(bufferevent_get_output(s->bev));
+	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+	int fd = bufferevent_getfd(s->bev);
+	uint64_t period = session_drain_period(s);
+
+	if (left < s->drain_left) {
+		s->drain_left = left;
+		session_arm(s, period);
+		return;
+	}
+	WORKER_STAT_ADD(s->worker, timeouts_drain, 1);
+	log_info("client %s: read none of its last %zu bytes for %llu ms; closing without close_notify",
+		 s->peer, left, (unsigned long long)period);
+	/* A reset rather than a FIN queued behind bytes the peer does not
+	 * read: those would stay in the kernel until TCP gives up. */
+	if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)) < 0)
+		log_debug("client %s: SO_LINGER: %s", s->peer, strerror(errno));
+	session_abort(s, "output not read");
+}
+
+/* 0, or -1 when the session is being killed. */
+static int
 session_stop_reading(struct session *s)
 {
 	s->read_done = 1;
-	if (s->state == SESSION_ESTABLISHED)
+	if (s->state == SESSION_ESTABLISHED) {
+		/* The client ends it (QUIT or a bad frame). Its idle timer must
+		 * not fire in CLOSING, where the timer means "grace over": SPEC
+		 * §3 promises every earlier response, and each is bounded
+		 * already (queue_timeout, request_timeout answer it with an ERR).
+		 * Only a shutdown puts a deadline on it (session_shutdown). */
 		s->state = SESSION_CLOSING;
+		if (evtimer_del(s->timer) < 0)
+			log_error("client %s: cannot stop the idle timer", s->peer);
+	}
 	session_pause_unlink(s);
 	/* Reading stays on (input is discarded) so a client that leaves is
 	 * noticed at once and its pending responses dropped. */
 	if (s->read_paused) {
 		s->read_paused = 0;
-		bufferevent_enable(s->bev, EV_READ);
+		if (bufferevent_enable(s->bev, EV_READ) < 0) {
+			session_kill(s, "cannot watch the client's connection");
+			return -1;
+		}
 	}
+	return 0;
 }
 
 static void
@@ -360,7 +433,8 @@ session_protocol_error(struct session *s, const struct frame_info *fi)
 	log_info("client %s: protocol error: %s (header_len %u, total_len %u); answering ERR PROTOCOL and closing",
 		 s->peer, frame_error_string(fi->error), fi->header_len, fi->total_len);
 	evbuffer_drain(in, evbuffer_get_length(in));
-	session_stop_reading(s);
+	if (session_stop_reading(s) < 0)
+		return;
 
 	/* The error is a response like any other: it comes after the responses
 	 * to every request received before the bad frame. */
@@ -387,17 +461,24 @@ session_quit_received(struct session *s)
 {
 	log_debug("client %s: QUIT received with %u requests outstanding", s->peer, s->n_reqs);
 	s->quit_received = 1;
-	session_stop_reading(s);
+	if (session_stop_reading(s) < 0)
+		return;
 	session_finish_when_done(s);
 }
 
-static void
+/* 0, or -1 when the session is being killed: a session that cannot stop
+ * reading would take requests past its budget. */
+static int
 session_pause(struct session *s)
 {
-	if (!s->read_paused) {
-		s->read_paused = 1;
-		bufferevent_disable(s->bev, EV_READ);
+	if (s->read_paused)
+		return 0;
+	s->read_paused = 1;
+	if (bufferevent_disable(s->bev, EV_READ) < 0) {
+		session_kill(s, "cannot pause reading");
+		return -1;
 	}
+	return 0;
 }
 
 /* The per-client budget: requests in flight plus responses not yet read by
@@ -481,6 +562,7 @@ session_can_read(const struct session *s)
 {
 	switch (s->state) {
 	case SESSION_HANDSHAKE:
+	case SESSION_DRAINING:
 	case SESSION_CLOSED:
 		return 0;
 	case SESSION_ESTABLISHED:
@@ -516,12 +598,12 @@ session_process(struct session *s)
 			return;
 		}
 		if (session_over_budget(s, fi.total_len)) {
-			session_pause(s);   /* session_write_cb resumes */
+			(void)session_pause(s);   /* session_write_cb resumes */
 			goto out;
 		}
 		if (pool_congested(s->pool, s)) {
-			session_pause(s);
-			pool_pause(s->pool, s);
+			if (session_pause(s) == 0)
+				pool_pause(s->pool, s);
 			goto out;
 		}
 		session_submit(s, &run, in, fi.total_len);
@@ -558,6 +640,7 @@ session_write_cb(struct bufferevent *bev, void *arg)
 		return;
 	case SESSION_ESTABLISHED:
 	case SESSION_CLOSING:
+	case SESSION_DRAINING:
 		break;
 	}
 	if (s->read_done) {
@@ -641,6 +724,7 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	case SESSION_ESTABLISHED:
 	case SESSION_CLOSING:
+	case SESSION_DRAINING:
 		while (bufferevent_get_openssl_error(s->bev) != 0)
 			;
 		ERR_clear_error();
@@ -689,12 +773,16 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 		session_idle_check(s);
 		return;
 	case SESSION_CLOSING:
-		/* The grace period is over: what is answered by now was
-		 * delivered; the rest is dropped. */
+		/* Only ever armed as a grace period (session_shutdown): what
+		 * is answered by now was delivered; the rest is dropped. */
 		log_info("client %s: grace period over with %u requests unanswered; closing", s->peer, s->n_reqs);
 		session_release_requests(s);
-		s->read_done = 1;
+		if (session_stop_reading(s) < 0)
+			return;
 		session_finish_when_done(s);
+		return;
+	case SESSION_DRAINING:
+		session_drain_check(s);
 		return;
 	case SESSION_CLOSED:
 		session_free(s, "closed");
@@ -710,6 +798,13 @@ session_shutdown(struct session *s)
 		session_free(s, "shutting down");
 		return;
 	case SESSION_CLOSING:
+		/* A close the client began has no deadline of its own; the
+		 * shutdown's grace bounds it too. One the proxy began keeps
+		 * the grace it has. */
+		if (!evtimer_pending(s->timer, NULL))
+			session_arm(s, s->worker->cfg->grace_timeout_ms);
+		return;
+	case SESSION_DRAINING:   /* has its deadline */
 	case SESSION_CLOSED:
 		return;
 	case SESSION_ESTABLISHED:
@@ -906,7 +1001,8 @@ session_resume(struct session *s)
 	if (s->state == SESSION_CLOSED)
 		return;
 	if (bufferevent_enable(s->bev, EV_READ) < 0) {
-		log_error("client %s: cannot resume reading", s->peer);
+		/* Left paused, it would wait for nothing forever. */
+		session_kill(s, "cannot resume reading");
 		return;
 	}
 	/* Frames may already wait in the input: no new bytes will announce

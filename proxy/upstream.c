@@ -3,7 +3,9 @@
  *
  *   CONNECTING ─connected─▶ CONNECTED ─retire─▶ RETIRING ─answers done─▶
  *   QUIT_SENT ─QUIT/close/grace─▶ CLOSED (or CONNECTING again when the
- *   backend asked to quit). Any failure ─▶ BACKOFF ─timer─▶ CONNECTING.
+ *   backend asked to quit). One grace_timeout, armed when sluice retires
+ *   the connection, bounds RETIRING and QUIT_SENT together. Any failure ─▶
+ *   BACKOFF ─timer─▶ CONNECTING.
  *
  * Requests go onto the output in the order written and wait in the FIFO;
  * the backend answers in that order, so each response frame belongs to the
@@ -34,8 +36,6 @@
  * pause; below LOW they resume. */
 #define UPSTREAM_HIGH_WATER (1024u * 1024u)
 #define UPSTREAM_LOW_WATER (256u * 1024u)
-#define UPSTREAM_BACKOFF_BASE_MS 100u
-#define UPSTREAM_BACKOFF_MAX_MS 5000u
 
 static void upstream_connect(struct upstream *u);
 static void upstream_read_cb(struct bufferevent *bev, void *arg);
@@ -149,19 +149,45 @@ upstream_drop_bev(struct upstream *u)
 		u->bev = NULL;
 	}
 	u->congested = 0;
+	u->connected_ms = 0;
 }
 
-static uint64_t
-upstream_backoff_ms(struct upstream *u)
+uint64_t
+upstream_backoff_ms(unsigned failures, uint64_t random)
 {
-	unsigned shift = u->failures > 8 ? 8 : (u->failures ? u->failures - 1 : 0);
+	unsigned shift = failures > 8 ? 8 : (failures ? failures - 1 : 0);
 	uint64_t delay = (uint64_t)UPSTREAM_BACKOFF_BASE_MS << shift;
 
 	if (delay > UPSTREAM_BACKOFF_MAX_MS)
 		delay = UPSTREAM_BACKOFF_MAX_MS;
 	/* Jitter in [delay/2, delay]: workers and connections that failed
 	 * together do not reconnect together. */
-	return delay / 2 + worker_random(u->pool->worker) % (delay / 2 + 1);
+	return delay / 2 + random % (delay / 2 + 1);
+}
+
+/* A connection that served for a while was a healthy one: failures before
+ * it are history, as nginx forgets a server's failures after fail_timeout
+ * (10 s by default), so a later failure starts the backoff at 100 ms again
+ * instead of the 5 s earned by a start-up outage hours ago. A backend that
+ * accepts and hangs up sooner (or flaps within the 5 s cap) keeps its
+ * backoff growing. A response resets the count too (upstream_answer). */
+unsigned
+upstream_failures_carried(unsigned failures, uint64_t up_ms)
+{
+	return up_ms >= UPSTREAM_STABLE_MS ? 0 : failures;
+}
+
+/* How long the connection has been up, 0 when it is not connected. */
+static uint64_t
+upstream_up_ms(const struct upstream *u)
+{
+	return u->connected_ms != 0 ? clock_ms() - u->connected_ms : 0;
+}
+
+static uint64_t
+upstream_next_backoff(struct upstream *u)
+{
+	return upstream_backoff_ms(u->failures, worker_random(u->pool->worker));
 }
 
 static void upstream_closed(struct upstream *u);
@@ -181,9 +207,9 @@ upstream_fail(struct upstream *u, const char *reason)
 	}
 
 	upstream_count_error(u);
-	u->failures++;
+	u->failures = upstream_failures_carried(u->failures, upstream_up_ms(u)) + 1;
 	u->connect_failed = u->state == UPSTREAM_CONNECTING;
-	delay = upstream_backoff_ms(u);
+	delay = upstream_next_backoff(u);
 	if (lost > 0 || u->failures == 1)
 		log_warn("backend %s: server %s connection %u: %s; %u written requests answered ERR UNAVAILABLE; reconnecting in %llu ms",
 			 upstream_backend(u), upstream_addr(u), u->index, reason, lost, (unsigned long long)delay);
@@ -327,20 +353,25 @@ upstream_send_quit(struct upstream *u)
 		return;
 	}
 	upstream_set_state(u, UPSTREAM_QUIT_SENT);
-	upstream_arm(u, u->pool->worker->cfg->grace_timeout_ms);
+	/* A retirement keeps the deadline it began with (SPEC §3: closed on
+	 * the answering frame, the close or the grace timeout, whichever
+	 * comes first); a backend-initiated QUIT has none yet. */
+	if (!evtimer_pending(u->timer, NULL))
+		upstream_arm(u, u->pool->worker->cfg->grace_timeout_ms);
 }
 
 /* The connection is done with (QUIT exchanged, closed, or grace over). */
 static void
 upstream_closed(struct upstream *u)
 {
+	u->failures = upstream_failures_carried(u->failures, upstream_up_ms(u));
 	upstream_drop_bev(u);
 	upstream_fail_requests(u);
 	evtimer_del(u->timer);
 	if (u->reconnect) {
 		u->reconnect = 0;
 		upstream_set_state(u, UPSTREAM_BACKOFF);
-		upstream_arm(u, upstream_backoff_ms(u));
+		upstream_arm(u, upstream_next_backoff(u));
 		pool_upstream_failed(u->pool, u);
 		return;
 	}
@@ -361,10 +392,19 @@ upstream_retire(struct upstream *u)
 	case UPSTREAM_CONNECTED:
 		u->reconnect = 0;
 		upstream_set_state(u, UPSTREAM_RETIRING);
+		/* A backend that stops answering must not hold the connection
+		 * (and its requests) forever. */
+		upstream_arm(u, u->pool->worker->cfg->grace_timeout_ms);
 		if (u->outstanding == 0)
 			upstream_send_quit(u);
 		return;
 	case UPSTREAM_RETIRING:
+		/* The backend asked to quit, without a deadline; now sluice
+		 * retires it, with one. */
+		if (u->reconnect)
+			upstream_arm(u, u->pool->worker->cfg->grace_timeout_ms);
+		u->reconnect = 0;
+		return;
 	case UPSTREAM_QUIT_SENT:
 		u->reconnect = 0;
 		return;
@@ -513,8 +553,11 @@ upstream_connected(struct upstream *u)
 	if (u->failures > 0)
 		log_info("backend %s: server %s connection %u: connected after %u failed attempts",
 			 upstream_backend(u), upstream_addr(u), u->index, u->failures);
-	/* failures is reset by the first response, not here: a backend that
-	 * accepts and hangs up at once must still see the backoff grow. */
+	/* failures is reset by the first response, or once the connection
+	 * has stayed up UPSTREAM_STABLE_MS (upstream_failures_carried), not
+	 * here: a backend that accepts and hangs up at once must still see
+	 * the backoff grow. */
+	u->connected_ms = clock_ms();
 	u->connect_failed = 0;
 	pool_upstream_ready(u->pool, u);
 }
@@ -568,8 +611,13 @@ upstream_timer_cb(evutil_socket_t fd, short what, void *arg)
 			 upstream_backend(u), upstream_addr(u), u->index);
 		upstream_closed(u);
 		return;
-	case UPSTREAM_CONNECTED:
 	case UPSTREAM_RETIRING:
+		/* Only armed when sluice retired it (upstream_retire). */
+		log_info("backend %s: server %s connection %u: %u requests still unanswered when the grace period ended; closing",
+			 upstream_backend(u), upstream_addr(u), u->index, u->outstanding);
+		upstream_closed(u);
+		return;
+	case UPSTREAM_CONNECTED:
 	case UPSTREAM_CLOSED:
 		return;
 	}

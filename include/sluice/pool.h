@@ -62,6 +62,8 @@ struct pool {
 	struct session_list paused;     /* sessions not read until the pool drains */
 	unsigned users;                 /* sessions using the pool */
 	unsigned removed:1;             /* its backend left the configuration */
+	unsigned placing:1;             /* pool_drain_waiting under way */
+	unsigned place_again:1;         /* ... and asked for again meanwhile */
 	TAILQ_ENTRY(pool) link;         /* the worker's list of removed pools */
 };
 

@@ -39,6 +39,7 @@ struct upstream {
 	struct request_queue fifo;    /* written, unanswered, in write order */
 	unsigned outstanding;
 	unsigned failures;            /* consecutive; drives backoff */
+	uint64_t connected_ms;        /* clock_ms() at connect; 0 when not connected */
 	unsigned connect_failed:1;    /* the last connect attempt failed: "down" */
 	unsigned reconnect:1;         /* after RETIRING: connect again (backend-initiated QUIT) */
 	unsigned congested:1;         /* output passed the high-water mark */
@@ -71,5 +72,18 @@ void upstream_retire(struct upstream *u);
 
 /* For logs and metric labels: "connecting", "connected", ... */
 const char *upstream_state_name(enum upstream_state state);
+
+/* Reconnection backoff, a pure function of the consecutive failures (1 for
+ * the first; 0 counts as 1) and any 64-bit random value: 100 ms ×
+ * 2^(failures-1), capped at 5 s, jittered into [delay/2, delay]. */
+#define UPSTREAM_BACKOFF_BASE_MS 100u
+#define UPSTREAM_BACKOFF_MAX_MS 5000u
+uint64_t upstream_backoff_ms(unsigned failures, uint64_t random);
+
+/* How long a connection must stay up for its earlier failures to be
+ * forgotten, and the failure count a connection that was up for up_ms (0:
+ * never connected) carries into its next failure. */
+#define UPSTREAM_STABLE_MS 10000u
+unsigned upstream_failures_carried(unsigned failures, uint64_t up_ms);
 
 #endif

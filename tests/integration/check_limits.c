@@ -924,6 +924,49 @@ START_TEST(test_idle_counts_from_last_answer)
 }
 END_TEST
 
+/* Non-reading client outlives grace: once the grace period after a
+ * proxy-initiated QUIT (here idle_timeout's) was over, a session whose
+ * output the client never read waited for its write callback with no timer
+ * left, keeping its buffers and its max_connections slot forever. Now a
+ * client that reads none of it for grace_timeout (at least 1 s) is cut off
+ * and counted in sluice_timeouts_total{kind="drain"}. The client pipelines
+ * 16 KiB frames without reading until sluice stops reading it
+ * (client_buffer 1MiB), then does nothing: QUIT after idle_timeout (1 s),
+ * grace over 500 ms later, cut off a second after that. */
+START_TEST(test_nonreading_client_outlives_grace)
+{
+	struct fixture fx;
+	struct fixture_opts o = { .admin = 1, .max_frame = "64KiB", .grace = "500ms",
+				  .limits = "  client_buffer: 1MiB\n  idle_timeout: 1s\n" };
+	struct pusher p;
+	int64_t stalled, deadline;
+	double active;
+
+	fixture_up(&fx, &o);
+	memset(&p, 0, sizeof(p));
+	p.fx = &fx;
+	p.t = fixture_connect(&fx);
+	p.tag = "D";
+	p.frame_len = 16 * 1024;
+	p.max = 16384;   /* 256 MiB: far more than any buffer on the way */
+	ck_assert_msg(pusher_run(&p, 300, 60000) == 1,
+		      "the non-reading client sent all %u frames: sluice never stopped reading it", p.max);
+	stalled = fixture_mono_ms();
+	deadline = stalled + T_IO_MS;
+	while ((active = fixture_metric(&fx, "sluice_connections_active")) > 0 && fixture_mono_ms() < deadline)
+		usleep(50 * 1000);   /* the scrape period */
+	ck_assert_msg(active == 0, "the non-reading client still held a connection %lld ms after it stalled",
+		      (long long)(fixture_mono_ms() - stalled));
+	ck_assert_msg(fixture_metric(&fx, "sluice_timeouts_total{kind=\"idle\"}") == 1, "no idle QUIT counted");
+	ck_assert_msg(fixture_metric(&fx, "sluice_timeouts_total{kind=\"drain\"}") == 1, "the cut-off was not counted");
+	ck_assert_int_eq(harness_count_log(fx.sluice.log, "read none of its last"), 1);
+	ck_assert_msg(harness_tls_wait_closed(p.t, T_IO_MS) == 0, "the client never saw its connection end");
+	free(p.buf);
+	harness_tls_abort(p.t);
+	fixture_down(&fx);
+}
+END_TEST
+
 /* ---- 7. request_timeout -------------------------------------------------------- */
 
 /* request_timeout: 500ms, a backend answering after 2 s, one connection:
@@ -1207,6 +1250,55 @@ START_TEST(test_client_quit_outstanding)
 	harness_tls_close(t);
 	ck_assert_int_eq(harness_trace_conn_of(fx.trace[0], "after-quit", 10), -1);
 	ck_assert_int_eq(harness_trace_frames(fx.trace[0], 0, NULL, 0), 5);
+	fixture_down(&fx);
+}
+END_TEST
+
+/* Client QUIT, idle timer as grace: the idle timer armed when the client
+ * connected fired after its QUIT and was taken for "grace over", so the
+ * answers still due were dropped and the client got a bare QUIT. SPEC §3: a
+ * client that sends QUIT gets the responses to all its earlier requests
+ * first. With idle_timeout 500ms, a backend answering after 1.4 s and
+ * grace_timeout 1s (a client-initiated QUIT has no grace deadline), three
+ * requests sent with a QUIT right after connecting are all answered, then
+ * QUIT, close_notify and the close. */
+START_TEST(test_client_quit_idle_timer_drops_responses)
+{
+	struct fixture fx;
+	struct fixture_opts o = { .echo_args = "-d 1400", .limits = "  idle_timeout: 500ms\n",
+				  .grace = "1s" };
+	struct harness_tls *t;
+	uint8_t buf[128];
+	size_t len = 0;
+	char text[16];
+	int64_t t0;
+
+	fixture_up(&fx, &o);
+	fx_wait_backend_conns(&fx, 0, 2);
+	t = fixture_connect(&fx);
+	for (int i = 0; i < 3; i++) {
+		int n = snprintf(text, sizeof(text), "due%d", i);
+
+		harness_frame_prefix(buf + len, 0, (uint32_t)(6 + n));
+		memcpy(buf + len + 6, text, (size_t)n);
+		len += 6 + (size_t)n;
+	}
+	harness_frame_prefix(buf + len, 4, 10);
+	memcpy(buf + len + 6, "QUIT", 4);
+	len += 10;
+	t0 = fixture_mono_ms();
+	ck_assert_int_eq(harness_tls_send(t, buf, len), 0);
+	for (int i = 0; i < 3; i++) {
+		int n = snprintf(text, sizeof(text), "due%d", i);
+
+		fixture_expect_frame(t, text, (uint32_t)n);
+	}
+	ck_assert_msg(fixture_mono_ms() - t0 >= 1300, "answered after %lld ms by a 1.4 s backend",
+		      (long long)(fixture_mono_ms() - t0));
+	fixture_expect_quit(t);
+	fixture_expect_closed_with_notify(t);
+	harness_tls_close(t);
+	ck_assert_int_eq(harness_count_log(fx.sluice.log, "grace period over"), 0);
 	fixture_down(&fx);
 }
 END_TEST
@@ -1783,6 +1875,7 @@ limits_suite(void)
 	tcase_add_test(lim, test_idle_quit_ignored);
 	tcase_add_test(lim, test_idle_slowloris);
 	tcase_add_test(lim, test_idle_counts_from_last_answer);
+	tcase_add_test(lim, test_nonreading_client_outlives_grace);
 	tcase_add_loop_test(lim, test_abusive_prefix, 0,
 			    (int)(sizeof(abusive_prefixes) / sizeof(abusive_prefixes[0])));
 	suite_add_tcase(s, lim);
@@ -1799,6 +1892,7 @@ limits_suite(void)
 	tcase_add_test(faults, test_backend_killed_mid_flight);
 	tcase_add_test(faults, test_backend_malformed_one_connection);
 	tcase_add_test(faults, test_client_quit_outstanding);
+	tcase_add_test(faults, test_client_quit_idle_timer_drops_responses);
 	tcase_add_test(faults, test_sigterm_in_flight);
 	tcase_add_test(faults, test_sigterm_grace_expires);
 	tcase_add_test(faults, test_sigterm_twice);

@@ -869,6 +869,144 @@ START_TEST(test_retiring_server_takes_no_new_requests)
 }
 END_TEST
 
+/* Polls /metrics until series reaches want; asserts it does. */
+static void
+wait_metric(const struct fixture *fx, const char *series, double want)
+{
+	int64_t deadline = fixture_mono_ms() + T_IO_MS;
+	double v;
+
+	while ((v = fixture_metric(fx, series)) != want && fixture_mono_ms() < deadline)
+		usleep(POLL_US);
+	ck_assert_msg(v == want, "%s is %g, expected %g", series, v, want);
+}
+
+/* The next frame is ERR code, within timeout_ms. */
+static void
+expect_err_within(struct harness_tls *t, const char *code, int timeout_ms)
+{
+	struct harness_frame f;
+	char d[160];
+	int64_t t0 = fixture_mono_ms();
+	int rc = harness_recv_frame(t, &f, timeout_ms);
+
+	ck_assert_msg(rc == 0, "no ERR %s within %d ms: %s", code, timeout_ms,
+		      rc == 1 ? "closed" : harness_last_error());
+	ck_assert_msg(harness_frame_is_err(&f, code), "expected ERR %s after %lld ms, got %s", code,
+		      (long long)(fixture_mono_ms() - t0), fixture_frame_desc(&f, d, sizeof(d)));
+	harness_frame_free(&f);
+}
+
+/* Echo 0, the backend's only server (one connection), is stopped with a
+ * client's request "stuck" written to it; then a reload makes echo 1 the
+ * only server, with backend_extra under the backend. Both files have
+ * grace_timeout grace (a retirement takes the running file's) and
+ * request_timeout 60s unless backend_extra says otherwise. Returns the
+ * client, once echo 1's connection is up. */
+static struct harness_tls *
+retire_stalled_server(struct fixture *fx, const char *backend_extra, const char *grace)
+{
+	struct fixture_opts o = { .n_echos = 2, .servers = 1, .connections = 1, .admin = 1,
+				  .backend_extra = "    request_timeout: 60s\n", .grace = grace,
+				  .level = "info" };
+	struct harness_tls *t;
+	char series[160];
+
+	fixture_up(fx, &o);
+	t = fixture_connect(fx);
+	fixture_round_trip(t, "before");   /* echo 0's connection is up */
+	fixture_stop_echo(fx, 0);
+	ck_assert_int_eq(harness_send_frame(t, NULL, 0, "stuck", 5), 0);
+	wait_metric(fx, "sluice_requests_pending", 1);
+	o.servers = 2;
+	o.backend_extra = backend_extra;
+	fixture_write_config(fx, &o);
+	fx_reload(fx);
+	snprintf(series, sizeof(series),
+		 "sluice_backend_connections{backend=\"app\",server=\"127.0.0.1:%u\",state=\"connected\"}",
+		 fx->echo_port[1]);
+	wait_metric(fx, series, 1);
+	return t;
+}
+
+/* Retired server never ticked: pool_tick checked request_timeout only on
+ * the configured servers' connections, so a request written to a server
+ * that a reload removed, and that stopped answering, waited forever. Here
+ * the new file's request_timeout (500 ms) answers it ERR TIMEOUT long
+ * before the grace timeout (10 s) could, and the client goes on with the
+ * new server. */
+START_TEST(test_retired_server_never_ticked)
+{
+	struct fixture fx;
+	struct harness_tls *t;
+
+	t = retire_stalled_server(&fx, "    request_timeout: 500ms\n", "10s");
+	expect_err_within(t, "TIMEOUT", 3000);
+	fixture_round_trip(t, "after");
+	expect_reached(&fx, "after", 1, 0);
+	ck_assert_int_eq(fx_count(&fx, "no response within request_timeout"), 1);
+	harness_tls_close(t);
+	fixture_down(&fx);
+}
+END_TEST
+
+/* Retiring without a deadline: a backend connection that a reload retired
+ * waited for its answers with no timer, so a removed server that stopped
+ * answering held it, and its requests, until request_timeout (60 s here).
+ * SPEC §3 bounds a retirement by the grace timeout: with grace_timeout 1s
+ * the request is answered ERR UNAVAILABLE about a second after the
+ * reload. */
+START_TEST(test_retiring_without_deadline)
+{
+	struct fixture fx;
+	struct harness_tls *t;
+	int64_t t0;
+
+	t = retire_stalled_server(&fx, "    request_timeout: 60s\n", "1s");
+	t0 = fixture_mono_ms();
+	expect_err_within(t, "UNAVAILABLE", 4000);
+	ck_assert_msg(fixture_mono_ms() - t0 < 4000, "answered %lld ms after the reload",
+		      (long long)(fixture_mono_ms() - t0));
+	ck_assert_int_eq(fx_count(&fx, "requests still unanswered when the grace period ended"), 1);
+	fixture_round_trip(t, "after");
+	expect_reached(&fx, "after", 1, 0);
+	harness_tls_close(t);
+	fixture_down(&fx);
+}
+END_TEST
+
+/* Waiting request BUSY while a connection is idle: when a connection
+ * failed, the pool woke paused sessions but did not place the requests
+ * waiting in its queue. A client whose request "queued" waits behind its
+ * request on a retiring connection (SPEC §1: never overtaking it) kept
+ * waiting when that connection died, and got ERR BUSY after queue_timeout
+ * although the new server's connection was idle. Here the removed server
+ * is killed: "stuck" is answered ERR UNAVAILABLE and "queued" is answered
+ * by the new server at once, not after queue_timeout (8 s). */
+START_TEST(test_waiting_request_busy_while_connection_idle)
+{
+	struct fixture fx;
+	struct harness_tls *t;
+	struct harness_frame f;
+	char d[160];
+
+	t = retire_stalled_server(&fx, "    request_timeout: 60s\n    queue_timeout: 8s\n", "10s");
+	ck_assert_int_eq(harness_send_frame(t, NULL, 0, "queued", 6), 0);
+	wait_metric(&fx, "sluice_requests_pending", 2);
+	harness_kill(&fx.echo[0]);   /* its connection closes */
+	fx.echo_stopped[0] = 0;
+	expect_err_within(t, "UNAVAILABLE", 3000);
+	ck_assert_msg(harness_recv_frame(t, &f, 3000) == 0, "no answer to the waiting request within 3 s: %s",
+		      harness_last_error());
+	ck_assert_msg(f.header_len == 0 && f.payload_len == 6 && memcmp(f.payload, "queued", 6) == 0,
+		      "the waiting request got %s", fixture_frame_desc(&f, d, sizeof(d)));
+	harness_frame_free(&f);
+	expect_reached(&fx, "queued", 1, 0);
+	harness_tls_close(t);
+	fixture_down(&fx);
+}
+END_TEST
+
 /* connections: 2 -> 4 -> 1. Growing keeps the two open connections and
  * opens two more; shrinking retires three with QUIT and leaves exactly one
  * open; clients are served throughout. Guards against a resize that
@@ -954,6 +1092,7 @@ reload_suite(void)
 {
 	Suite *s = suite_create("reload");
 	TCase *tc = tcase_create("integration");
+	TCase *retire = tcase_create("retirement");
 
 	tcase_set_timeout(tc, 150);
 	tcase_add_test(tc, test_reload_under_steady_load);
@@ -967,6 +1106,13 @@ reload_suite(void)
 	tcase_add_test(tc, test_limits_apply_to_new_work);
 	tcase_add_test(tc, test_new_listener_address_in_use);
 	suite_add_tcase(s, tc);
+
+	/* A removed server that stops answering (SPEC §3 "Backends"). */
+	tcase_set_timeout(retire, 60);
+	tcase_add_test(retire, test_retired_server_never_ticked);
+	tcase_add_test(retire, test_retiring_without_deadline);
+	tcase_add_test(retire, test_waiting_request_busy_while_connection_idle);
+	suite_add_tcase(s, retire);
 	return s;
 }
 

@@ -276,6 +276,7 @@ fill_stats(struct worker_stats *st, uint64_t base)
 	st->requests_pending = base + 18;
 	for (unsigned i = 0; i < TLS_CERT_FAILURE_COUNT; i++)
 		st->client_cert_failures[i] = base + 19 + i;
+	st->timeouts_drain = base + 19 + TLS_CERT_FAILURE_COUNT;
 }
 
 START_TEST(test_render_counters_summed_over_workers)
@@ -317,6 +318,7 @@ START_TEST(test_render_counters_summed_over_workers)
 	ck_assert_line(text, "sluice_timeouts_total{kind=\"connect\"} 1030");
 	ck_assert_line(text, "sluice_timeouts_total{kind=\"queue\"} 1032");
 	ck_assert_line(text, "sluice_timeouts_total{kind=\"request\"} 1034");
+	ck_assert_line(text, "sluice_timeouts_total{kind=\"drain\"} 1052");
 	ck_assert_line(text, "# TYPE sluice_requests_pending gauge");
 	ck_assert_line(text, "sluice_requests_pending 1036");
 	ck_assert_line(text, "# TYPE sluice_workers gauge");
@@ -509,8 +511,8 @@ START_TEST(test_render_every_sample_has_help_and_type)
 		ck_assert_msg(strcmp(family, current) == 0, "sample '%s' outside its family (%s)", line, current);
 		samples++;
 	}
-	/* 2 process + 25 worker + 19 histogram + 7 backend + 2 reload */
-	ck_assert_int_eq(samples, 2 + 25 + 19 + 7 + 2);
+	/* 2 process + 26 worker + 19 histogram + 7 backend + 2 reload */
+	ck_assert_int_eq(samples, 2 + 26 + 19 + 7 + 2);
 	free(copy);
 	free(text);
 	fake_worker_free(w);
