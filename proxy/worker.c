@@ -6,6 +6,7 @@
  * worker is done through events the main thread handed it.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -26,6 +27,27 @@
 
 /* Granularity of queue_timeout and request_timeout. */
 #define WORKER_TICK_MS 100
+
+/* A TLS handshake needs some 45 KiB for a moment, an established client
+ * some 15 KiB for good: a burst of connections leaves the heap full of
+ * holes between long-lived blocks, and glibc only gives back its top. Once
+ * connections stop coming and going for a tick, hand the free pages in
+ * between back to the system: the RSS then follows the clients, not the
+ * past peak (a handshake flood would otherwise keep its memory for good).
+ * Never under steady churn, where the holes are about to be reused. */
+static void
+worker_trim_after_burst(struct worker *w)
+{
+	uint64_t churn = 2 * w->stats.connections_total - w->stats.connections_active;
+
+	if (churn != w->trim_churn) {
+		w->trim_churn = churn;
+		w->trim_pending = 1;
+	} else if (w->trim_pending) {
+		w->trim_pending = 0;
+		malloc_trim(0);
+	}
+}
 
 static void
 worker_tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -53,6 +75,7 @@ worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 			pool_free(p);
 		}
 	}
+	worker_trim_after_burst(w);
 }
 
 static void

@@ -88,6 +88,8 @@ struct worker {
 				       * callback: one read per batch of frames */
 	size_t max_read;              /* SLUICE_MAX_READ: tests split frames everywhere; 0 = libevent's */
 	struct worker_stats stats;
+	uint64_t trim_churn;          /* accepts + closes at the last tick */
+	unsigned trim_pending:1;      /* connections came or went since the last trim */
 	/* Held by the worker while it changes its pools or listeners (start,
 	 * reload, exit) and by readers walking them from another thread
 	 * (metrics). Never taken on the request path. */
