@@ -3,8 +3,9 @@
 
 Reads WORK/runs.jsonl (one line per run: scenario, proxy, repetition, the
 machine's idleness before it, and sluice-bench's JSON) and the openssl speed
-outputs; prints a table of medians (min-max) and of ratios sluice/peer;
-writes RESULTS/latest.json and, through gnuplot and bench/plot.gp,
+outputs; prints a table of medians (min-max), of ratios sluice/peer and of
+issue #5's targets checked against the best peer of each scenario; writes
+RESULTS/latest.json and, through gnuplot and bench/plot.gp,
 RESULTS/latest.svg.
 """
 import argparse
@@ -48,6 +49,49 @@ METRICS = [
      lambda r: r["bench"].get("server_cpu_us_per_request")),
     ("memory", "kib_per_conn", "memory: KiB per idle connection", "KiB", False,
      lambda r: kib_per_conn(r)),
+] + [
+    # scale: sluice alone on two CPUs, one worker against two (bench/run
+    # records the runs as scenarios scale_w1 and scale_w2).
+    (f"scale_w{w}", metric, f"scale: {label} workers {w}", unit, hib, get)
+    for metric, label, unit, hib, get in (
+        ("requests_per_s", "requests/s", "req/s", True,
+         lambda r: r["bench"]["requests_per_s"]),
+        ("cpu_us_per_request", "sluice CPU per request,", "us", False,
+         lambda r: r["bench"].get("server_cpu_us_per_request")),
+        ("requests_per_cpu_s", "requests per sluice CPU-s,", "req", True,
+         lambda r: per_core_second(r["bench"].get("server_cpu_us_per_request"))))
+    for w in (1, 2)
+]
+
+# Issue #5's targets, from the medians of one run:
+# (label, scenario, metric, op, factor, reference). A target is met when
+# sluice's median `op` factor x the reference's: "ge" at least, "le" at
+# most; op None is a figure shown for information. The reference is
+#   ("peer", by)        the best peer of the scenario by metric `by` (in that
+#                       metric's own direction), compared on `metric`
+#   ("limit", value)    a fixed value
+#   ("sluice", scen)    sluice's own median of `metric` in another scenario
+TARGETS = [
+    ("small: CPU per request <= 0.8 x best peer's", "small", "cpu_us_per_request",
+     "le", 0.8, ("peer", "cpu_us_per_request")),
+    ("small: p99 <= best peer's", "small", "p99_us", "le", 1.0, ("peer", "p99_us")),
+    ("bulk: MB/s >= best peer's", "bulk", "mb_per_s", "ge", 1.0, ("peer", "mb_per_s")),
+    ("bulk: CPU per MB <= that of the best-MB/s peer", "bulk", "cpu_us_per_mb", "le", 1.0,
+     ("peer", "mb_per_s")),
+    ("ECDSA: handshakes/s >= best peer's", "hs_ecdsa", "handshakes_per_s", "ge", 1.0,
+     ("peer", "handshakes_per_s")),
+    ("ECDSA: handshakes per proxy core-s >= best peer's", "hs_ecdsa",
+     "handshakes_per_core_s", "ge", 1.0, ("peer", "handshakes_per_core_s")),
+    ("RSA: handshakes/s >= best peer's", "hs_rsa", "handshakes_per_s", "ge", 1.0,
+     ("peer", "handshakes_per_s")),
+    ("RSA: handshakes per proxy core-s >= best peer's", "hs_rsa", "handshakes_per_core_s",
+     "ge", 1.0, ("peer", "handshakes_per_core_s")),
+    ("memory: KiB per idle connection <= 16", "memory", "kib_per_conn", "le", 1.0,
+     ("limit", 16.0)),
+    ("scale: requests/s, workers 2 >= 1.7 x workers 1", "scale_w2", "requests_per_s", "ge",
+     1.7, ("sluice", "scale_w1")),
+    ("scale: requests per sluice CPU-s, workers 2 / 1", "scale_w2", "requests_per_cpu_s",
+     None, 1.0, ("sluice", "scale_w1")),
 ]
 
 # The chart: one panel per (scenario, metric), the headline figures.
@@ -115,9 +159,10 @@ def summarize(runs):
             continue
         if b["errors"] or b["mismatches"]:
             notes.append(f"{tag}: {b['errors']} errors, {b['mismatches']} wrong answers")
-        if r["scenario"] != "memory" and b.get("cpu_core_share", 0) > BENCH_BOUND:
-            notes.append(f"{tag}: sluice-bench used {100 * b['cpu_core_share']:.0f}% of its "
-                         "core: the figure may be the load generator's limit")
+        share = b.get("cpu_core_share", 0) / max(b.get("threads", 1), 1)
+        if r["scenario"] != "memory" and share > BENCH_BOUND:
+            notes.append(f"{tag}: sluice-bench used {100 * share:.0f}% of its "
+                         "cores: the figure may be the load generator's limit")
     if busy:
         notes.insert(0, f"{len(busy)} of {len(runs)} runs started on a busy machine (as little "
                         f"as {min(busy):.0f}% idle): their figures are not comparable; see "
@@ -137,6 +182,43 @@ def ratios(summary):
                 continue
             out.setdefault(scen, {}).setdefault(metric, {})[peer] = mine / m[metric]["median"]
     return out
+
+
+def targets(summary):
+    """Each target of TARGETS checked against the medians: one dict per
+    row, with the reference it was compared with and MET, NOT MET, NO DATA
+    (or INFO for a figure without a threshold)."""
+    hib = {(s, m): h for s, m, _l, _u, h, _g in METRICS}
+
+    def med(scen, proxy, metric):
+        return summary.get(scen, {}).get(proxy, {}).get(metric, {}).get("median")
+
+    rows = []
+    for label, scen, metric, op, factor, (kind, arg) in TARGETS:
+        mine, ref_name, ref = med(scen, "sluice", metric), None, None
+        if kind == "limit":
+            ref_name, ref = "limit", arg
+        elif kind == "sluice":
+            ref_name, ref = f"sluice ({arg})", med(arg, "sluice", metric)
+        else:
+            peers = [(v, p) for p in summary.get(scen, {}) if p not in ("sluice", "direct")
+                     for v in [med(scen, p, arg)] if v is not None]
+            if peers:
+                best = (max if hib[(scen, arg)] else min)(peers)[1]
+                ref_name, ref = best, med(scen, best, metric)
+        ratio = mine / ref if mine is not None and ref else None
+        if ratio is None:
+            status = "NO DATA"
+        elif op is None:
+            status = "INFO"
+        else:
+            status = "MET" if (ratio >= factor if op == "ge" else ratio <= factor) else "NOT MET"
+        rows.append({"target": label, "scenario": scen, "metric": metric,
+                     "required": None if op is None else
+                     f"{'>=' if op == 'ge' else '<='} {factor} x reference",
+                     "sluice": mine, "reference": ref_name, "reference_value": ref,
+                     "ratio": ratio, "status": status})
+    return rows
 
 
 def parse_speed(work):
@@ -190,20 +272,33 @@ def fmt(v):
     return f"{v:.2f}"
 
 
-def print_tables(summary, rat, speed, proxies, notes):
+def print_targets(rows):
+    print()
+    print("Targets (issue #5), sluice's median against the best peer's of the same run;")
+    print("ratio = sluice / reference")
+    print(f"{'':52}{'sluice':>10}  {'reference':<18}{'value':>9}{'ratio':>9}  status")
+    for t in rows:
+        ratio = "-" if t["ratio"] is None else f"{t['ratio']:.2f}x"
+        print(f"{t['target']:52}{fmt(t['sluice']):>10}  {t['reference'] or '-':<18}"
+              f"{fmt(t['reference_value']):>9}{ratio:>9}  {t['status']}")
+
+
+def print_tables(summary, rat, tgt, speed, proxies, notes):
     cols = [p for p in proxies if any(p in summary.get(s, {}) for s in summary)]
     if any("direct" in summary.get(s, {}) for s in summary):
         cols.append("direct")
     w = 20
+    lw = max(len(f"{m[2]} ({m[3]}) ^") for m in METRICS) + 2
     print()
     print("Medians (min-max) per proxy; every proxy on one core. 'direct' is the")
-    print("echo without TLS or proxy: the load side's own limit.")
-    print(f"{'':44}" + "".join(f"{c:>{w}}" for c in cols))
+    print("echo without TLS or proxy: the load side's own limit. scale: sluice on two")
+    print("CPUs, shared with sluice-bench.")
+    print(f"{'':{lw}}" + "".join(f"{c:>{w}}" for c in cols))
     for scen, metric, label, unit, hib, _get in METRICS:
         s = summary.get(scen)
         if not s:
             continue
-        row = f"{label + ' (' + unit + ')' + (' ^' if hib else ' v'):44}"
+        row = f"{label + ' (' + unit + ')' + (' ^' if hib else ' v'):{lw}}"
         for c in cols:
             m = s.get(c, {}).get(metric)
             cell = "-" if m is None else f"{fmt(m['median'])} ({fmt(m['min'])}-{fmt(m['max'])})"
@@ -214,13 +309,14 @@ def print_tables(summary, rat, speed, proxies, notes):
     if rat and peers:
         print()
         print("Ratios sluice/peer of the medians (above 1 is better for ^, below 1 for v)")
-        print(f"{'':44}" + "".join(f"{p:>12}" for p in peers))
+        print(f"{'':{lw}}" + "".join(f"{p:>12}" for p in peers))
         for scen, metric, label, unit, hib, _get in METRICS:
             r = rat.get(scen, {}).get(metric)
             if not r:
                 continue
-            print(f"{label + (' ^' if hib else ' v'):44}" +
+            print(f"{label + (' ^' if hib else ' v'):{lw}}" +
                   "".join(f"{(f'{r[p]:.2f}x' if p in r else '-'):>12}" for p in peers))
+    print_targets(tgt)
     if speed:
         print()
         print("Limits of the proxy's core (openssl speed):")
@@ -278,6 +374,7 @@ def main():
     runs = load_runs(os.path.join(a.work, "runs.jsonl"))
     summary, notes = summarize(runs)
     rat = ratios(summary)
+    tgt = targets(summary)
     speed = parse_speed(a.work)
     machine = ""
     mpath = os.path.join(a.results, "machine.txt")
@@ -292,6 +389,7 @@ def main():
                      "higher_is_better": h} for s, m, l, u, h, _ in METRICS],
         "summary": summary,
         "ratios_sluice_over_peer": rat,
+        "targets": tgt,
         "limits_openssl_speed": speed,
         "notes": notes,
         "runs": runs,
@@ -299,7 +397,7 @@ def main():
     with open(os.path.join(a.results, "latest.json"), "w") as f:
         json.dump(doc, f, indent=1, sort_keys=False)
         f.write("\n")
-    print_tables(summary, rat, speed, proxies, notes)
+    print_tables(summary, rat, tgt, speed, proxies, notes)
     title = "sluice vs peers, one core each" + (" (quick smoke run: not a measurement)"
                                                if quick else "")
     svg = write_plot(summary, proxies, a.work, a.results, a.plot, title)

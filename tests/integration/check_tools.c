@@ -1,12 +1,15 @@
 /*
  * check_tools — integration tests for the test tooling itself: sluice-echo
  * (answers, ordering, delays, QUIT, trace, injected faults), the harness
- * library (processes, ports, logs, the TLS client) and sluice-client, so
- * that a proxy test failing points at the proxy and not at its tools.
+ * library (processes, ports, logs, the TLS client), sluice-client and
+ * sluice-bench (its runs against the echo and through sluice, its rate
+ * limit, its exit status when answers are wrong), so that a proxy test
+ * failing points at the proxy and not at its tools.
  */
 #include <check.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -1188,6 +1191,184 @@ START_TEST(client_times_out_instead_of_hanging)
 }
 END_TEST
 
+/* ---- sluice-bench ----------------------------------------------------- */
+
+/* Runs sluice-bench with args (space separated) and checks its exit status;
+ * returns its JSON object (malloc'd), cut from dir/bench.log, which also
+ * holds its stderr. */
+static char *run_bench(const char *dir, const char *args, int want_status)
+{
+	char path[PATH_MAX], line[1024], log[PATH_MAX + 16], why[512];
+	char *argv[40], *save = NULL, *w, *text, *json, *end;
+	struct harness_proc p;
+	int argc = 0, status = -1;
+
+	snprintf(log, sizeof(log), "%s/bench.log", dir);
+	unlink(log);
+	harness_tool_path("sluice-bench", path, sizeof(path));
+	snprintf(line, sizeof(line), "%s", args);
+	argv[argc++] = path;
+	for (w = strtok_r(line, " ", &save); w != NULL && argc < 39; w = strtok_r(NULL, " ", &save))
+		argv[argc++] = w;
+	argv[argc] = NULL;
+	ck_assert_msg(harness_spawn(&p, log, argv) == 0, "%s", harness_last_error());
+	/* Runs take a few seconds; the bound is for a stuck one. */
+	if (harness_wait_exit(&p, 30000, &status) < 0) {
+		harness_kill(&p);
+		ck_abort_msg("sluice-bench %s: still running after 30 s", args);
+	}
+	text = harness_read_file(log, NULL);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == want_status,
+		      "sluice-bench %s: status 0x%x, want exit %d; output:\n%s", args, status,
+		      want_status, text);
+	ck_assert_msg(harness_log_clean(log, why, sizeof(why)) == 0, "%s", why);
+	json = strstr(text, "{\"tool\":\"sluice-bench\"");
+	ck_assert_msg(json != NULL, "no JSON from sluice-bench %s:\n%s", args, text);
+	end = strchr(json, '\n');
+	json = strndup(json, end != NULL ? (size_t)(end - json) : strlen(json));
+	ck_assert_ptr_nonnull(json);
+	free(text);
+	return json;
+}
+
+/* The number after "key": in the JSON (keys are unique in sluice-bench's
+ * output, "p99" included: "p999" is another key). */
+static double json_num(const char *json, const char *key)
+{
+	char needle[64];
+	const char *at;
+	char *end;
+	double v;
+
+	snprintf(needle, sizeof(needle), "\"%s\":", key);
+	at = strstr(json, needle);
+	ck_assert_msg(at != NULL, "no %s in %s", key, json);
+	v = strtod(at + strlen(needle), &end);
+	ck_assert_msg(end != at + strlen(needle), "%s is not a number in %s", key, json);
+	return v;
+}
+
+/* What every successful run shows: answers, none wrong, ordered
+ * percentiles. */
+static void expect_clean_run(const char *json)
+{
+	double p50 = json_num(json, "p50"), p99 = json_num(json, "p99");
+
+	ck_assert_msg(json_num(json, "requests") > 0, "no requests: %s", json);
+	ck_assert_msg(json_num(json, "errors") == 0, "errors: %s", json);
+	ck_assert_msg(json_num(json, "mismatches") == 0, "mismatches: %s", json);
+	ck_assert_msg(p50 > 0 && p50 <= p99 && p99 <= json_num(json, "p999"),
+		      "percentiles out of order: %s", json);
+}
+
+START_TEST(bench_plain_run_against_echo)
+{
+	char args[256];
+	struct fx fx;
+	char *json;
+
+	fx_up(&fx, NULL, 0);
+	snprintf(args, sizeof(args), "--plain --json -d 1 -w 0.2 -c 4 -P 8 -s 200 127.0.0.1:%u",
+		 (unsigned)fx.port);
+	json = run_bench(fx.dir, args, 0);
+	expect_clean_run(json);
+	/* Every measured answer is one latency sample. */
+	ck_assert_msg(json_num(json, "samples") == json_num(json, "requests"), "%s", json);
+	ck_assert_msg(json_num(json, "bytes_in") == json_num(json, "requests") * (6 + 16 + 200),
+		      "%s", json);
+	ck_assert_msg(json_num(json, "handshakes") == 0, "%s", json);
+	free(json);
+	fx_down(&fx);
+}
+END_TEST
+
+START_TEST(bench_rate_limit_holds_the_target)
+{
+	double rate;
+	char args[256];
+	struct fx fx;
+	char *json;
+
+	fx_up(&fx, NULL, 0);
+	/* 500/s over 2 s: an open loop keeps its schedule even when the
+	 * machine is busy (late requests go out at once, and count their
+	 * lateness as latency), so ±30% is a wide margin. */
+	snprintf(args, sizeof(args), "--plain --json -R 500 -d 2 -w 0.5 -c 4 127.0.0.1:%u",
+		 (unsigned)fx.port);
+	json = run_bench(fx.dir, args, 0);
+	expect_clean_run(json);
+	rate = json_num(json, "requests_per_s");
+	ck_assert_msg(rate >= 350 && rate <= 650, "achieved %.1f/s for 500/s: %s", rate, json);
+	ck_assert_msg(json_num(json, "rate_target") == 500, "%s", json);
+	free(json);
+	fx_down(&fx);
+}
+END_TEST
+
+START_TEST(bench_counts_wrong_answers_and_fails)
+{
+	char args[256], log[PATH_MAX + 16];
+	struct fx fx;
+	char *json;
+
+	/* The 3rd answer of every connection is an invalid prefix. */
+	fx_up(&fx, "--garbage-after 3", 0);
+	snprintf(args, sizeof(args), "--plain --json -d 1 -w 0 -c 2 127.0.0.1:%u",
+		 (unsigned)fx.port);
+	json = run_bench(fx.dir, args, 1);
+	ck_assert_msg(json_num(json, "mismatches") >= 1, "%s", json);
+	ck_assert_msg(json_num(json, "length") >= 1, "%s", json);
+	/* The answers before the garbage were right. */
+	ck_assert_msg(json_num(json, "requests") >= 2, "%s", json);
+	free(json);
+	snprintf(log, sizeof(log), "%s/bench.log", fx.dir);
+	ck_assert_int_ge(harness_count_log(log, "invalid frame prefix"), 1);
+	fx_down(&fx);
+}
+END_TEST
+
+START_TEST(bench_handshakes_and_resumption_through_sluice)
+{
+	const struct fixture_opts o = { .level = "info" };
+	struct fixture fx;
+	char args[256];
+	char *json;
+
+	fixture_up(&fx, &o);
+	/* Closed loop over TLS. */
+	snprintf(args, sizeof(args), "--json --sni localhost -d 1 -w 0.2 -c 4 -P 4 127.0.0.1:%u",
+		 (unsigned)fx.port);
+	json = run_bench(fx.dir, args, 0);
+	expect_clean_run(json);
+	ck_assert_msg(strstr(json, "\"tls\":true") != NULL, "%s", json);
+	free(json);
+	/* Full handshakes: one request per connection, nothing resumed. */
+	snprintf(args, sizeof(args), "--json --sni localhost --handshake -d 1 -w 0.2 -c 4 "
+		 "127.0.0.1:%u", (unsigned)fx.port);
+	json = run_bench(fx.dir, args, 0);
+	expect_clean_run(json);
+	ck_assert_msg(json_num(json, "handshakes") > 0, "%s", json);
+	/* At the window's edges a connection's handshake and its answer may
+	 * fall on either side: at most one per connection apart. */
+	ck_assert_msg(fabs(json_num(json, "handshakes") - json_num(json, "requests")) <= 4, "%s",
+		      json);
+	ck_assert_msg(json_num(json, "resumed") == 0, "%s", json);
+	free(json);
+	/* Resumption: sluice issues tickets by default, so after each slot's
+	 * first connection nearly every handshake resumes. */
+	snprintf(args, sizeof(args), "--json --sni localhost --resume -d 1 -w 0.2 -c 4 "
+		 "127.0.0.1:%u", (unsigned)fx.port);
+	json = run_bench(fx.dir, args, 0);
+	expect_clean_run(json);
+	ck_assert_msg(json_num(json, "handshakes") > 0, "%s", json);
+	ck_assert_msg(json_num(json, "resumed") > 0, "%s", json);
+	ck_assert_msg(json_num(json, "resumption_rate") >= 0.5, "%s", json);
+	free(json);
+	fixture_down(&fx);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------ */
 
 static TCase *tcase(const char *name)
@@ -1203,6 +1384,7 @@ static Suite *tools_suite(void)
 	Suite *s = suite_create("tools");
 	TCase *echo = tcase("echo"), *faults = tcase("echo faults");
 	TCase *harness = tcase("harness"), *client = tcase("sluice-client");
+	TCase *bench = tcase("sluice-bench");
 
 	tcase_add_test(echo, echo_answers_sizes_identically);
 	tcase_add_test(echo, echo_keeps_order_of_1000_pipelined);
@@ -1240,7 +1422,12 @@ static Suite *tools_suite(void)
 	suite_add_tcase(s, echo);
 	suite_add_tcase(s, faults);
 	suite_add_tcase(s, harness);
+	tcase_add_test(bench, bench_plain_run_against_echo);
+	tcase_add_test(bench, bench_rate_limit_holds_the_target);
+	tcase_add_test(bench, bench_counts_wrong_answers_and_fails);
+	tcase_add_test(bench, bench_handshakes_and_resumption_through_sluice);
 	suite_add_tcase(s, client);
+	suite_add_tcase(s, bench);
 	return s;
 }
 
