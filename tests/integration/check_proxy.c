@@ -6,7 +6,9 @@
  */
 #include <check.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +61,10 @@ START_TEST(test_echo_sizes)
 END_TEST
 
 /* 50 clients × 200 pipelined requests, unique payloads, two backends with
- * random delays: each client gets exactly its own responses, in order. */
+ * random delays: each client gets exactly its own responses, in order, and
+ * every request reached a backend once. Both servers take a share (SPEC §2:
+ * least outstanding across servers and connections); with 50 clients placed
+ * over 8 connections, 10% each is far below what balancing gives. */
 START_TEST(test_many_clients_pipelined_in_order)
 {
 	enum { CLIENTS = 50, REQS = 200 };
@@ -84,6 +89,15 @@ START_TEST(test_many_clients_pipelined_in_order)
 			fixture_expect_frame(t[c], payload, (uint32_t)n);
 		}
 		harness_tls_close(t[c]);
+	}
+	{
+		int n0 = harness_trace_frames(fx.trace[0], 0, NULL, 0);
+		int n1 = harness_trace_frames(fx.trace[1], 0, NULL, 0);
+
+		ck_assert_msg(n0 + n1 == CLIENTS * REQS, "the backends saw %d + %d frames, sent %d", n0, n1,
+			      CLIENTS * REQS);
+		ck_assert_msg(n0 >= CLIENTS * REQS / 10 && n1 >= CLIENTS * REQS / 10,
+			      "one server took almost nothing: %d and %d frames", n0, n1);
 	}
 	fixture_down(&fx);
 }
@@ -207,6 +221,111 @@ START_TEST(test_pool_bounds_backend_connections)
 	}
 	ck_assert_int_eq(harness_trace_connections(fx.trace[0]), 3);
 	ck_assert_int_le(harness_trace_max_open(fx.trace[0]), 3);
+	fixture_down(&fx);
+}
+END_TEST
+
+/* One client of the least-outstanding test, on its own thread: a request,
+ * its answer, the next request, while the shared budget lasts. It never
+ * calls ck_assert (Check's assertions belong to the test's thread): the
+ * test reads its counts once it is joined. */
+struct lo_client {
+	struct harness_tls *t;
+	int id;
+	atomic_int *left;        /* requests still to send, all clients together */
+	int answered;            /* with its own payload */
+	char why[256];           /* the first problem */
+	pthread_t thread;
+};
+
+static void *
+lo_client_run(void *arg)
+{
+	struct lo_client *c = arg;
+	char payload[48];
+
+	for (int r = 0; atomic_fetch_sub(c->left, 1) > 0; r++) {
+		struct harness_frame f;
+		int n = snprintf(payload, sizeof(payload), "lo client %d request %d", c->id, r);
+
+		if (harness_send_frame(c->t, NULL, 0, payload, (uint32_t)n) != 0) {
+			snprintf(c->why, sizeof(c->why), "request %d: send: %s", r, harness_last_error());
+			return NULL;
+		}
+		if (harness_recv_frame(c->t, &f, T_IO_MS) != 0) {
+			snprintf(c->why, sizeof(c->why), "request %d: recv: %s", r, harness_last_error());
+			return NULL;
+		}
+		if (f.header_len != 0 || f.payload_len != (uint32_t)n || memcmp(f.payload, payload, (size_t)n) != 0) {
+			snprintf(c->why, sizeof(c->why), "request %d: got header '%.8s' payload '%.60s'", r,
+				 f.header, f.payload);
+			harness_frame_free(&f);
+			return NULL;
+		}
+		harness_frame_free(&f);
+		c->answered++;
+	}
+	return NULL;
+}
+
+/* Least outstanding requests (SPEC §2): one server answers after 200 ms,
+ * the other at once, two connections each. Four clients send 400 requests
+ * in all, each one request at a time (a client with nothing outstanding may
+ * go anywhere). With no more clients than connections, some connection
+ * always has nothing outstanding, so a slow connection never takes a
+ * second request while it holds one: each takes at most one per 200 ms,
+ * and the clients it does not hold run on the fast server, which takes
+ * nearly everything. Round robin or a random pick would send the slow
+ * server about half (and take about 10 s). Asserted: the fast server took
+ * at least 75%, and the slow one no more than its two connections can
+ * have held one at a time in the time it all took. */
+START_TEST(test_least_outstanding_prefers_fast_server)
+{
+	enum { CLIENTS = 4, TOTAL = 400, DELAY_MS = 200, CONNS = 2 };
+	struct fixture fx;
+	struct fixture_opts o = { .n_echos = 2, .echo_args_of = { "-d 200", NULL }, .connections = CONNS };
+	struct lo_client c[CLIENTS];
+	atomic_int left;
+	int64_t deadline, t0, elapsed;
+	int slow, fast, answered = 0;
+
+	fixture_up(&fx, &o);
+	/* The whole pool is up, so the slow server's connections compete. */
+	deadline = fixture_mono_ms() + T_IO_MS;
+	while ((harness_trace_connections(fx.trace[0]) < CONNS ||
+		harness_trace_connections(fx.trace[1]) < CONNS) && fixture_mono_ms() < deadline)
+		usleep(2000);
+	ck_assert_int_eq(harness_trace_connections(fx.trace[0]), CONNS);
+	ck_assert_int_eq(harness_trace_connections(fx.trace[1]), CONNS);
+	memset(c, 0, sizeof(c));
+	atomic_init(&left, TOTAL);
+	for (int i = 0; i < CLIENTS; i++) {
+		c[i].t = fixture_connect(&fx);
+		c[i].id = i;
+		c[i].left = &left;
+	}
+	t0 = fixture_mono_ms();
+	for (int i = 0; i < CLIENTS; i++)
+		ck_assert_int_eq(pthread_create(&c[i].thread, NULL, lo_client_run, &c[i]), 0);
+	for (int i = 0; i < CLIENTS; i++)
+		ck_assert_int_eq(pthread_join(c[i].thread, NULL), 0);
+	elapsed = fixture_mono_ms() - t0;
+	for (int i = 0; i < CLIENTS; i++) {
+		ck_assert_msg(c[i].why[0] == '\0', "client %d: %s", i, c[i].why);
+		answered += c[i].answered;
+		harness_tls_close(c[i].t);
+	}
+	ck_assert_int_eq(answered, TOTAL);
+	slow = harness_trace_frames(fx.trace[0], 0, NULL, 0);
+	fast = harness_trace_frames(fx.trace[1], 0, NULL, 0);
+	fprintf(stderr, "least outstanding: %d requests in %lld ms; slow server %d, fast server %d\n", TOTAL,
+		(long long)elapsed, slow, fast);
+	ck_assert_msg(slow + fast == TOTAL, "the backends saw %d + %d frames, sent %d", slow, fast, TOTAL);
+	ck_assert_msg(fast * 4 >= TOTAL * 3, "the fast server took only %d of %d requests (slow: %d, %lld ms)",
+		      fast, TOTAL, slow, (long long)elapsed);
+	ck_assert_msg(slow <= CONNS * (elapsed / DELAY_MS + 1),
+		      "the slow server took %d requests in %lld ms: more than one at a time per connection",
+		      slow, (long long)elapsed);
 	fixture_down(&fx);
 }
 END_TEST
@@ -655,6 +774,7 @@ proxy_suite(void)
 	tcase_add_test(tc, test_many_clients_pipelined_in_order);
 	tcase_add_test(tc, test_burst_stays_on_one_connection);
 	tcase_add_test(tc, test_pool_bounds_backend_connections);
+	tcase_add_test(tc, test_least_outstanding_prefers_fast_server);
 	tcase_add_loop_test(tc, test_malformed_frames, 0,
 			    (int)(sizeof(bad_prefixes) / sizeof(bad_prefixes[0])));
 	tcase_add_test(tc, test_garbage_instead_of_client_hello);
