@@ -600,12 +600,25 @@ START_TEST(test_command_line)
 }
 END_TEST
 
-/* SIGTERM with a request in flight: it is answered, then QUIT, then exit 0. */
-START_TEST(test_sigterm_drains)
+/* The signals that stop sluice gracefully (SPEC §6), one per loop run. */
+static const struct {
+	int sig;
+	const char *name;
+} stop_signals[] = {
+	{ SIGTERM, "SIGTERM" },
+	{ SIGINT, "SIGINT" },
+	{ SIGQUIT, "SIGQUIT" },
+};
+
+/* SIGTERM, SIGINT or SIGQUIT with a request in flight: it is answered,
+ * then QUIT; the client answers QUIT and is closed; sluice then exits 0 on
+ * its own — no second signal, no grace period running out. */
+START_TEST(test_stop_signal_drains)
 {
 	struct fixture fx;
-	struct fixture_opts o = { .echo_args = "-d 300" };
+	struct fixture_opts o = { .echo_args = "-d 300", .grace = "5s" };
 	struct harness_tls *t;
+	char line[64];
 
 	fixture_up(&fx, &o);
 	t = fixture_connect(&fx);
@@ -616,8 +629,9 @@ START_TEST(test_sigterm_drains)
 
 		while (harness_trace_conn_of(fx.trace[0], "in flight", 9) < 0 && fixture_mono_ms() < deadline)
 			usleep(5000);
+		ck_assert_int_gt(harness_trace_conn_of(fx.trace[0], "in flight", 9), 0);
 	}
-	ck_assert_int_eq(harness_signal(&fx.sluice, SIGTERM), 0);
+	ck_assert_int_eq(harness_signal(&fx.sluice, stop_signals[_i].sig), 0);
 	{
 		struct harness_frame f;
 		int got_quit = 0, got_resp = 0;
@@ -635,9 +649,16 @@ START_TEST(test_sigterm_drains)
 		ck_assert_int_eq(got_resp, 1);
 	}
 	ck_assert_int_eq(harness_send_frame(t, "QUIT", 4, NULL, 0), 0);
-	ck_assert_int_eq(harness_tls_wait_closed(t, T_IO_MS), 0);
+	fixture_expect_closed_with_notify(t);
 	harness_tls_close(t);
-	fixture_down(&fx);
+	/* Exit status 0 and a clean log, without fixture_down's SIGTERM. */
+	fixture_wait_exit(&fx);
+	snprintf(line, sizeof(line), "%s received: stopping gracefully", stop_signals[_i].name);
+	ck_assert_msg(harness_count_log(fx.sluice.log, line) == 1, "no '%s' in the log", line);
+	ck_assert_int_eq(harness_count_log(fx.sluice.log, "received again"), 0);
+	ck_assert_int_eq(harness_count_log(fx.sluice.log, "grace period over"), 0);
+	ck_assert_int_eq(harness_count_log(fx.sluice.log, "sluice stopped"), 1);
+	fixture_cleanup(&fx);
 }
 END_TEST
 
@@ -783,7 +804,8 @@ proxy_suite(void)
 	tcase_add_test(tc, test_backend_dies_with_requests_written);
 	tcase_add_test(tc, test_backend_malformed_response);
 	tcase_add_test(tc, test_command_line);
-	tcase_add_test(tc, test_sigterm_drains);
+	tcase_add_loop_test(tc, test_stop_signal_drains, 0,
+			    (int)(sizeof(stop_signals) / sizeof(stop_signals[0])));
 	tcase_add_test(tc, test_two_workers);
 	tcase_add_test(tc, test_privilege_drop);
 	suite_add_tcase(s, tc);
