@@ -1115,6 +1115,89 @@ START_TEST(test_request_timeout)
 }
 END_TEST
 
+/* request_timeout's side effects (SPEC §1 TIMEOUT): two requests written on
+ * the one connection to a backend that stalls (stopped). The first is
+ * answered ERR TIMEOUT about request_timeout after its write; the
+ * connection is then closed, so the second, written too, is answered ERR
+ * UNAVAILABLE at the same moment — not TIMEOUT, not later, never replayed
+ * (upstream_tick times out the head of the connection's queue, then
+ * upstream_fail answers every other written request). The connection
+ * reconnects: once the backend runs again, the next request is answered
+ * on a new connection, and the stalled ones' late answers reach no one. */
+START_TEST(test_request_timeout_fails_other_written)
+{
+	struct fixture fx;
+	struct fixture_opts o = { .admin = 1, .connections = 1,
+				  .backend_extra = "    request_timeout: 1s\n" };
+	struct tcounts before, want = { .timeouts[TK_REQUEST] = 1, .errors[EC_TIMEOUT] = 1,
+					.errors[EC_UNAVAILABLE] = 1 };
+	struct harness_tls *t;
+	struct harness_frame f;
+	uint8_t two[2 * (6 + 6)];
+	int64_t written, deadline, elapsed;
+	double pending = -1;
+	int c0, c1, c2, c3;
+	char d[160];
+
+	fixture_up(&fx, &o);
+	fx_wait_backend_conns(&fx, 0, 1);
+	t = fixture_connect(&fx);
+	fixture_round_trip(t, "warm");
+	tcounts_read(&fx, &before);
+	fixture_stop_echo(&fx, 0);
+	/* Both in one write: sluice takes them together. */
+	harness_frame_prefix(two, 0, 12);
+	memcpy(two + 6, "stall1", 6);
+	harness_frame_prefix(two + 12, 0, 12);
+	memcpy(two + 18, "stall2", 6);
+	ck_assert_int_eq(harness_tls_send(t, two, sizeof(two)), 0);
+	written = fixture_mono_ms();
+	/* Both are on the connection (the pending gauge counts them) before
+	 * the first times out. */
+	deadline = written + T_IO_MS;
+	while ((pending = fixture_metric(&fx, "sluice_requests_pending")) < 2 && fixture_mono_ms() < deadline)
+		usleep(5000);
+	ck_assert_msg(pending == 2, "sluice_requests_pending %.0f, expected both requests written", pending);
+	ck_assert_msg(fixture_mono_ms() - written < 900, "both requests were seen written only %lld ms "
+		      "after they were sent (request_timeout 1 s): too late to tell",
+		      (long long)(fixture_mono_ms() - written));
+
+	fixture_expect_err(t, "TIMEOUT");
+	elapsed = fixture_mono_ms() - written;
+	ck_assert_msg(elapsed >= 900 && elapsed < 5000, "ERR TIMEOUT after %lld ms (request_timeout 1 s)",
+		      (long long)elapsed);
+	ck_assert_msg(harness_recv_frame(t, &f, T_IO_MS) == 0, "recv: %s", harness_last_error());
+	ck_assert_msg(harness_frame_is_err(&f, "UNAVAILABLE"),
+		      "the other written request got %s, expected ERR UNAVAILABLE",
+		      fixture_frame_desc(&f, d, sizeof(d)));
+	harness_frame_free(&f);
+	elapsed = fixture_mono_ms() - written;
+	ck_assert_msg(elapsed < 5000, "ERR UNAVAILABLE after %lld ms", (long long)elapsed);
+	ck_assert_int_eq(harness_count_log(fx.sluice.log, "no response within request_timeout (1000 ms); "
+					   "1 written requests answered ERR UNAVAILABLE"), 1);
+	ck_assert(fixture_metric(&fx, "sluice_requests_pending") == 0);
+
+	/* The backend runs again: it reads the closed connection's two
+	 * requests, and the new connection carries the next one. */
+	fixture_cont_echo(&fx, 0);
+	fixture_round_trip(t, "after");
+	expect_silence(t, 300);
+	c0 = harness_trace_conn_of(fx.trace[0], "warm", 4);
+	c1 = harness_trace_conn_of(fx.trace[0], "stall1", 6);
+	c2 = harness_trace_conn_of(fx.trace[0], "stall2", 6);
+	c3 = harness_trace_conn_of(fx.trace[0], "after", 5);
+	ck_assert_int_gt(c0, 0);
+	ck_assert_msg(c1 == c0 && c2 == c0, "stall1 and stall2 on connections %d and %d, not %d", c1, c2, c0);
+	ck_assert_msg(c3 > 0 && c3 != c0, "the request after the timeout went on connection %d (timed out: %d)",
+		      c3, c0);
+	/* Each reached the backend once: nothing was replayed. */
+	ck_assert_int_eq(harness_trace_frames(fx.trace[0], 0, NULL, 0), 4);
+	tcounts_expect(&fx, &before, &want);
+	harness_tls_close(t);
+	fixture_down(&fx);
+}
+END_TEST
+
 /* ---- 8. backend killed mid-flight -------------------------------------------- */
 
 /* The backend (two connections) is SIGKILLed with 20 clients × 10 requests
@@ -1794,6 +1877,7 @@ limits_suite(void)
 
 	tcase_set_timeout(faults, 90);
 	tcase_add_test(faults, test_request_timeout);
+	tcase_add_test(faults, test_request_timeout_fails_other_written);
 	tcase_add_test(faults, test_backend_killed_mid_flight);
 	tcase_add_test(faults, test_backend_malformed_one_connection);
 	tcase_add_test(faults, test_client_quit_outstanding);
