@@ -1610,16 +1610,21 @@ END_TEST
 
 /* ---- backend connect timeout -------------------------------------------- */
 
-/* A listening socket on 127.0.0.1:port that never accepts. */
+/* A listening socket on 127.0.0.1:port that never accepts. SO_REUSEADDR
+ * as harness_free_port probes with: a port it calls free may still have
+ * connections in TIME_WAIT. */
 static int
 blackhole_listen(uint16_t port)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port),
 				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
 
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
+	ck_assert_msg(bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0, "bind 127.0.0.1:%u: %s", port,
+		      strerror(errno));
 	ck_assert_int_eq(listen(fd, 0), 0);
 	return fd;
 }
