@@ -163,6 +163,30 @@ fixture_cont_echo(struct fixture *fx, int i)
 	fx->echo_stopped[i] = 0;
 }
 
+void
+fixture_check_max_read(const struct fixture *fx)
+{
+	const char *v = getenv("SLUICE_MAX_READ");
+	char needle[96];
+	char *conf;
+	int quiet;
+
+	if (v == NULL || *v == '\0')
+		return;
+	/* The line is a warning: a file that logs errors only hides it. */
+	conf = harness_read_file(fx->conf, NULL);
+	ck_assert_msg(conf != NULL, "%s", harness_last_error());
+	quiet = strstr(conf, "\n  level: error\n") != NULL;
+	free(conf);
+	if (quiet)
+		return;
+	/* sluice prints the value it parsed; one it ignores fails here. */
+	snprintf(needle, sizeof(needle), "SLUICE_MAX_READ=%lu: reads are capped", strtoul(v, NULL, 10));
+	ck_assert_msg(harness_count_log(fx->log, needle) >= 1,
+		      "SLUICE_MAX_READ=%s is set, but sluice's log has no '%s': its reads are not capped (see %s)",
+		      v, needle, fx->log);
+}
+
 static void
 fixture_start_sluice(struct fixture *fx)
 {
@@ -172,6 +196,7 @@ fixture_start_sluice(struct fixture *fx)
 	ck_assert_int_eq(harness_spawn(&fx->sluice, fx->log, argv), 0);
 	ck_assert_msg(harness_wait_ready(&fx->sluice, "running", fixture_start_ms) == 0,
 		      "sluice did not start: %s", harness_last_error());
+	fixture_check_max_read(fx);
 }
 
 static uint16_t

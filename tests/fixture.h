@@ -99,6 +99,11 @@ void fixture_set_deadlines(int start_ms, int exit_ms);
 /* A temporary folder with a certificate for "localhost", free ports, the
  * echos, the configuration file, and sluice running. */
 void fixture_up(struct fixture *fx, const struct fixture_opts *o);
+/* When SLUICE_MAX_READ is set (tests/integration/tiny_reads.sh), asserts
+ * that sluice's log says its reads are capped to that size (unless the
+ * file logs errors only); nothing otherwise. fixture_up calls it; so must
+ * a program that starts sluice itself, once it runs. */
+void fixture_check_max_read(const struct fixture *fx);
 /* Starts echo i (again) on its port, with its trace file and args. */
 void fixture_start_echo(struct fixture *fx, int i, const char *args);
 /* SIGSTOP / SIGCONT echo i: a backend that stalls. fixture_down resumes

@@ -169,9 +169,28 @@ START_TEST(test_http_errors)
 }
 END_TEST
 
-/* Every family SPEC §7 names is declared with its type. */
+/* Every family SPEC §7 names is declared with its type, and every series
+ * of the labelled ones is there from the start: each state of
+ * sluice_backend_connections (the pool's connections, all connected once it
+ * is up, counted in exactly one state each), both results of
+ * sluice_reloads_total, every kind of sluice_timeouts_total and every code
+ * of sluice_errors_total, all at zero. */
 START_TEST(test_metrics_families_declared)
 {
+	static const char *const states[] = { "connecting", "connected", "retiring", "quit_sent",
+					      "backoff", "closed" };
+	static const char *const zero_series[] = {
+		"sluice_reloads_total{result=\"success\"}",
+		"sluice_reloads_total{result=\"failure\"}",
+		"sluice_timeouts_total{kind=\"handshake\"}",
+		"sluice_timeouts_total{kind=\"idle\"}",
+		"sluice_timeouts_total{kind=\"connect\"}",
+		"sluice_timeouts_total{kind=\"queue\"}",
+		"sluice_timeouts_total{kind=\"request\"}",
+		"sluice_errors_total{code=\"BUSY\"}",
+		"sluice_errors_total{code=\"UNAVAILABLE\"}",
+		"sluice_errors_total{code=\"TIMEOUT\"}",
+	};
 	static const char *const types[] = {
 		"# TYPE sluice_connections_active gauge",
 		"# TYPE sluice_connections_total counter",
@@ -194,15 +213,30 @@ START_TEST(test_metrics_families_declared)
 	};
 	struct fixture fx;
 	struct fixture_opts o = { .admin = 1, .untraced = 1, .grace = "3s" };
-	char *text;
+	char *text, series[256];
+	double conns = 0;
 
 	fixture_up(&fx, &o);
+	wait_backend_connected(&fx, 2);
 	text = fixture_scrape(&fx);
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
 		ck_assert_msg(strstr(text, types[i]) != NULL, "missing '%s'", types[i]);
 	ck_assert(fixture_series_value(text, "sluice_workers") == 1);
-	ck_assert(fixture_series_value(text, "sluice_reloads_total{result=\"success\"}") == 0);
-	ck_assert(fixture_series_value(text, "sluice_reloads_total{result=\"failure\"}") == 0);
+	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
+		double v;
+
+		backend_series(&fx, "sluice_backend_connections", states[i], series, sizeof(series));
+		v = fixture_series_value(text, series);
+		ck_assert_msg(v >= 0, "missing %s", series);
+		ck_assert_msg(v == (strcmp(states[i], "connected") == 0 ? 2 : 0), "%s %.0f", series, v);
+		conns += v;
+	}
+	ck_assert_msg(conns == 2, "the pool's 2 connections are counted %.0f times", conns);
+	backend_series(&fx, "sluice_backend_errors_total", NULL, series, sizeof(series));
+	ck_assert_msg(fixture_series_value(text, series) == 0, "missing or not 0: %s", series);
+	for (size_t i = 0; i < sizeof(zero_series) / sizeof(zero_series[0]); i++)
+		ck_assert_msg(fixture_series_value(text, zero_series[i]) == 0, "missing or not 0: %s",
+			      zero_series[i]);
 	free(text);
 	fixture_down(&fx);
 }

@@ -62,6 +62,94 @@ fx_wait_trace_frames(const struct fixture *fx, int i, int n, int timeout_ms)
 	return fixture_mono_ms();
 }
 
+/* ---- timeout and error counters, from /metrics --------------------------- */
+
+/* The label values of sluice_timeouts_total{kind} and sluice_errors_total{code}
+ * (proxy/metrics.c). */
+enum { TK_HANDSHAKE, TK_IDLE, TK_CONNECT, TK_QUEUE, TK_REQUEST, TK_COUNT };
+enum { EC_BUSY, EC_UNAVAILABLE, EC_TIMEOUT, EC_COUNT };
+static const char *const timeout_kinds[TK_COUNT] = { "handshake", "idle", "connect", "queue", "request" };
+static const char *const error_codes[EC_COUNT] = { "BUSY", "UNAVAILABLE", "TIMEOUT" };
+
+struct tcounts {
+	double timeouts[TK_COUNT];
+	double errors[EC_COUNT];
+};
+
+/* One scrape; every series must be there. */
+static void
+tcounts_read(const struct fixture *fx, struct tcounts *c)
+{
+	char *text = fixture_scrape(fx);
+	char series[96];
+
+	for (int i = 0; i < TK_COUNT; i++) {
+		snprintf(series, sizeof(series), "sluice_timeouts_total{kind=\"%s\"}", timeout_kinds[i]);
+		c->timeouts[i] = fixture_series_value(text, series);
+		ck_assert_msg(c->timeouts[i] >= 0, "%s missing from /metrics", series);
+	}
+	for (int i = 0; i < EC_COUNT; i++) {
+		snprintf(series, sizeof(series), "sluice_errors_total{code=\"%s\"}", error_codes[i]);
+		c->errors[i] = fixture_series_value(text, series);
+		ck_assert_msg(c->errors[i] >= 0, "%s missing from /metrics", series);
+	}
+	free(text);
+}
+
+/* Whether every counter moved from `from` by exactly `want`. */
+static int
+tcounts_moved(const struct tcounts *from, const struct tcounts *now, const struct tcounts *want)
+{
+	for (int i = 0; i < TK_COUNT; i++) {
+		if (now->timeouts[i] - from->timeouts[i] != want->timeouts[i])
+			return 0;
+	}
+	for (int i = 0; i < EC_COUNT; i++) {
+		if (now->errors[i] - from->errors[i] != want->errors[i])
+			return 0;
+	}
+	return 1;
+}
+
+/* Counts f in seen->errors when it is an ERR with one of the codes. */
+static void
+tcounts_note_err(struct tcounts *seen, const struct harness_frame *f)
+{
+	for (int i = 0; i < EC_COUNT; i++)
+		seen->errors[i] += harness_frame_is_err(f, error_codes[i]);
+}
+
+/* Scrapes until every timeout and error counter has moved from `from` by
+ * exactly `want` (counters that should not move included: a timeout of the
+ * wrong kind, or an ERR nobody saw, fails), or the deadline passes. */
+static void
+tcounts_expect(const struct fixture *fx, const struct tcounts *from, const struct tcounts *want)
+{
+	int64_t deadline = fixture_mono_ms() + T_IO_MS;
+	struct tcounts now;
+	char got[512] = "", exp[512] = "";
+	size_t g = 0, e = 0;
+
+	tcounts_read(fx, &now);
+	while (!tcounts_moved(from, &now, want) && fixture_mono_ms() < deadline) {
+		usleep(20 * 1000);   /* paces the scrapes; ends on the values or the deadline */
+		tcounts_read(fx, &now);
+	}
+	if (tcounts_moved(from, &now, want))
+		return;
+	for (int i = 0; i < TK_COUNT; i++) {
+		g += (size_t)snprintf(got + g, sizeof(got) - g, "%s+%.0f ", timeout_kinds[i],
+				      now.timeouts[i] - from->timeouts[i]);
+		e += (size_t)snprintf(exp + e, sizeof(exp) - e, "%s+%.0f ", timeout_kinds[i], want->timeouts[i]);
+	}
+	for (int i = 0; i < EC_COUNT; i++) {
+		g += (size_t)snprintf(got + g, sizeof(got) - g, "%s+%.0f ", error_codes[i],
+				      now.errors[i] - from->errors[i]);
+		e += (size_t)snprintf(exp + e, sizeof(exp) - e, "%s+%.0f ", error_codes[i], want->errors[i]);
+	}
+	ck_abort_msg("timeouts and errors counted: %s; expected: %s", got, exp);
+}
+
 /* ---- sluice's memory ----------------------------------------------------- */
 
 /* A "Key:   N kB" field of /proc/PID/status in KiB, or -1. */
@@ -561,8 +649,9 @@ END_TEST
 START_TEST(test_queue_timeout_busy)
 {
 	struct fixture fx;
-	struct fixture_opts o = { .connections = 1, .backend_extra = "    queue_timeout: 300ms\n",
+	struct fixture_opts o = { .admin = 1, .connections = 1, .backend_extra = "    queue_timeout: 300ms\n",
 			     .limits = "  client_buffer: 64MiB\n" };
+	struct tcounts before, want = { .timeouts[TK_QUEUE] = 1, .errors[EC_BUSY] = 1 };
 	struct pusher p;
 	struct harness_tls *b;
 	int64_t t0, elapsed;
@@ -577,6 +666,7 @@ START_TEST(test_queue_timeout_busy)
 	p.max = 2048;    /* 128 MiB */
 	b = fixture_connect(&fx);
 	fixture_round_trip(b, "B before");
+	tcounts_read(&fx, &before);
 	fixture_stop_echo(&fx, 0);
 
 	/* A stalls on the connection's high-water mark (its 64 MiB budget is
@@ -596,6 +686,8 @@ START_TEST(test_queue_timeout_busy)
 	pusher_expect_answers(&p);
 	expect_silence(p.t, 300);
 	fixture_round_trip(b, "B after");
+	/* One queue timeout, one ERR BUSY, nothing else (A was only slowed). */
+	tcounts_expect(&fx, &before, &want);
 	free(p.buf);
 	harness_tls_close(p.t);
 	harness_tls_close(b);
@@ -740,11 +832,13 @@ START_TEST(test_handshake_timeout)
 {
 	static const uint8_t partial_record[] = { 0x16, 0x03, 0x01, 0x02, 0x00 };
 	struct fixture fx;
-	struct fixture_opts o = { .limits = "  handshake_timeout: 500ms\n" };
+	struct fixture_opts o = { .admin = 1, .limits = "  handshake_timeout: 500ms\n" };
+	struct tcounts before, want = { .timeouts[TK_HANDSHAKE] = 2 };
 	struct harness_tls *real, *silent, *partial;
 	int64_t t0, connected, elapsed;
 
 	fixture_up(&fx, &o);
+	tcounts_read(&fx, &before);
 	real = fixture_connect(&fx);
 	connected = fixture_mono_ms();
 	fixture_round_trip(real, "real before");
@@ -779,6 +873,7 @@ START_TEST(test_handshake_timeout)
 	real = fixture_connect(&fx);
 	fixture_round_trip(real, "new client");
 	harness_tls_close(real);
+	tcounts_expect(&fx, &before, &want);
 	fixture_down(&fx);
 }
 END_TEST
@@ -791,11 +886,13 @@ END_TEST
 START_TEST(test_idle_quit_answered)
 {
 	struct fixture fx;
-	struct fixture_opts o = { .limits = "  idle_timeout: 500ms\n", .grace = "5s" };
+	struct fixture_opts o = { .admin = 1, .limits = "  idle_timeout: 500ms\n", .grace = "5s" };
+	struct tcounts before, want = { .timeouts[TK_IDLE] = 1 };
 	struct harness_tls *t;
 	int64_t t0, elapsed;
 
 	fixture_up(&fx, &o);
+	tcounts_read(&fx, &before);
 	t = fixture_connect(&fx);
 	fixture_round_trip(t, "then silence");
 	t0 = fixture_mono_ms();
@@ -810,6 +907,7 @@ START_TEST(test_idle_quit_answered)
 	ck_assert_msg(elapsed < 2500, "closed %lld ms after the client's QUIT", (long long)elapsed);
 	harness_tls_close(t);
 	ck_assert_int_ge(harness_count_log(fx.sluice.log, "; sending QUIT"), 1);
+	tcounts_expect(&fx, &before, &want);
 	fixture_down(&fx);
 }
 END_TEST
@@ -820,11 +918,13 @@ END_TEST
 START_TEST(test_idle_quit_ignored)
 {
 	struct fixture fx;
-	struct fixture_opts o = { .limits = "  idle_timeout: 500ms\n", .grace = "1s" };
+	struct fixture_opts o = { .admin = 1, .limits = "  idle_timeout: 500ms\n", .grace = "1s" };
+	struct tcounts before, want = { .timeouts[TK_IDLE] = 1 };
 	struct harness_tls *t;
 	int64_t t0, elapsed;
 
 	fixture_up(&fx, &o);
+	tcounts_read(&fx, &before);
 	t = fixture_connect(&fx);
 	fixture_round_trip(t, "then nothing");
 	fixture_expect_quit(t);
@@ -834,6 +934,8 @@ START_TEST(test_idle_quit_ignored)
 	ck_assert_msg(elapsed >= 800 && elapsed < 4000,
 		      "closed %lld ms after an unanswered QUIT (grace_timeout 1 s)", (long long)elapsed);
 	harness_tls_close(t);
+	/* One idle timeout; the grace period that closed it is no other. */
+	tcounts_expect(&fx, &before, &want);
 	fixture_down(&fx);
 }
 END_TEST
@@ -846,7 +948,8 @@ END_TEST
 START_TEST(test_idle_slowloris)
 {
 	struct fixture fx;
-	struct fixture_opts o = { .limits = "  idle_timeout: 500ms\n", .grace = "1s" };
+	struct fixture_opts o = { .admin = 1, .limits = "  idle_timeout: 500ms\n", .grace = "1s" };
+	struct tcounts before, want = { .timeouts[TK_IDLE] = 1 };
 	struct harness_tls *t;
 	struct harness_frame f;
 	uint8_t frame[100];
@@ -855,6 +958,7 @@ START_TEST(test_idle_slowloris)
 	char d[160];
 
 	fixture_up(&fx, &o);
+	tcounts_read(&fx, &before);
 	frame_fill(frame, sizeof(frame), "slow", 0);
 	t = fixture_connect(&fx);
 	t0 = fixture_mono_ms();
@@ -885,6 +989,7 @@ START_TEST(test_idle_slowloris)
 	harness_tls_close(t);
 	/* Nothing of the unfinished frame reached the backend. */
 	ck_assert_int_eq(harness_trace_conn_of(fx.trace[0], "slow-", 5), -1);
+	tcounts_expect(&fx, &before, &want);
 	fixture_down(&fx);
 }
 END_TEST
@@ -900,13 +1005,15 @@ END_TEST
 START_TEST(test_idle_counts_from_last_answer)
 {
 	struct fixture fx;
-	struct fixture_opts o = { .echo_args = "-d 1400", .limits = "  idle_timeout: 500ms\n",
+	struct fixture_opts o = { .admin = 1, .echo_args = "-d 1400", .limits = "  idle_timeout: 500ms\n",
 				  .grace = "5s" };
+	struct tcounts before, want = { .timeouts[TK_IDLE] = 1 };
 	struct harness_tls *t;
 	int64_t answered, gap;
 
 	fixture_up(&fx, &o);
 	fx_wait_backend_conns(&fx, 0, 2);
+	tcounts_read(&fx, &before);
 	t = fixture_connect(&fx);
 	ck_assert_int_eq(harness_send_frame(t, NULL, 0, "slow one", 8), 0);
 	/* The answer, not a QUIT: a request in flight is activity. */
@@ -920,6 +1027,8 @@ START_TEST(test_idle_counts_from_last_answer)
 	ck_assert_int_eq(harness_send_frame(t, "QUIT", 4, NULL, 0), 0);
 	fixture_expect_closed_with_notify(t);
 	harness_tls_close(t);
+	/* Exactly one idle timeout: none while the slow request was out. */
+	tcounts_expect(&fx, &before, &want);
 	fixture_down(&fx);
 }
 END_TEST
@@ -975,12 +1084,15 @@ END_TEST
  * request (twemproxy issues #404 and #526: after a timeout, late replies
  * answered the wrong requests). The next request travels on a new
  * connection, nobody ever receives the late answer, and once the backend is
- * fast again a request is answered with its own payload. */
+ * fast again a request is answered with its own payload. Every ERR the
+ * client got is counted in sluice_errors_total under its code, each TIMEOUT
+ * as a request timeout and each BUSY as a queue timeout; nothing else. */
 START_TEST(test_request_timeout)
 {
 	struct fixture fx;
-	struct fixture_opts o = { .connections = 1, .echo_args = "-d 2000",
+	struct fixture_opts o = { .admin = 1, .connections = 1, .echo_args = "-d 2000",
 			     .backend_extra = "    request_timeout: 500ms\n" };
+	struct tcounts before, seen = { .errors[EC_TIMEOUT] = 1 };
 	struct harness_tls *t;
 	struct harness_frame f;
 	int64_t t0, t1, elapsed, deadline;
@@ -989,6 +1101,7 @@ START_TEST(test_request_timeout)
 
 	fixture_up(&fx, &o);
 	fx_wait_backend_conns(&fx, 0, 1);
+	tcounts_read(&fx, &before);
 	t = fixture_connect(&fx);
 	ck_assert_int_eq(harness_send_frame(t, NULL, 0, "first", 5), 0);
 	t0 = fixture_mono_ms();
@@ -1004,6 +1117,7 @@ START_TEST(test_request_timeout)
 	ck_assert_msg(harness_frame_is_err(&f, "TIMEOUT") || harness_frame_is_err(&f, "UNAVAILABLE") ||
 		      harness_frame_is_err(&f, "BUSY"),
 		      "the second request, on a 2 s backend, got %s", fixture_frame_desc(&f, d, sizeof(d)));
+	tcounts_note_err(&seen, &f);
 	harness_frame_free(&f);
 	/* Both late answers are due by now + 2 s: none may arrive. */
 	expect_silence(t, (int)(t1 + 2600 > fixture_mono_ms() + 1 ? t1 + 2600 - fixture_mono_ms() : 1));
@@ -1031,12 +1145,99 @@ START_TEST(test_request_timeout)
 		else
 			ck_assert_msg(harness_frame_is_err(&f, "UNAVAILABLE") || harness_frame_is_err(&f, "BUSY"),
 				      "while reconnecting: %s", fixture_frame_desc(&f, d, sizeof(d)));
+		tcounts_note_err(&seen, &f);
 		harness_frame_free(&f);
 		if (!ok)
 			usleep(50 * 1000);   /* pacing the retries */
 	}
 	ck_assert_msg(ok, "no answer from the fast backend within 15 s");
 	expect_silence(t, 300);
+	harness_tls_close(t);
+	seen.timeouts[TK_REQUEST] = seen.errors[EC_TIMEOUT];
+	seen.timeouts[TK_QUEUE] = seen.errors[EC_BUSY];
+	tcounts_expect(&fx, &before, &seen);
+	fixture_down(&fx);
+}
+END_TEST
+
+/* request_timeout's side effects (SPEC §1 TIMEOUT): two requests written on
+ * the one connection to a backend that stalls (stopped). The first is
+ * answered ERR TIMEOUT about request_timeout after its write; the
+ * connection is then closed, so the second, written too, is answered ERR
+ * UNAVAILABLE at the same moment — not TIMEOUT, not later, never replayed
+ * (upstream_tick times out the head of the connection's queue, then
+ * upstream_fail answers every other written request). The connection
+ * reconnects: once the backend runs again, the next request is answered
+ * on a new connection, and the stalled ones' late answers reach no one. */
+START_TEST(test_request_timeout_fails_other_written)
+{
+	struct fixture fx;
+	struct fixture_opts o = { .admin = 1, .connections = 1,
+				  .backend_extra = "    request_timeout: 1s\n" };
+	struct tcounts before, want = { .timeouts[TK_REQUEST] = 1, .errors[EC_TIMEOUT] = 1,
+					.errors[EC_UNAVAILABLE] = 1 };
+	struct harness_tls *t;
+	struct harness_frame f;
+	uint8_t two[2 * (6 + 6)];
+	int64_t written, deadline, elapsed;
+	double pending = -1;
+	int c0, c1, c2, c3;
+	char d[160];
+
+	fixture_up(&fx, &o);
+	fx_wait_backend_conns(&fx, 0, 1);
+	t = fixture_connect(&fx);
+	fixture_round_trip(t, "warm");
+	tcounts_read(&fx, &before);
+	fixture_stop_echo(&fx, 0);
+	/* Both in one write: sluice takes them together. */
+	harness_frame_prefix(two, 0, 12);
+	memcpy(two + 6, "stall1", 6);
+	harness_frame_prefix(two + 12, 0, 12);
+	memcpy(two + 18, "stall2", 6);
+	ck_assert_int_eq(harness_tls_send(t, two, sizeof(two)), 0);
+	written = fixture_mono_ms();
+	/* Both are on the connection (the pending gauge counts them) before
+	 * the first times out. */
+	deadline = written + T_IO_MS;
+	while ((pending = fixture_metric(&fx, "sluice_requests_pending")) < 2 && fixture_mono_ms() < deadline)
+		usleep(5000);
+	ck_assert_msg(pending == 2, "sluice_requests_pending %.0f, expected both requests written", pending);
+	ck_assert_msg(fixture_mono_ms() - written < 900, "both requests were seen written only %lld ms "
+		      "after they were sent (request_timeout 1 s): too late to tell",
+		      (long long)(fixture_mono_ms() - written));
+
+	fixture_expect_err(t, "TIMEOUT");
+	elapsed = fixture_mono_ms() - written;
+	ck_assert_msg(elapsed >= 900 && elapsed < 5000, "ERR TIMEOUT after %lld ms (request_timeout 1 s)",
+		      (long long)elapsed);
+	ck_assert_msg(harness_recv_frame(t, &f, T_IO_MS) == 0, "recv: %s", harness_last_error());
+	ck_assert_msg(harness_frame_is_err(&f, "UNAVAILABLE"),
+		      "the other written request got %s, expected ERR UNAVAILABLE",
+		      fixture_frame_desc(&f, d, sizeof(d)));
+	harness_frame_free(&f);
+	elapsed = fixture_mono_ms() - written;
+	ck_assert_msg(elapsed < 5000, "ERR UNAVAILABLE after %lld ms", (long long)elapsed);
+	ck_assert_int_eq(harness_count_log(fx.sluice.log, "no response within request_timeout (1000 ms); "
+					   "1 written requests answered ERR UNAVAILABLE"), 1);
+	ck_assert(fixture_metric(&fx, "sluice_requests_pending") == 0);
+
+	/* The backend runs again: it reads the closed connection's two
+	 * requests, and the new connection carries the next one. */
+	fixture_cont_echo(&fx, 0);
+	fixture_round_trip(t, "after");
+	expect_silence(t, 300);
+	c0 = harness_trace_conn_of(fx.trace[0], "warm", 4);
+	c1 = harness_trace_conn_of(fx.trace[0], "stall1", 6);
+	c2 = harness_trace_conn_of(fx.trace[0], "stall2", 6);
+	c3 = harness_trace_conn_of(fx.trace[0], "after", 5);
+	ck_assert_int_gt(c0, 0);
+	ck_assert_msg(c1 == c0 && c2 == c0, "stall1 and stall2 on connections %d and %d, not %d", c1, c2, c0);
+	ck_assert_msg(c3 > 0 && c3 != c0, "the request after the timeout went on connection %d (timed out: %d)",
+		      c3, c0);
+	/* Each reached the backend once: nothing was replayed. */
+	ck_assert_int_eq(harness_trace_frames(fx.trace[0], 0, NULL, 0), 4);
+	tcounts_expect(&fx, &before, &want);
 	harness_tls_close(t);
 	fixture_down(&fx);
 }
@@ -1503,16 +1704,21 @@ END_TEST
 
 /* ---- backend connect timeout -------------------------------------------- */
 
-/* A listening socket on 127.0.0.1:port that never accepts. */
+/* A listening socket on 127.0.0.1:port that never accepts. SO_REUSEADDR
+ * as harness_free_port probes with: a port it calls free may still have
+ * connections in TIME_WAIT. */
 static int
 blackhole_listen(uint16_t port)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port),
 				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
 
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
+	ck_assert_msg(bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0, "bind 127.0.0.1:%u: %s", port,
+		      strerror(errno));
 	ck_assert_int_eq(listen(fd, 0), 0);
 	return fd;
 }
@@ -1534,13 +1740,16 @@ tcp_connect_nowait(uint16_t port)
 /* backends.X.connect_timeout: a server whose SYNs go unanswered (a
  * listening socket whose accept queue is full drops them, as a firewall
  * would) costs a connect_timeout per attempt, is marked down, and never
- * delays the requests that the healthy server answers. */
+ * delays the requests that the healthy server answers. Each attempt that
+ * timed out is counted as a connect timeout (as many as the log shows),
+ * and nothing else is: no other kind of timeout, no ERR. */
 START_TEST(test_connect_timeout)
 {
 	struct fixture fx;
-	struct fixture_opts o = { .connect_timeout = "300ms", .connections = 1 };
+	struct fixture_opts o = { .admin = 1, .connect_timeout = "300ms", .connections = 1 };
+	struct tcounts now;
 	struct harness_tls *t;
-	int hole, fillers[2];
+	int hole, fillers[2], logged;
 
 	/* backlog 0: one connection fills the accept queue; SYNs after it
 	 * are dropped, so a connect() there neither succeeds nor fails. */
@@ -1560,6 +1769,23 @@ START_TEST(test_connect_timeout)
 		fixture_round_trip(t, text);
 	}
 	harness_tls_close(t);
+	/* sluice counts a connect timeout, then logs it; attempts go on, so
+	 * the log is read between two scrapes. */
+	tcounts_read(&fx, &now);
+	ck_assert_msg(now.timeouts[TK_CONNECT] >= 1, "%.0f connect timeouts counted",
+		      now.timeouts[TK_CONNECT]);
+	logged = harness_count_log(fx.sluice.log, "connect timed out after 300 ms");
+	ck_assert_msg(logged >= now.timeouts[TK_CONNECT] - 1, "%.0f connect timeouts counted, %d logged",
+		      now.timeouts[TK_CONNECT], logged);
+	tcounts_read(&fx, &now);
+	ck_assert_msg(now.timeouts[TK_CONNECT] >= logged, "%.0f connect timeouts counted, %d logged",
+		      now.timeouts[TK_CONNECT], logged);
+	/* Nothing else moved since sluice started. */
+	for (int i = 0; i < TK_COUNT; i++)
+		ck_assert_msg(i == TK_CONNECT || now.timeouts[i] == 0, "%.0f %s timeouts",
+			      now.timeouts[i], timeout_kinds[i]);
+	for (int i = 0; i < EC_COUNT; i++)
+		ck_assert_msg(now.errors[i] == 0, "%.0f ERR %s", now.errors[i], error_codes[i]);
 	fixture_down(&fx);
 	for (int i = 0; i < 2; i++) {
 		if (fillers[i] >= 0)
@@ -1889,6 +2115,7 @@ limits_suite(void)
 
 	tcase_set_timeout(faults, 90);
 	tcase_add_test(faults, test_request_timeout);
+	tcase_add_test(faults, test_request_timeout_fails_other_written);
 	tcase_add_test(faults, test_backend_killed_mid_flight);
 	tcase_add_test(faults, test_backend_malformed_one_connection);
 	tcase_add_test(faults, test_client_quit_outstanding);

@@ -6,7 +6,9 @@
  */
 #include <check.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +61,10 @@ START_TEST(test_echo_sizes)
 END_TEST
 
 /* 50 clients × 200 pipelined requests, unique payloads, two backends with
- * random delays: each client gets exactly its own responses, in order. */
+ * random delays: each client gets exactly its own responses, in order, and
+ * every request reached a backend once. Both servers take a share (SPEC §2:
+ * least outstanding across servers and connections); with 50 clients placed
+ * over 8 connections, 10% each is far below what balancing gives. */
 START_TEST(test_many_clients_pipelined_in_order)
 {
 	enum { CLIENTS = 50, REQS = 200 };
@@ -85,42 +90,81 @@ START_TEST(test_many_clients_pipelined_in_order)
 		}
 		harness_tls_close(t[c]);
 	}
+	{
+		int n0 = harness_trace_frames(fx.trace[0], 0, NULL, 0);
+		int n1 = harness_trace_frames(fx.trace[1], 0, NULL, 0);
+
+		ck_assert_msg(n0 + n1 == CLIENTS * REQS, "the backends saw %d + %d frames, sent %d", n0, n1,
+			      CLIENTS * REQS);
+		ck_assert_msg(n0 >= CLIENTS * REQS / 10 && n1 >= CLIENTS * REQS / 10,
+			      "one server took almost nothing: %d and %d frames", n0, n1);
+	}
 	fixture_down(&fx);
 }
 END_TEST
 
 /* A client's pipelined burst reaches the backend on one connection, in the
- * order sent (SPEC §1 "Execution order"), even while other clients load
- * the other connections. */
+ * order sent (SPEC §1 "Execution order"), even while another client loads
+ * the other connections. The property only holds while the client has
+ * requests outstanding (one with nothing outstanding may legally move), so
+ * the backend is stopped while both bursts go in: each client's first
+ * request stays unanswered until every request has been placed (the
+ * pending gauge says so), whatever the timing. Each burst is one write. */
 START_TEST(test_burst_stays_on_one_connection)
 {
 	enum { REQS = 100 };
 	struct fixture fx;
-	struct fixture_opts o = { .echo_args = "-r 0:2", .connections = 4 };
+	struct fixture_opts o = { .admin = 1, .connections = 4 };
 	struct harness_tls *a, *b;
 	struct harness_trace_frame frames[4 * REQS];
+	uint8_t burst_a[REQS * 16], burst_b[REQS * 16];
+	size_t len_a = 0, len_b = 0;
 	char payload[32];
-	int conn, n, seen = 0;
+	int conn_a, conn_b, n, seen = 0;
+	int64_t deadline;
+	double pending = -1;
 
 	fixture_up(&fx, &o);
+	/* The whole pool is connected: A and B then have four to choose from. */
+	deadline = fixture_mono_ms() + T_IO_MS;
+	while (harness_trace_connections(fx.trace[0]) < 4 && fixture_mono_ms() < deadline)
+		usleep(2000);
+	ck_assert_int_eq(harness_trace_connections(fx.trace[0]), 4);
 	a = fixture_connect(&fx);
 	b = fixture_connect(&fx);
 	for (int r = 0; r < REQS; r++) {
 		n = snprintf(payload, sizeof(payload), "A%04d", r);
-		ck_assert_int_eq(harness_send_frame(a, NULL, 0, payload, (uint32_t)n), 0);
+		harness_frame_prefix(burst_a + len_a, 0, (uint32_t)(6 + n));
+		memcpy(burst_a + len_a + 6, payload, (size_t)n);
+		len_a += 6 + (size_t)n;
 		n = snprintf(payload, sizeof(payload), "B%04d", r);
-		ck_assert_int_eq(harness_send_frame(b, NULL, 0, payload, (uint32_t)n), 0);
+		harness_frame_prefix(burst_b + len_b, 0, (uint32_t)(6 + n));
+		memcpy(burst_b + len_b + 6, payload, (size_t)n);
+		len_b += 6 + (size_t)n;
 	}
+	fixture_stop_echo(&fx, 0);
+	ck_assert_int_eq(harness_tls_send(a, burst_a, len_a), 0);
+	ck_assert_int_eq(harness_tls_send(b, burst_b, len_b), 0);
+	deadline = fixture_mono_ms() + T_IO_MS;
+	while ((pending = fixture_metric(&fx, "sluice_requests_pending")) < 2 * REQS &&
+	       fixture_mono_ms() < deadline)
+		usleep(5000);
+	ck_assert_msg(pending == 2 * REQS, "sluice took %.0f of the %d requests", pending, 2 * REQS);
+	fixture_cont_echo(&fx, 0);
 	for (int r = 0; r < REQS; r++) {
 		n = snprintf(payload, sizeof(payload), "A%04d", r);
 		fixture_expect_frame(a, payload, (uint32_t)n);
 		n = snprintf(payload, sizeof(payload), "B%04d", r);
 		fixture_expect_frame(b, payload, (uint32_t)n);
 	}
-	conn = harness_trace_conn_of(fx.trace[0], "A0000", 5);
-	ck_assert_int_gt(conn, 0);
-	n = harness_trace_frames(fx.trace[0], conn, frames, 4 * REQS);
+	/* Every request reached the backend exactly once... */
+	ck_assert_int_eq(harness_trace_frames(fx.trace[0], 0, NULL, 0), 2 * REQS);
+	/* ... and all of A's on one connection, in the order sent. */
+	conn_a = harness_trace_conn_of(fx.trace[0], "A0000", 5);
+	ck_assert_int_gt(conn_a, 0);
+	n = harness_trace_frames(fx.trace[0], conn_a, frames, 4 * REQS);
 	ck_assert_int_ge(n, REQS);
+	ck_assert_int_le(n, 4 * REQS);
 	for (int i = 0; i < n; i++) {
 		if (frames[i].prefix[0] != 'A')
 			continue;
@@ -129,7 +173,23 @@ START_TEST(test_burst_stays_on_one_connection)
 			      "request %d of client A reached the backend out of order", seen);
 		seen++;
 	}
-	ck_assert_int_eq(seen, REQS);
+	ck_assert_msg(seen == REQS, "only %d of client A's %d requests went on its first connection",
+		      seen, REQS);
+	/* B, whose requests arrived while A's were outstanding, likewise. */
+	conn_b = harness_trace_conn_of(fx.trace[0], "B0000", 5);
+	ck_assert_int_gt(conn_b, 0);
+	n = harness_trace_frames(fx.trace[0], conn_b, frames, 4 * REQS);
+	seen = 0;
+	for (int i = 0; i < n && i < 4 * REQS; i++) {
+		if (frames[i].prefix[0] != 'B')
+			continue;
+		snprintf(payload, sizeof(payload), "B%04d", seen);
+		ck_assert_msg(memcmp(frames[i].prefix, payload, 5) == 0,
+			      "request %d of client B reached the backend out of order", seen);
+		seen++;
+	}
+	ck_assert_msg(seen == REQS, "only %d of client B's %d requests went on its first connection",
+		      seen, REQS);
 	harness_tls_close(a);
 	harness_tls_close(b);
 	fixture_down(&fx);
@@ -161,6 +221,111 @@ START_TEST(test_pool_bounds_backend_connections)
 	}
 	ck_assert_int_eq(harness_trace_connections(fx.trace[0]), 3);
 	ck_assert_int_le(harness_trace_max_open(fx.trace[0]), 3);
+	fixture_down(&fx);
+}
+END_TEST
+
+/* One client of the least-outstanding test, on its own thread: a request,
+ * its answer, the next request, while the shared budget lasts. It never
+ * calls ck_assert (Check's assertions belong to the test's thread): the
+ * test reads its counts once it is joined. */
+struct lo_client {
+	struct harness_tls *t;
+	int id;
+	atomic_int *left;        /* requests still to send, all clients together */
+	int answered;            /* with its own payload */
+	char why[256];           /* the first problem */
+	pthread_t thread;
+};
+
+static void *
+lo_client_run(void *arg)
+{
+	struct lo_client *c = arg;
+	char payload[48];
+
+	for (int r = 0; atomic_fetch_sub(c->left, 1) > 0; r++) {
+		struct harness_frame f;
+		int n = snprintf(payload, sizeof(payload), "lo client %d request %d", c->id, r);
+
+		if (harness_send_frame(c->t, NULL, 0, payload, (uint32_t)n) != 0) {
+			snprintf(c->why, sizeof(c->why), "request %d: send: %s", r, harness_last_error());
+			return NULL;
+		}
+		if (harness_recv_frame(c->t, &f, T_IO_MS) != 0) {
+			snprintf(c->why, sizeof(c->why), "request %d: recv: %s", r, harness_last_error());
+			return NULL;
+		}
+		if (f.header_len != 0 || f.payload_len != (uint32_t)n || memcmp(f.payload, payload, (size_t)n) != 0) {
+			snprintf(c->why, sizeof(c->why), "request %d: got header '%.8s' payload '%.60s'", r,
+				 f.header, f.payload);
+			harness_frame_free(&f);
+			return NULL;
+		}
+		harness_frame_free(&f);
+		c->answered++;
+	}
+	return NULL;
+}
+
+/* Least outstanding requests (SPEC §2): one server answers after 200 ms,
+ * the other at once, two connections each. Four clients send 400 requests
+ * in all, each one request at a time (a client with nothing outstanding may
+ * go anywhere). With no more clients than connections, some connection
+ * always has nothing outstanding, so a slow connection never takes a
+ * second request while it holds one: each takes at most one per 200 ms,
+ * and the clients it does not hold run on the fast server, which takes
+ * nearly everything. Round robin or a random pick would send the slow
+ * server about half (and take about 10 s). Asserted: the fast server took
+ * at least 75%, and the slow one no more than its two connections can
+ * have held one at a time in the time it all took. */
+START_TEST(test_least_outstanding_prefers_fast_server)
+{
+	enum { CLIENTS = 4, TOTAL = 400, DELAY_MS = 200, CONNS = 2 };
+	struct fixture fx;
+	struct fixture_opts o = { .n_echos = 2, .echo_args_of = { "-d 200", NULL }, .connections = CONNS };
+	struct lo_client c[CLIENTS];
+	atomic_int left;
+	int64_t deadline, t0, elapsed;
+	int slow, fast, answered = 0;
+
+	fixture_up(&fx, &o);
+	/* The whole pool is up, so the slow server's connections compete. */
+	deadline = fixture_mono_ms() + T_IO_MS;
+	while ((harness_trace_connections(fx.trace[0]) < CONNS ||
+		harness_trace_connections(fx.trace[1]) < CONNS) && fixture_mono_ms() < deadline)
+		usleep(2000);
+	ck_assert_int_eq(harness_trace_connections(fx.trace[0]), CONNS);
+	ck_assert_int_eq(harness_trace_connections(fx.trace[1]), CONNS);
+	memset(c, 0, sizeof(c));
+	atomic_init(&left, TOTAL);
+	for (int i = 0; i < CLIENTS; i++) {
+		c[i].t = fixture_connect(&fx);
+		c[i].id = i;
+		c[i].left = &left;
+	}
+	t0 = fixture_mono_ms();
+	for (int i = 0; i < CLIENTS; i++)
+		ck_assert_int_eq(pthread_create(&c[i].thread, NULL, lo_client_run, &c[i]), 0);
+	for (int i = 0; i < CLIENTS; i++)
+		ck_assert_int_eq(pthread_join(c[i].thread, NULL), 0);
+	elapsed = fixture_mono_ms() - t0;
+	for (int i = 0; i < CLIENTS; i++) {
+		ck_assert_msg(c[i].why[0] == '\0', "client %d: %s", i, c[i].why);
+		answered += c[i].answered;
+		harness_tls_close(c[i].t);
+	}
+	ck_assert_int_eq(answered, TOTAL);
+	slow = harness_trace_frames(fx.trace[0], 0, NULL, 0);
+	fast = harness_trace_frames(fx.trace[1], 0, NULL, 0);
+	fprintf(stderr, "least outstanding: %d requests in %lld ms; slow server %d, fast server %d\n", TOTAL,
+		(long long)elapsed, slow, fast);
+	ck_assert_msg(slow + fast == TOTAL, "the backends saw %d + %d frames, sent %d", slow, fast, TOTAL);
+	ck_assert_msg(fast * 4 >= TOTAL * 3, "the fast server took only %d of %d requests (slow: %d, %lld ms)",
+		      fast, TOTAL, slow, (long long)elapsed);
+	ck_assert_msg(slow <= CONNS * (elapsed / DELAY_MS + 1),
+		      "the slow server took %d requests in %lld ms: more than one at a time per connection",
+		      slow, (long long)elapsed);
 	fixture_down(&fx);
 }
 END_TEST
@@ -435,12 +600,25 @@ START_TEST(test_command_line)
 }
 END_TEST
 
-/* SIGTERM with a request in flight: it is answered, then QUIT, then exit 0. */
-START_TEST(test_sigterm_drains)
+/* The signals that stop sluice gracefully (SPEC §6), one per loop run. */
+static const struct {
+	int sig;
+	const char *name;
+} stop_signals[] = {
+	{ SIGTERM, "SIGTERM" },
+	{ SIGINT, "SIGINT" },
+	{ SIGQUIT, "SIGQUIT" },
+};
+
+/* SIGTERM, SIGINT or SIGQUIT with a request in flight: it is answered,
+ * then QUIT; the client answers QUIT and is closed; sluice then exits 0 on
+ * its own — no second signal, no grace period running out. */
+START_TEST(test_stop_signal_drains)
 {
 	struct fixture fx;
-	struct fixture_opts o = { .echo_args = "-d 300" };
+	struct fixture_opts o = { .echo_args = "-d 300", .grace = "5s" };
 	struct harness_tls *t;
+	char line[64];
 
 	fixture_up(&fx, &o);
 	t = fixture_connect(&fx);
@@ -451,8 +629,9 @@ START_TEST(test_sigterm_drains)
 
 		while (harness_trace_conn_of(fx.trace[0], "in flight", 9) < 0 && fixture_mono_ms() < deadline)
 			usleep(5000);
+		ck_assert_int_gt(harness_trace_conn_of(fx.trace[0], "in flight", 9), 0);
 	}
-	ck_assert_int_eq(harness_signal(&fx.sluice, SIGTERM), 0);
+	ck_assert_int_eq(harness_signal(&fx.sluice, stop_signals[_i].sig), 0);
 	{
 		struct harness_frame f;
 		int got_quit = 0, got_resp = 0;
@@ -470,9 +649,16 @@ START_TEST(test_sigterm_drains)
 		ck_assert_int_eq(got_resp, 1);
 	}
 	ck_assert_int_eq(harness_send_frame(t, "QUIT", 4, NULL, 0), 0);
-	ck_assert_int_eq(harness_tls_wait_closed(t, T_IO_MS), 0);
+	fixture_expect_closed_with_notify(t);
 	harness_tls_close(t);
-	fixture_down(&fx);
+	/* Exit status 0 and a clean log, without fixture_down's SIGTERM. */
+	fixture_wait_exit(&fx);
+	snprintf(line, sizeof(line), "%s received: stopping gracefully", stop_signals[_i].name);
+	ck_assert_msg(harness_count_log(fx.sluice.log, line) == 1, "no '%s' in the log", line);
+	ck_assert_int_eq(harness_count_log(fx.sluice.log, "received again"), 0);
+	ck_assert_int_eq(harness_count_log(fx.sluice.log, "grace period over"), 0);
+	ck_assert_int_eq(harness_count_log(fx.sluice.log, "sluice stopped"), 1);
+	fixture_cleanup(&fx);
 }
 END_TEST
 
@@ -641,6 +827,7 @@ proxy_suite(void)
 	tcase_add_test(tc, test_many_clients_pipelined_in_order);
 	tcase_add_test(tc, test_burst_stays_on_one_connection);
 	tcase_add_test(tc, test_pool_bounds_backend_connections);
+	tcase_add_test(tc, test_least_outstanding_prefers_fast_server);
 	tcase_add_loop_test(tc, test_malformed_frames, 0,
 			    (int)(sizeof(bad_prefixes) / sizeof(bad_prefixes[0])));
 	tcase_add_test(tc, test_garbage_instead_of_client_hello);
@@ -649,7 +836,8 @@ proxy_suite(void)
 	tcase_add_test(tc, test_backend_dies_with_requests_written);
 	tcase_add_test(tc, test_backend_malformed_response);
 	tcase_add_test(tc, test_command_line);
-	tcase_add_test(tc, test_sigterm_drains);
+	tcase_add_loop_test(tc, test_stop_signal_drains, 0,
+			    (int)(sizeof(stop_signals) / sizeof(stop_signals[0])));
 	tcase_add_test(tc, test_two_workers);
 	tcase_add_test(tc, test_privilege_drop);
 	suite_add_tcase(s, tc);

@@ -161,6 +161,7 @@ sec_up(struct fixture *fx, const struct fixture_opts *o)
 	ck_assert_int_eq(harness_spawn(&fx->sluice, fx->log, argv), 0);
 	ck_assert_msg(harness_wait_ready(&fx->sluice, "running", T_START_MS) == 0,
 		      "sluice did not start: %s (see %s)", harness_last_error(), fx->log);
+	fixture_check_max_read(fx);
 }
 
 static int

@@ -155,6 +155,7 @@ start_sluice(struct fixture *fx, const struct tls_conf *c)
 	ck_assert_int_eq(harness_spawn(&fx->sluice, fx->log, argv), 0);
 	ck_assert_msg(harness_wait_ready(&fx->sluice, "running", 15000) == 0,
 		      "sluice did not start: %s", harness_last_error());
+	fixture_check_max_read(fx);
 }
 
 static int
