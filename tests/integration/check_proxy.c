@@ -665,7 +665,7 @@ END_TEST
 /* Regression: after logging "sluice stopped", sluice freed its signal
  * events, which gave SIGTERM, SIGINT, SIGQUIT and SIGHUP back their
  * default action; one arriving in that moment killed it (exit status 143
- * instead of 0: test_sigterm_drains' teardown hit it once in five runs).
+ * instead of 0: the drain test's teardown hit it once in five runs).
  * Here SIGHUPs (ignored while draining) keep coming from the SIGTERM on
  * until sluice is gone: it must still exit 0. Repeated, as the window is
  * short (the unfixed sluice failed about one round in four). */
