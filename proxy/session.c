@@ -572,6 +572,16 @@ session_can_read(const struct session *s)
 	return 0;
 }
 
+/* Records OpenSSL read ahead of what libevent asked for (worker_read_soon). */
+static void
+session_read_buffered(struct session *s)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+
+	if (ssl != NULL && session_can_read(s) && SSL_has_pending(ssl))
+		worker_read_soon(s->bev);
+}
+
 static void
 session_process(struct session *s)
 {
@@ -612,6 +622,7 @@ out:
 	/* Requests in the run are in their upstream's FIFO already: their
 	 * bytes must follow before anything else happens. */
 	session_run_flush(&run, in);
+	session_read_buffered(s);
 }
 
 static void
@@ -876,6 +887,8 @@ session_flush(struct session *s)
 		}
 		session_dequeue(s, req);
 	}
+	if (evbuffer_get_length(out) > 0)
+		worker_write_soon(s->bev);
 	/* Idle time starts when nothing is in flight any more. */
 	if (s->n_reqs == 0)
 		s->last_active_ms = clock_ms();
@@ -1009,6 +1022,8 @@ session_resume(struct session *s)
 	 * them. Deferred, so a pool waking many sessions is not re-entered. */
 	if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
 		bufferevent_trigger(s->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+	else
+		session_read_buffered(s);
 }
 
 struct upstream *

@@ -405,6 +405,9 @@ tls_set_options(SSL_CTX *ctx, const struct tls_policy *pol, const struct tls_pol
 		opts |= SSL_OP_NO_TICKET;
 	SSL_CTX_set_options(ctx, opts);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* One read(2) for every record the socket holds instead of two per
+	 * record (header, then body); session.c reads what is left over. */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
 	SSL_CTX_sess_set_cache_size(ctx, TLS_SESSION_CACHE_SIZE);
 	SSL_CTX_set_timeout(ctx, TLS_SESSION_TIMEOUT_S);

@@ -318,6 +318,8 @@ upstream_send(struct upstream *u, struct evbuffer *src, size_t len)
 	}
 	if (evbuffer_get_length(out) > UPSTREAM_HIGH_WATER)
 		u->congested = 1;
+	if (u->state == UPSTREAM_CONNECTED)
+		worker_write_soon(u->bev);
 }
 
 void
@@ -343,6 +345,8 @@ upstream_write(struct upstream *u, struct request *req, struct evbuffer *src)
 	}
 	if (evbuffer_get_length(out) > UPSTREAM_HIGH_WATER)
 		u->congested = 1;
+	if (u->state == UPSTREAM_CONNECTED)
+		worker_write_soon(u->bev);
 }
 
 static void

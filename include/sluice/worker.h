@@ -20,6 +20,7 @@
 
 struct config;
 struct config_backend;
+struct bufferevent;
 struct event;
 struct event_base;
 struct listener;
@@ -128,6 +129,12 @@ struct pool *worker_pool(struct worker *w, const struct config_backend *b, const
 /* A session or upstream closed: the worker may be done draining. */
 void worker_check_drained(struct worker *w);
 uint64_t worker_random(struct worker *w);
+/* Data was just queued on bev's output: write it in this turn of the event
+ * loop rather than the next one (see worker.c). */
+void worker_write_soon(struct bufferevent *bev);
+/* OpenSSL holds decrypted-to-be records of bev that no readiness event will
+ * announce: read them in this turn of the loop. */
+void worker_read_soon(struct bufferevent *bev);
 
 /* Reads the clock into w->now_us: at the top of the callbacks that handle
  * many frames, whose requests then share one timestamp. */
