@@ -485,11 +485,17 @@ flood_frames(void)
  * reading it (the client's writes block) with its resident memory under
  * 64 MiB, instead of buffering what the backend cannot take (twemproxy
  * issue #203, "Big memory consumed when using pipeline"). After SIGCONT
- * every request is answered exactly once, byte for byte, in order. */
+ * every request is answered exactly once, byte for byte, in order.
+ * Twice: with the default client_buffer (4 MiB), whose budget stops the
+ * client first, and with client_buffer 1GiB, where only the backend side
+ * can: the backend connection's output above its high-water mark pauses
+ * the sessions that feed it. */
+static const char *const flood_limits[] = { NULL, "  client_buffer: 1GiB\n" };
+
 START_TEST(test_stalled_backend_flood)
 {
 	struct fixture fx;
-	struct fixture_opts o = { .connections = 1 };
+	struct fixture_opts o = { .connections = 1, .limits = flood_limits[_i] };
 	struct flood fl;
 	pthread_t th;
 	long peak_stalled = 0, peak_all = 0, hwm_stalled, hwm_all, limit, rss;
@@ -529,9 +535,10 @@ START_TEST(test_stalled_backend_flood)
 	}
 	sent_at_stall = __atomic_load_n(&fl.sent, __ATOMIC_RELAXED);
 	hwm_stalled = proc_status_kib(fx.sluice.pid, "VmHWM");
-	fprintf(stderr, "check_limits: flood: stalled after %u frames (%u MiB) in %lld ms; "
+	fprintf(stderr, "check_limits: flood (%s): stalled after %u frames (%u MiB) in %lld ms; "
 		"sluice VmRSS peak %ld KiB, VmHWM %ld KiB while stalled\n",
-		sent_at_stall, sent_at_stall / 16, (long long)(fixture_mono_ms() - start), peak_stalled,
+		_i == 0 ? "client_buffer 4MiB" : "client_buffer 1GiB", sent_at_stall, sent_at_stall / 16,
+		(long long)(fixture_mono_ms() - start), peak_stalled,
 		hwm_stalled);
 	if (__atomic_load_n(&fl.done, __ATOMIC_ACQUIRE) || fixture_mono_ms() > deadline) {
 		fixture_cont_echo(&fx, 0);
@@ -2086,7 +2093,7 @@ limits_suite(void)
 	TCase *nofile = tcase_create("nofile");
 
 	tcase_set_timeout(bp, 170);
-	tcase_add_test(bp, test_stalled_backend_flood);
+	tcase_add_loop_test(bp, test_stalled_backend_flood, 0, 2);
 	tcase_add_test(bp, test_client_never_reads);
 	tcase_add_test(bp, test_queue_timeout_busy);
 	tcase_add_test(bp, test_max_pending);
