@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -36,11 +37,20 @@
  * pause; below LOW they resume. */
 #define UPSTREAM_HIGH_WATER (1024u * 1024u)
 #define UPSTREAM_LOW_WATER (256u * 1024u)
+/* One read(2) takes up to this much of a backend's answers. libevent 2.1's
+ * own reads stop at 4 KiB, which made a 64 KiB answer 16 reads, 16
+ * callbacks, and 16 TLS records of 4 KiB on the client's side. */
+#define UPSTREAM_READ_MAX (64u * 1024u)
+/* A frame still missing more than this is read up to its last byte and no
+ * further, so that its last chain ends with it and moves to the client
+ * whole (evbuffer_remove_buffer copies the part of a chain it splits). */
+#define UPSTREAM_READ_TO_FRAME_END (16u * 1024u)
 
 static void upstream_connect(struct upstream *u);
 static void upstream_read_cb(struct bufferevent *bev, void *arg);
 static void upstream_write_cb(struct bufferevent *bev, void *arg);
 static void upstream_event_cb(struct bufferevent *bev, short what, void *arg);
+static void upstream_sock_read_cb(evutil_socket_t fd, short what, void *arg);
 static void upstream_timer_cb(evutil_socket_t fd, short what, void *arg);
 
 static const char *
@@ -144,6 +154,11 @@ upstream_fail_requests(struct upstream *u)
 static void
 upstream_drop_bev(struct upstream *u)
 {
+	if (u->read_ev != NULL) {
+		/* Before the socket closes with the bufferevent. */
+		event_free(u->read_ev);
+		u->read_ev = NULL;
+	}
 	if (u->bev != NULL) {
 		bufferevent_free(u->bev);
 		u->bev = NULL;
@@ -239,12 +254,10 @@ upstream_connect(struct upstream *u)
 	if (u->pool->worker->max_read > 0)
 		bufferevent_set_max_single_read(u->bev, u->pool->worker->max_read);
 	upstream_set_state(u, UPSTREAM_CONNECTING);
+	/* The bufferevent connects and writes; reading is upstream_sock_read_cb's,
+	 * from the moment the connection is up. */
 	if (bufferevent_socket_connect(u->bev, (const struct sockaddr *)&a->ss, (int)a->len) < 0) {
 		upstream_fail(u, strerror(errno));
-		return;
-	}
-	if (bufferevent_enable(u->bev, EV_READ) < 0) {
-		upstream_fail(u, "cannot enable reading");
 		return;
 	}
 	upstream_arm(u, u->pool->conf->connect_timeout_ms);
@@ -532,6 +545,66 @@ upstream_read_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* How much the next read takes: to the end of a large frame under way,
+ * else up to UPSTREAM_READ_MAX (tests cap it with SLUICE_MAX_READ). */
+static size_t
+upstream_read_size(const struct upstream *u, struct evbuffer *in)
+{
+	size_t cap = u->pool->worker->max_read > 0 ? u->pool->worker->max_read : UPSTREAM_READ_MAX;
+	size_t have = evbuffer_get_length(in);
+	uint8_t prefix[FRAME_PREFIX_LEN];
+	struct frame_info fi;
+
+	if (have >= FRAME_PREFIX_LEN && evbuffer_copyout(in, prefix, sizeof(prefix)) == sizeof(prefix) &&
+	    frame_parse_prefix(prefix, UINT32_MAX, &fi) == FRAME_READY && fi.total_len > have &&
+	    fi.total_len - have > UPSTREAM_READ_TO_FRAME_END)
+		return fi.total_len - have < cap ? fi.total_len - have : cap;
+	return cap;
+}
+
+/* Reads straight into the bufferevent's input (evbuffer_reserve_space: the
+ * bytes land in the chains that later move to clients), then hands the
+ * frames on as libevent's own read callback would. */
+static void
+upstream_sock_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream *u = arg;
+	struct evbuffer *in = bufferevent_get_input(u->bev);
+	struct evbuffer_iovec v[2];
+	struct iovec iov[2];
+	size_t want = upstream_read_size(u, in), left = want;
+	ssize_t got;
+	int n = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
+
+	(void)what;
+	if (n <= 0) {
+		upstream_fail(u, "cannot read: out of memory");
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		v[i].iov_len = v[i].iov_len < left ? v[i].iov_len : left;
+		left -= v[i].iov_len;
+		iov[i] = (struct iovec){ .iov_base = v[i].iov_base, .iov_len = v[i].iov_len };
+	}
+	got = readv(fd, iov, n);
+	if (got <= 0) {
+		if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		upstream_event_cb(u->bev, BEV_EVENT_READING | (got == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), u);
+		return;
+	}
+	left = (size_t)got;
+	for (int i = 0; i < n; i++) {
+		v[i].iov_len = v[i].iov_len < left ? v[i].iov_len : left;
+		left -= v[i].iov_len;
+	}
+	if (evbuffer_commit_space(in, v, n > 1 && v[1].iov_len > 0 ? 2 : 1) < 0) {
+		upstream_fail(u, "cannot read: evbuffer refused the data");
+		return;
+	}
+	upstream_read_cb(u->bev, u);
+}
+
 static void
 upstream_write_cb(struct bufferevent *bev, void *arg)
 {
@@ -552,6 +625,11 @@ upstream_connected(struct upstream *u)
 
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		log_debug("backend %s: TCP_NODELAY: %s", upstream_backend(u), strerror(errno));
+	u->read_ev = event_new(u->pool->worker->base, fd, EV_READ | EV_PERSIST, upstream_sock_read_cb, u);
+	if (u->read_ev == NULL || event_add(u->read_ev, NULL) < 0) {
+		upstream_fail(u, "cannot watch the connection for reading");
+		return;
+	}
 	evtimer_del(u->timer);
 	upstream_set_state(u, UPSTREAM_CONNECTED);
 	if (u->failures > 0)

@@ -35,6 +35,7 @@ struct upstream {
 	unsigned index;               /* within the server, for logs */
 	enum upstream_state state;
 	struct bufferevent *bev;      /* NULL in BACKOFF */
+	struct event *read_ev;        /* reads bev's socket once connected (upstream.c) */
 	struct event *timer;          /* connect timeout, backoff, quit grace */
 	struct request_queue fifo;    /* written, unanswered, in write order */
 	unsigned outstanding;
