@@ -539,6 +539,7 @@ main(int argc, char **argv)
 	}
 	log_set_level(cfg->log_level);
 	config_warn_unsupported(cfg);
+	process_tune_malloc();
 	/* main_run owns cfg from here. */
 	rc = main_run(cfg);
 	return rc;

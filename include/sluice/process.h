@@ -2,7 +2,8 @@
  * process — what the sluice process does to itself before serving:
  * no core dumps and no ptrace access (keys live in its memory), private
  * keys in OpenSSL's secure heap, enough file descriptors for
- * max_connections, and dropping root once the listening sockets are bound.
+ * max_connections, a heap that keeps frame-sized buffers, and dropping root
+ * once the listening sockets are bound.
  */
 #ifndef SLUICE_PROCESS_H
 #define SLUICE_PROCESS_H
@@ -13,6 +14,10 @@ struct config;
  * private keys (locked in memory, excluded from dumps) when the system
  * allows it. Before any key is loaded. 0 or -1 (reason logged). */
 int process_harden(void);
+
+/* Keeps glibc from giving frame-sized buffers back to the system after
+ * every use (see process.c). Before the workers start. */
+void process_tune_malloc(void);
 
 /* Raises RLIMIT_NOFILE to what the configuration needs with `workers`
  * workers (never lowers it), at start and before a reload applies; -1
