@@ -737,6 +737,90 @@ START_TEST(test_two_workers)
 }
 END_TEST
 
+/* workers: 2, the reload and shutdown paths with clients on both workers:
+ * a reload adds a listener, and both workers serve it (each has its own
+ * SO_REUSEPORT socket for it, bound by the main thread); 20 clients of
+ * the new listener each have a request in flight at the backend when
+ * SIGTERM comes: each gets its answer and QUIT, answers QUIT and sees
+ * close_notify; both workers log their share of the drain, and sluice
+ * exits 0 by itself. */
+#define TWO_WORKERS_CLIENTS 20
+
+static unsigned
+two_workers_drained(const char *log, unsigned worker)
+{
+	char needle[48];
+	char *text = harness_read_file(log, NULL), *at;
+	unsigned n = 0;
+
+	ck_assert_ptr_nonnull(text);
+	snprintf(needle, sizeof(needle), "worker %u: draining ", worker);
+	at = strstr(text, needle);
+	ck_assert_msg(at != NULL, "no \"%s\" in %s", needle, log);
+	ck_assert_int_eq(sscanf(at + strlen(needle), "%u", &n), 1);
+	free(text);
+	return n;
+}
+
+START_TEST(test_two_workers_reload_and_drain)
+{
+	struct fixture fx;
+	struct fixture_opts o = { .workers = "2", .echo_args = "-d 400", .second_port = 1 };
+	struct harness_tls *t[TWO_WORKERS_CLIENTS];
+	char payload[32];
+	int64_t deadline;
+	unsigned d0, d1;
+
+	fixture_up(&fx, &o);
+	ck_assert_ptr_null(harness_tls_connect(fx.port2, "localhost", 500));
+	o.listeners = 3;
+	fixture_write_config(&fx, &o);
+	ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
+	ck_assert_int_eq(harness_wait_log(fx.sluice.log, "configuration reloaded", T_IO_MS), 0);
+	for (int c = 0; c < TWO_WORKERS_CLIENTS; c++) {
+		t[c] = fixture_connect_port(fx.port2);
+		snprintf(payload, sizeof(payload), "in flight %02d", c);
+		ck_assert_int_eq(harness_send_frame(t[c], NULL, 0, payload, strlen(payload)), 0);
+	}
+	/* Every request reached the backend, whose answers take 400 ms. */
+	deadline = fixture_mono_ms() + T_IO_MS;
+	for (int c = 0; c < TWO_WORKERS_CLIENTS; c++) {
+		snprintf(payload, sizeof(payload), "in flight %02d", c);
+		while (harness_trace_conn_of(fx.trace[0], payload, strlen(payload)) < 0 &&
+		       fixture_mono_ms() < deadline)
+			usleep(5000);   /* polling period */
+		ck_assert_int_ge(harness_trace_conn_of(fx.trace[0], payload, strlen(payload)), 0);
+	}
+	ck_assert_int_eq(harness_signal(&fx.sluice, SIGTERM), 0);
+	for (int c = 0; c < TWO_WORKERS_CLIENTS; c++) {
+		struct harness_frame f;
+		int got_quit = 0, got_resp = 0;
+
+		snprintf(payload, sizeof(payload), "in flight %02d", c);
+		for (int i = 0; i < 2; i++) {
+			ck_assert_int_eq(harness_recv_frame(t[c], &f, T_IO_MS), 0);
+			if (harness_frame_is_quit(&f))
+				got_quit++;
+			else if (f.payload_len == strlen(payload) && memcmp(f.payload, payload, f.payload_len) == 0)
+				got_resp++;
+			harness_frame_free(&f);
+		}
+		ck_assert_msg(got_quit == 1 && got_resp == 1, "client %d: %d answers, %d QUIT", c,
+			      got_resp, got_quit);
+		ck_assert_int_eq(harness_send_frame(t[c], "QUIT", 4, NULL, 0), 0);
+		fixture_expect_closed_with_notify(t[c]);
+		harness_tls_close(t[c]);
+	}
+	fixture_wait_exit(&fx);
+	d0 = two_workers_drained(fx.sluice.log, 0);
+	d1 = two_workers_drained(fx.sluice.log, 1);
+	ck_assert_msg(d0 > 0 && d1 > 0 && d0 + d1 == TWO_WORKERS_CLIENTS,
+		      "workers drained %u and %u of the %d clients of the new listener", d0, d1,
+		      TWO_WORKERS_CLIENTS);
+	fixture_cleanup(&fx);
+}
+END_TEST
+
 /* A "Key: a b c d" line of /proc/PID/status or /proc/PID/limits. */
 static char *
 proc_line(pid_t pid, const char *file, const char *key, char *out, size_t len)
@@ -839,6 +923,7 @@ proxy_suite(void)
 	tcase_add_loop_test(tc, test_stop_signal_drains, 0,
 			    (int)(sizeof(stop_signals) / sizeof(stop_signals[0])));
 	tcase_add_test(tc, test_two_workers);
+	tcase_add_test(tc, test_two_workers_reload_and_drain);
 	tcase_add_test(tc, test_privilege_drop);
 	suite_add_tcase(s, tc);
 
