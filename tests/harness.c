@@ -359,6 +359,23 @@ int harness_tcp_connect(uint16_t port)
 	return fd;
 }
 
+int harness_tcp_connect_nowait(uint16_t port)
+{
+	struct sockaddr_in sin = loopback(port);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0) {
+		herr("socket: %s", strerror(errno));
+		return -1;
+	}
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 && errno != EINPROGRESS) {
+		herr("connect 127.0.0.1:%u: %s", (unsigned)port, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /* ---- processes -------------------------------------------------------- */
 
 /* Every live child, so that they die with the test process whatever way it

@@ -199,6 +199,9 @@ SSL_SESSION *harness_tls_session(const struct harness_tls *t);
 
 /* A blocking plain TCP connection to 127.0.0.1:port (fd), or -1. */
 int harness_tcp_connect(uint16_t port);
+/* The same without waiting: a non-blocking socket whose connect may still
+ * be under way (poll it for POLLOUT, then SO_ERROR), or -1. */
+int harness_tcp_connect_nowait(uint16_t port);
 
 /* ---- sluice-echo --trace files ---------------------------------------- */
 

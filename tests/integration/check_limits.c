@@ -1730,20 +1730,6 @@ blackhole_listen(uint16_t port)
 	return fd;
 }
 
-/* A non-blocking connect to 127.0.0.1:port, left to complete or not. */
-static int
-tcp_connect_nowait(uint16_t port)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port),
-				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	ck_assert_int_ge(fd, 0);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
-		ck_assert_msg(errno == EINPROGRESS, "connect: %s", strerror(errno));
-	return fd;
-}
-
 /* backends.X.connect_timeout: a server whose SYNs go unanswered (a
  * listening socket whose accept queue is full drops them, as a firewall
  * would) costs a connect_timeout per attempt, is marked down, and never
@@ -1763,8 +1749,10 @@ START_TEST(test_connect_timeout)
 	o.extra_server = harness_free_port();
 	ck_assert_uint_ne(o.extra_server, 0);
 	hole = blackhole_listen(o.extra_server);
-	for (int i = 0; i < 2; i++)
-		fillers[i] = tcp_connect_nowait(o.extra_server);
+	for (int i = 0; i < 2; i++) {
+		fillers[i] = harness_tcp_connect_nowait(o.extra_server);
+		ck_assert_msg(fillers[i] >= 0, "%s", harness_last_error());
+	}
 	fixture_up(&fx, &o);
 	ck_assert_int_eq(harness_wait_log(fx.sluice.log, "connect timed out after 300 ms", T_IO_MS), 0);
 	ck_assert_int_eq(harness_wait_log(fx.sluice.log, "is down", T_IO_MS), 0);

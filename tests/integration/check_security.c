@@ -1804,19 +1804,6 @@ flood_open(uint16_t port, enum flood_kind kind, const struct bytes *hello)
  * 1 s SYN retransmission that a dropped SYN would wait for. */
 #define BACKLOG_BURST 600
 
-static int
-backlog_connect(uint16_t port)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port),
-				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	ck_assert_int_ge(fd, 0);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
-		ck_assert_msg(errno == EINPROGRESS, "connect: %s", strerror(errno));
-	return fd;
-}
-
 START_TEST(test_listen_backlog_not_128)
 {
 	struct fixture fx;
@@ -1827,8 +1814,10 @@ START_TEST(test_listen_backlog_not_128)
 
 	sec_up(&fx, &o);
 	ck_assert_int_eq(harness_signal(&fx.sluice, SIGSTOP), 0);
-	for (int i = 0; i < BACKLOG_BURST; i++)
-		pfd[i] = (struct pollfd){ .fd = backlog_connect(fx.port), .events = POLLOUT };
+	for (int i = 0; i < BACKLOG_BURST; i++) {
+		pfd[i] = (struct pollfd){ .fd = harness_tcp_connect_nowait(fx.port), .events = POLLOUT };
+		ck_assert_msg(pfd[i].fd >= 0, "%s", harness_last_error());
+	}
 	deadline = fixture_mono_ms() + 500;
 	while (n_done < BACKLOG_BURST && fixture_mono_ms() < deadline) {
 		ck_assert_int_ge(poll(pfd, BACKLOG_BURST, 50), 0);
