@@ -701,12 +701,15 @@ expect_hello_refused(uint16_t port, const struct hello *h, const char *what)
 /* ---- an OpenSSL client of this file's own ------------------------------------------------ */
 
 /* One client connection: any cipher, optionally a BIO that sends one byte
- * per send(). Owned by the test, freed by sc_free. */
+ * per send(), optionally paced. Owned by the test, freed by sc_free. */
 struct sc {
 	int fd;
 	SSL *ssl;
 	uint64_t sends;       /* send() calls of the one-byte BIO */
 	uint64_t sent;        /* bytes those calls carried */
+	unsigned paced:1;     /* the one-byte BIO sends only what budget allows */
+	unsigned budget;      /* bytes it may still send, when paced */
+	int want;             /* SSL_get_error of the last SSL call that could not finish */
 	struct bytes in;      /* decrypted bytes; in.p[in_off..] not yet taken */
 	size_t in_off;
 };
@@ -723,7 +726,9 @@ static BIO_METHOD *onebyte_method;
 
 /* Writes exactly one byte per call: with TCP_NODELAY on the socket, each
  * becomes a TCP segment of its own, so every TLS record reaches sluice
- * split at every offset. */
+ * split at every offset. A paced connection sends only while its budget
+ * lasts, then asks to be called again (OpenSSL's SSL_ERROR_WANT_WRITE):
+ * several of them, given a byte each in turn, dribble at once. */
 static int
 onebyte_write(BIO *b, const char *buf, int len)
 {
@@ -733,10 +738,16 @@ onebyte_write(BIO *b, const char *buf, int len)
 	BIO_clear_retry_flags(b);
 	if (len <= 0)
 		return 0;
+	if (c->paced && c->budget == 0) {
+		BIO_set_retry_write(b);
+		return -1;
+	}
 	n = send(c->fd, buf, 1, MSG_NOSIGNAL);
 	if (n == 1) {
 		c->sends++;
 		c->sent++;
+		if (c->paced)
+			c->budget--;
 		return 1;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -869,14 +880,13 @@ sc_error(char *why, size_t len)
 	return e != 0 ? ERR_GET_REASON(e) : 0;
 }
 
-/* A TLS connection to port from ctx; NULL when the handshake fails, with
- * OpenSSL's reason code in *reason (0 when none) and its text in why. */
+/* A TCP connection to port with an SSL from ctx set up as o says, its
+ * handshake not begun (SSL_connect drives it). */
 static struct sc *
-sc_connect(SSL_CTX *ctx, uint16_t port, const struct sc_opts *o, int *reason, char *why, size_t len)
+sc_start(SSL_CTX *ctx, uint16_t port, const struct sc_opts *o)
 {
-	int64_t deadline = fixture_mono_ms() + T_IO_MS;
 	struct sc *c = calloc(1, sizeof(*c));
-	int one = 1, rc;
+	int one = 1;
 
 	ck_assert_ptr_nonnull(c);
 	c->fd = raw_connect(port);
@@ -901,6 +911,19 @@ sc_connect(SSL_CTX *ctx, uint16_t port, const struct sc_opts *o, int *reason, ch
 	} else {
 		ck_assert_int_eq(SSL_set_fd(c->ssl, c->fd), 1);
 	}
+	SSL_set_connect_state(c->ssl);
+	return c;
+}
+
+/* A TLS connection to port from ctx; NULL when the handshake fails, with
+ * OpenSSL's reason code in *reason (0 when none) and its text in why. */
+static struct sc *
+sc_connect(SSL_CTX *ctx, uint16_t port, const struct sc_opts *o, int *reason, char *why, size_t len)
+{
+	int64_t deadline = fixture_mono_ms() + T_IO_MS;
+	struct sc *c = sc_start(ctx, port, o);
+	int rc;
+
 	ERR_clear_error();
 	while ((rc = SSL_connect(c->ssl)) != 1) {
 		if (sc_wait(c, rc, deadline) < 0) {
@@ -931,16 +954,16 @@ sc_send(struct sc *c, const void *buf, size_t len)
 	return 0;
 }
 
-/* Receives one frame (see harness_recv_frame): 0 ok, 1 close_notify came
- * between frames, -1 otherwise. */
+/* Takes one frame (see harness_recv_frame) from what has arrived, without
+ * waiting: 0 ok, 1 close_notify came between frames, 2 not yet (c->want
+ * says what SSL_read waits for), -1 otherwise. */
 static int
-sc_recv_frame(struct sc *c, struct harness_frame *f)
+sc_try_frame(struct sc *c, struct harness_frame *f)
 {
-	int64_t deadline = fixture_mono_ms() + T_IO_MS;
 	uint8_t buf[16384];
 	const uint8_t *p;
 	uint32_t total;
-	int rc;
+	int rc, err;
 
 	memset(f, 0, sizeof(*f));
 	for (;;) {
@@ -969,11 +992,29 @@ sc_recv_frame(struct sc *c, struct harness_frame *f)
 			bytes_put(&c->in, buf, (size_t)rc);
 			continue;
 		}
-		if (SSL_get_error(c->ssl, rc) == SSL_ERROR_ZERO_RETURN)
+		err = SSL_get_error(c->ssl, rc);
+		if (err == SSL_ERROR_ZERO_RETURN)
 			return have == 0 ? 1 : -1;
-		if (sc_wait(c, rc, deadline) < 0)
+		if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)
+			return -1;
+		c->want = err;
+		return 2;
+	}
+}
+
+/* Receives one frame: 0 ok, 1 close_notify came between frames, -1
+ * otherwise. */
+static int
+sc_recv_frame(struct sc *c, struct harness_frame *f)
+{
+	int64_t deadline = fixture_mono_ms() + T_IO_MS;
+	int rc;
+
+	while ((rc = sc_try_frame(c, f)) == 2) {
+		if (fd_wait(c->fd, c->want == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, deadline) < 0)
 			return -1;
 	}
+	return rc;
 }
 
 /* Sends text as a frame's payload and expects it back. */
