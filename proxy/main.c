@@ -341,6 +341,35 @@ main_tickets_cb(evutil_socket_t fd, short what, void *arg)
 	tls_tickets_rotate();
 }
 
+/* A test knob, not a tuning one: SLUICE_TICKET_ROTATE_MS=1000 rotates the
+ * ticket keys every second instead of every TLS_TICKET_ROTATE_S, so
+ * check_tls can watch scheduled rotations. Read once, at start-up. */
+static struct timeval
+main_ticket_period(void)
+{
+	const unsigned long max_ms = TLS_TICKET_ROTATE_S * 1000UL;
+	struct timeval period = { .tv_sec = TLS_TICKET_ROTATE_S };
+	const char *v = getenv("SLUICE_TICKET_ROTATE_MS");
+	char *end;
+	unsigned long n;
+
+	if (v == NULL || *v == '\0')
+		return period;
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	/* strtoul takes blanks, a sign and overflows; a period does not. */
+	if (*v < '0' || *v > '9' || *end != '\0' || errno != 0 || n == 0 || n > max_ms) {
+		log_warn("SLUICE_TICKET_ROTATE_MS=%s ignored: expected 1..%lu; ticket keys rotate every %d s",
+			 v, max_ms, TLS_TICKET_ROTATE_S);
+		return period;
+	}
+	log_warn("SLUICE_TICKET_ROTATE_MS=%lu: ticket keys rotate every %lu ms (tests only); "
+		 "do not use in production", n, n);
+	period.tv_sec = (time_t)(n / 1000);
+	period.tv_usec = (suseconds_t)(n % 1000) * 1000;
+	return period;
+}
+
 static void
 main_block_stop_signals(void)
 {
@@ -413,7 +442,7 @@ static int
 main_run(struct config *cfg)
 {
 	struct main_state m = { .cfg = cfg };
-	struct timeval ticket_period = { .tv_sec = TLS_TICKET_ROTATE_S };
+	struct timeval ticket_period = main_ticket_period();
 	int rc = 1;
 
 	if (evthread_use_pthreads() < 0 || (m.base = event_base_new()) == NULL) {

@@ -68,8 +68,10 @@ tls_tickets_random(struct tls_ticket_key *k)
 	return 0;
 }
 
-int
-tls_tickets_rotate(void)
+/* Shifts a new random key in; counted and logged (at debug) unless it is
+ * the first, from tls_tickets_init. 0 or -1. */
+static int
+tls_tickets_shift(bool first)
 {
 	struct tls_ticket_key fresh;
 
@@ -85,10 +87,22 @@ tls_tickets_rotate(void)
 	tls_rotating[0] = fresh;
 	if (tls_rotating_n < TLS_TICKET_KEEP)
 		tls_rotating_n++;
-	tls_rotations++;
+	if (!first) {
+		tls_rotations++;
+		/* Under the lock, so the log never lags the keys: no handshake
+		 * gets the new key before this line is written (check_tls
+		 * counts these lines to know how old a ticket's key is). */
+		log_debug("session ticket keys rotated (%u since start-up)", tls_rotations);
+	}
 	pthread_rwlock_unlock(&tls_tickets_lock);
 	OPENSSL_cleanse(&fresh, sizeof(fresh));
 	return 0;
+}
+
+int
+tls_tickets_rotate(void)
+{
+	return tls_tickets_shift(false);
 }
 
 unsigned
@@ -123,10 +137,7 @@ tls_tickets_init(void)
 	if (tls_rotating == NULL)
 		return -1;
 	tls_rotations = 0;
-	if (tls_tickets_rotate() < 0)
-		return -1;
-	tls_rotations = 0;
-	return 0;
+	return tls_tickets_shift(true);
 }
 
 /* ---- key files --------------------------------------------------------------- */

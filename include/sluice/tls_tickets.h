@@ -33,6 +33,7 @@ int tls_tickets_init(void);
 
 /* A new random key encrypts from now on; the two before it still decrypt,
  * older ones are forgotten. Any thread. Keys from files are untouched.
+ * Logs "session ticket keys rotated (N since start-up)" at debug.
  * 0, or -1 when no random bytes could be had (the old keys stay). */
 int tls_tickets_rotate(void);
 

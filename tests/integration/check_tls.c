@@ -4,11 +4,12 @@
  * wildcard, default, ECDSA and RSA for one name), sni_required, the
  * default after a reload (hitch issue #276), ALPN, client certificates
  * (required, optional, CRL, verify depth, failures counted by reason),
- * resumption by session id and by ticket (across reloads, rotations and
- * two sluice instances sharing a ticket_keys file), OCSP stapling (stapled,
- * never once expired, replaced on reload) and SSL_CTX reuse on reload
- * (hitch issues #356, #374). Each test says what it guards against; each
- * fails against a sluice without the feature it names.
+ * resumption by session id and by ticket (across reloads, rotations on
+ * reload and on schedule, and two sluice instances sharing a ticket_keys
+ * file), OCSP stapling (stapled, never once expired, replaced on reload)
+ * and SSL_CTX reuse on reload (hitch issues #356, #374). Each test says
+ * what it guards against; each fails against a sluice without the feature
+ * it names.
  *
  * Every test writes its own certificates and configuration, stops sluice
  * with SIGTERM, expects exit status 0 and a log without a crash, a
@@ -145,17 +146,43 @@ tls_fx_init(struct fixture *fx, int admin)
 	fixture_start_echo(fx, 0, NULL);
 }
 
+/* Starts sluice, with name=value added to its environment when name is
+ * set. sluice inherits the test's environment (harness_spawn execs with
+ * environ: that is how tiny_reads.sh's SLUICE_MAX_READ reaches it), so the
+ * variable is set for the spawn and put back at once, before any assertion
+ * can end the test (CK_FORK=no runs every test in one process). */
 static void
-start_sluice(struct fixture *fx, const struct tls_conf *c)
+start_sluice_env(struct fixture *fx, const struct tls_conf *c, const char *name, const char *value)
 {
 	const char *bin = getenv("SLUICE_BIN");
 	char *argv[] = { (char *)(bin ? bin : "./proxy/sluice"), "-c", fx->conf, NULL };
+	char *was = NULL;
+	int rc;
 
 	write_conf(fx, c);
-	ck_assert_int_eq(harness_spawn(&fx->sluice, fx->log, argv), 0);
+	if (name != NULL) {
+		if (getenv(name) != NULL)
+			was = strdup(getenv(name));
+		ck_assert_msg(setenv(name, value, 1) == 0, "setenv %s: %s", name, strerror(errno));
+	}
+	rc = harness_spawn(&fx->sluice, fx->log, argv);
+	if (name != NULL) {
+		if (was != NULL)
+			setenv(name, was, 1);
+		else
+			unsetenv(name);
+		free(was);
+	}
+	ck_assert_int_eq(rc, 0);
 	ck_assert_msg(harness_wait_ready(&fx->sluice, "running", 15000) == 0,
 		      "sluice did not start: %s", harness_last_error());
 	fixture_check_max_read(fx);
+}
+
+static void
+start_sluice(struct fixture *fx, const struct tls_conf *c)
+{
+	start_sluice_env(fx, c, NULL, NULL);
 }
 
 static int
@@ -800,6 +827,111 @@ START_TEST(test_ticket_survives_rotation)
 }
 END_TEST
 
+/* Scheduled rotations, with the period cut to ROTATE_MS. sluice logs each
+ * rotation while it holds the key lock, so n lines counted before a
+ * handshake mean it used a key at least n rotations new, and n lines
+ * counted after it mean at most n: a ticket's age, in rotations, is known
+ * from the log, never from the clock. */
+#define ROTATE_MS 1000
+#define ROTATED "session ticket keys rotated"
+
+/* Polls until at least n rotations are logged (ROTATE_MS apart). */
+static void
+wait_rotations(struct fixture *fx, int n)
+{
+	int64_t deadline = fixture_mono_ms() + FIXTURE_IO_MS;
+
+	while (count(fx, ROTATED) < n && fixture_mono_ms() < deadline) {
+		ck_assert_msg(harness_alive(&fx->sluice), "sluice died; see %s", fx->log);
+		usleep(POLL_US);
+	}
+	ck_assert_msg(count(fx, ROTATED) >= n,
+		      "%d scheduled rotations logged after %d ms, expected %d every %d ms (see %s)",
+		      count(fx, ROTATED), FIXTURE_IO_MS, n, ROTATE_MS, fx->log);
+}
+
+/* resumes(), and the rotations logged before (*lo) and after (*hi) it. */
+static int
+resumes_counted(const struct fixture *fx, const struct harness_tls_opts *o, SSL_SESSION *s,
+		int *lo, int *hi)
+{
+	int reused;
+
+	*lo = count(fx, ROTATED);
+	reused = resumes(fx->port, o, s);
+	*hi = count(fx, ROTATED);
+	return reused;
+}
+
+/* Gets a ticket while no rotation is logged (its key: the one after *gen
+ * rotations), waits for `age` more, and offers it. 1 when it resumed.
+ * Tried again, with a new ticket, when a rotation falls inside either
+ * handshake (a machine stalled for a period): 3 tries at most. The
+ * ticket is left in *ticket. */
+static int
+resumes_after(struct fixture *fx, const struct harness_tls_opts *o, int age,
+	      SSL_SESSION **ticket, int *gen)
+{
+	for (int attempt = 0; attempt < 3; attempt++) {
+		int before = count(fx, ROTATED), lo, hi, reused;
+		SSL_SESSION *s = new_session(fx->port, o);
+
+		ck_assert_msg(SSL_SESSION_get_protocol_version(s) == TLS1_3_VERSION &&
+			      SSL_SESSION_has_ticket(s), "no TLS 1.3 session ticket");
+		if (count(fx, ROTATED) == before) {
+			wait_rotations(fx, before + age);
+			reused = resumes_counted(fx, o, s, &lo, &hi);
+			if (lo == before + age && hi == lo) {
+				*ticket = s;
+				*gen = before;
+				return reused;
+			}
+		}
+		SSL_SESSION_free(s);
+	}
+	ck_abort_msg("3 tries out of 3 saw a rotation during a handshake (every %d ms; see %s)",
+		     ROTATE_MS, fx->log);
+	return 0;
+}
+
+/* The 12-hour timer, every ROTATE_MS (SLUICE_TICKET_ROTATE_MS): a TLS 1.3
+ * ticket resumes after exactly one scheduled rotation and not after three
+ * (a full handshake instead), while a ticket made after them resumes.
+ * Fails against a sluice whose timer never fires or fires once (not
+ * re-armed), and against one whose scheduled rotation drops the previous
+ * key or never replaces the current one. */
+START_TEST(test_ticket_scheduled_rotation)
+{
+	struct fixture fx;
+	struct tls_conf c = { .tls = "      certificates:\n" CERT("def") };
+	struct harness_tls_opts o = { .sni = "default.test", .min_version = TLS1_3_VERSION };
+	char period[32], started[128];
+	SSL_SESSION *s, *fresh;
+	int gen, gen2, lo, hi;
+
+	tls_fx_init(&fx, 0);
+	make_server(&fx, "def", "DNS:default.test");
+	snprintf(period, sizeof(period), "%d", ROTATE_MS);
+	start_sluice_env(&fx, &c, "SLUICE_TICKET_ROTATE_MS", period);
+	snprintf(started, sizeof(started), "SLUICE_TICKET_ROTATE_MS=%d: ticket keys rotate every %d ms",
+		 ROTATE_MS, ROTATE_MS);
+	ck_assert_msg(count(&fx, started) == 1, "no \"%s\" in %s", started, fx.log);
+
+	ck_assert_msg(resumes_after(&fx, &o, 1, &s, &gen),
+		      "a ticket from before one scheduled rotation was refused (see %s)", fx.log);
+	wait_rotations(&fx, gen + 3);
+	ck_assert_msg(!resumes_counted(&fx, &o, s, &lo, &hi),
+		      "a ticket %d scheduled rotations old was still accepted", lo - gen);
+	ck_assert_int_ge(lo - gen, 3);
+	ck_assert_msg(resumes_after(&fx, &o, 0, &fresh, &gen2),
+		      "a ticket made after %d scheduled rotations was refused", gen2);
+	ck_assert_int_ge(gen2, gen + 3);
+	SSL_SESSION_free(fresh);
+	SSL_SESSION_free(s);
+	fixture_down(&fx);
+}
+END_TEST
+
 /* ticket_keys: the file's keys survive reloads (here one that rebuilds
  * the context, the certificate having changed, and three more), since
  * sluice never rotates them; the operator's rotation — a new first line,
@@ -1163,6 +1295,7 @@ tls_suite(void)
 	tcase_add_test(tc, test_resume_by_session_id);
 	tcase_add_test(tc, test_resume_by_ticket);
 	tcase_add_test(tc, test_ticket_survives_rotation);
+	tcase_add_test(tc, test_ticket_scheduled_rotation);
 	tcase_add_test(tc, test_ticket_keys_across_reloads);
 	tcase_add_test(tc, test_ticket_keys_shared_by_instances);
 	tcase_add_test(tc, test_ticket_keys_file_error);
