@@ -6,8 +6,9 @@
  * (required, optional, CRL, verify depth, failures counted by reason),
  * resumption by session id and by ticket (across reloads, rotations on
  * reload and on schedule, and two sluice instances sharing a ticket_keys
- * file), OCSP stapling (stapled, never once expired, replaced on reload)
- * and SSL_CTX reuse on reload (hitch issues #356, #374). Each test says
+ * file), OCSP stapling (stapled, never once expired, replaced on reload),
+ * SSL_CTX reuse on reload (hitch issues #356, #374), and ALPN, SNI and
+ * client-certificate policies applied by a reload (issue #4). Each test says
  * what it guards against; each fails against a sluice without the feature
  * it names.
  *
@@ -1276,6 +1277,75 @@ START_TEST(test_unchanged_contexts_reused)
 }
 END_TEST
 
+/* ---- settings applied by reload ------------------------------------------------------- */
+
+/* Issue #4: alpn/alpn_required, sni_required and client_ca/client_verify
+ * take effect on SIGHUP, by behaviour, not only as a rebuilt context. A
+ * plain listener serves a client with no ALPN, no SNI and no certificate;
+ * after a reload adding all four settings, a client lacking only ALPN,
+ * only SNI or only a certificate is refused, one with all three is served
+ * and negotiates sluice/1, and a client connected before the reload keeps
+ * its session. A reload back to the plain file serves a plain client
+ * again. Fails against a sluice that keeps the old policy on reload (or
+ * that applies the new one to established sessions). */
+START_TEST(test_tls_settings_apply_on_reload)
+{
+	struct fixture fx;
+	struct tls_conf plain = { .tls = "      certificates:\n" CERT("srv") };
+	struct tls_conf strict = { .tls = "      certificates:\n" CERT("srv")
+					  "      alpn: [sluice/1]\n      alpn_required: true\n"
+					  "      sni_required: true\n"
+					  "      client_ca: ca.crt\n      client_verify: required\n" };
+	struct client_files f;
+	struct harness_tls_opts none = { 0 }, o;
+	struct harness_tls *before, *t;
+
+	tls_fx_init(&fx, 0);
+	make_server(&fx, "srv", "DNS:localhost");
+	make_clients(&fx);
+	start_sluice(&fx, &plain);
+	t = connect_opts(fx.port, &none);
+	expect_cert(t, &fx, "srv");
+	expect_alpn(t, "");
+	fixture_round_trip(t, "plain");
+	harness_tls_close(t);
+	before = connect_opts(fx.port, &none);
+	fixture_round_trip(before, "before the reload");
+
+	reload_with(&fx, &strict);
+	/* (a) everything but ALPN */
+	o = client(&fx, "localhost", "good", &f);
+	expect_reason(expect_refused(fx.port, &o), "no application protocol");
+	/* (b) everything but SNI */
+	o = client(&fx, NULL, "good", &f);
+	o.alpn = "sluice/1";
+	expect_reason(expect_refused(fx.port, &o), "unrecognized name");
+	/* (c) everything but a client certificate */
+	o = client(&fx, "localhost", NULL, &f);
+	o.alpn = "sluice/1";
+	expect_refused(fx.port, &o);
+	/* (d) all of them */
+	o = client(&fx, "localhost", "good", &f);
+	o.alpn = "sluice/1";
+	t = connect_opts(fx.port, &o);
+	expect_cert(t, &fx, "srv");
+	expect_alpn(t, "sluice/1");
+	fixture_round_trip(t, "strict");
+	harness_tls_close(t);
+	/* (e) the session established before the reload keeps its settings */
+	fixture_round_trip(before, "after the reload");
+	expect_alpn(before, "");
+	harness_tls_close(before);
+
+	reload_with(&fx, &plain);
+	t = connect_opts(fx.port, &none);
+	expect_alpn(t, "");
+	fixture_round_trip(t, "plain again");
+	harness_tls_close(t);
+	fixture_down(&fx);
+}
+END_TEST
+
 static Suite *
 tls_suite(void)
 {
@@ -1303,6 +1373,7 @@ tls_suite(void)
 	tcase_add_test(tc, test_ocsp_not_stapled_once_expired);
 	tcase_add_test(tc, test_ocsp_replaced_on_reload);
 	tcase_add_test(tc, test_unchanged_contexts_reused);
+	tcase_add_test(tc, test_tls_settings_apply_on_reload);
 	suite_add_tcase(s, tc);
 	return s;
 }
