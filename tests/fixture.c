@@ -283,6 +283,15 @@ fixture_down(struct fixture *fx)
 	fixture_remove(fx);
 }
 
+long
+fixture_rss_kib(const struct fixture *fx)
+{
+	long v = harness_proc_status_kib(fx->sluice.pid, "VmRSS");
+
+	ck_assert_msg(v > 0, "cannot read VmRSS of sluice (pid %d)", (int)fx->sluice.pid);
+	return v;
+}
+
 /* ---- clients and frames -------------------------------------------------- */
 
 struct harness_tls *

@@ -128,6 +128,9 @@ void fixture_wait_exit(struct fixture *fx);
 /* After sluice exited: its log is clean, the echos and the folder go. */
 void fixture_cleanup(struct fixture *fx);
 
+/* sluice's resident memory (VmRSS) in KiB; asserts it can be read. */
+long fixture_rss_kib(const struct fixture *fx);
+
 /* ---- clients and frames ------------------------------------------------ */
 
 /* A TLS client (SNI localhost, no certificate checks) of fx->port, or of

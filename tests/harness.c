@@ -376,6 +376,27 @@ int harness_tcp_connect_nowait(uint16_t port)
 	return fd;
 }
 
+long harness_proc_status_kib(pid_t pid, const char *key)
+{
+	char path[64], line[256];
+	size_t klen = strlen(key);
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+			v = strtol(line + klen + 1, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return v;
+}
+
 /* ---- processes -------------------------------------------------------- */
 
 /* Every live child, so that they die with the test process whatever way it

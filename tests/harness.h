@@ -203,6 +203,9 @@ int harness_tcp_connect(uint16_t port);
  * be under way (poll it for POLLOUT, then SO_ERROR), or -1. */
 int harness_tcp_connect_nowait(uint16_t port);
 
+/* A "Key:   N kB" field of /proc/PID/status (VmRSS, VmHWM...) in KiB, or -1. */
+long harness_proc_status_kib(pid_t pid, const char *key);
+
 /* ---- sluice-echo --trace files ---------------------------------------- */
 
 struct harness_trace_frame {

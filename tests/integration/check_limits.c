@@ -152,38 +152,6 @@ tcounts_expect(const struct fixture *fx, const struct tcounts *from, const struc
 
 /* ---- sluice's memory ----------------------------------------------------- */
 
-/* A "Key:   N kB" field of /proc/PID/status in KiB, or -1. */
-static long
-proc_status_kib(pid_t pid, const char *key)
-{
-	char path[64], line[256];
-	size_t klen = strlen(key);
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
-			v = strtol(line + klen + 1, NULL, 10);
-			break;
-		}
-	}
-	fclose(f);
-	return v;
-}
-
-static long
-fx_rss_kib(const struct fixture *fx)
-{
-	long v = proc_status_kib(fx->sluice.pid, "VmRSS");
-
-	ck_assert_msg(v > 0, "cannot read VmRSS of sluice (pid %d)", (int)fx->sluice.pid);
-	return v;
-}
-
 /* 1 when sluice runs under AddressSanitizer: its shadow memory and its
  * quarantine of freed blocks make resident sizes meaningless there. */
 static int
@@ -331,7 +299,7 @@ pusher_run(struct pusher *p, int stall_ms, int timeout_ms)
 				frame_fill(p->buf, p->frame_len, p->tag, p->whole);
 		}
 		if (fixture_mono_ms() - sampled >= 50) {
-			long rss = fx_rss_kib(p->fx);
+			long rss = fixture_rss_kib(p->fx);
 
 			if (rss > p->peak_rss_kib)
 				p->peak_rss_kib = rss;
@@ -521,7 +489,7 @@ START_TEST(test_stalled_backend_flood)
 	for (;;) {
 		int64_t now = fixture_mono_ms();
 
-		rss = fx_rss_kib(&fx);
+		rss = fixture_rss_kib(&fx);
 		if (rss > peak_stalled)
 			peak_stalled = rss;
 		if (__atomic_load_n(&fl.done, __ATOMIC_ACQUIRE))
@@ -534,7 +502,7 @@ START_TEST(test_stalled_backend_flood)
 		usleep(50 * 1000);   /* the sampling period */
 	}
 	sent_at_stall = __atomic_load_n(&fl.sent, __ATOMIC_RELAXED);
-	hwm_stalled = proc_status_kib(fx.sluice.pid, "VmHWM");
+	hwm_stalled = harness_proc_status_kib(fx.sluice.pid, "VmHWM");
 	fprintf(stderr, "check_limits: flood (%s): stalled after %u frames (%u MiB) in %lld ms; "
 		"sluice VmRSS peak %ld KiB, VmHWM %ld KiB while stalled\n",
 		_i == 0 ? "client_buffer 4MiB" : "client_buffer 1GiB", sent_at_stall, sent_at_stall / 16,
@@ -558,14 +526,14 @@ START_TEST(test_stalled_backend_flood)
 	resumed = fixture_mono_ms();
 	peak_all = peak_stalled;
 	while (!__atomic_load_n(&fl.done, __ATOMIC_ACQUIRE) && fixture_mono_ms() < fl.deadline + 5000) {
-		rss = fx_rss_kib(&fx);
+		rss = fixture_rss_kib(&fx);
 		if (rss > peak_all)
 			peak_all = rss;
 		usleep(50 * 1000);   /* the sampling period */
 	}
 	ck_assert_msg(__atomic_load_n(&fl.done, __ATOMIC_ACQUIRE), "the flood client did not finish");
 	ck_assert_int_eq(pthread_join(th, NULL), 0);
-	hwm_all = proc_status_kib(fx.sluice.pid, "VmHWM");
+	hwm_all = harness_proc_status_kib(fx.sluice.pid, "VmHWM");
 	fprintf(stderr, "check_limits: flood: %u frames (%u MiB) answered %lld ms after SIGCONT; "
 		"sluice VmRSS peak %ld KiB, VmHWM %ld KiB over the whole run\n",
 		fl.received, fl.received / 16, (long long)(fixture_mono_ms() - resumed), peak_all, hwm_all);
@@ -626,7 +594,7 @@ START_TEST(test_client_never_reads)
 	}
 	ck_assert_msg(fixture_mono_ms() - start < 5000, "20 round trips of the other client took %lld ms",
 		      (long long)(fixture_mono_ms() - start));
-	rss = fx_rss_kib(&fx);
+	rss = fixture_rss_kib(&fx);
 	if (rss > p.peak_rss_kib)
 		p.peak_rss_kib = rss;
 	ck_assert_msg(p.peak_rss_kib < limit, "sluice's VmRSS reached %ld KiB (limit %ld KiB)",
@@ -1541,8 +1509,8 @@ START_TEST(test_abusive_prefix)
 	limit = fx_rss_limit_kib(&fx);
 	bystander = fixture_connect(&fx);
 	fixture_round_trip(bystander, "bystander before");
-	rss0 = fx_rss_kib(&fx);
-	vm0 = proc_status_kib(fx.sluice.pid, "VmSize");
+	rss0 = fixture_rss_kib(&fx);
+	vm0 = harness_proc_status_kib(fx.sluice.pid, "VmSize");
 	harness_frame_prefix(prefix, abusive_prefixes[_i].header_len, abusive_prefixes[_i].total_len);
 	for (int k = 0; k < 20; k++) {
 		t = fixture_connect(&fx);
@@ -1554,8 +1522,8 @@ START_TEST(test_abusive_prefix)
 		fixture_expect_closed_with_notify(t);
 		harness_tls_close(t);
 	}
-	rss1 = fx_rss_kib(&fx);
-	vm1 = proc_status_kib(fx.sluice.pid, "VmSize");
+	rss1 = fixture_rss_kib(&fx);
+	vm1 = harness_proc_status_kib(fx.sluice.pid, "VmSize");
 	fprintf(stderr, "check_limits: abusive prefix %u/%u: sluice VmRSS %ld -> %ld KiB, VmSize %ld -> %ld KiB\n",
 		(unsigned)abusive_prefixes[_i].header_len, (unsigned)abusive_prefixes[_i].total_len, rss0,
 		rss1, vm0, vm1);

@@ -202,49 +202,17 @@ wait_log_count(const struct fixture *fx, const char *needle, int want)
 
 /* ---- sluice's memory ----------------------------------------------------- */
 
-/* A "Key:   N kB" field of /proc/PID/status in KiB, or -1. */
-static long
-proc_status_kib(pid_t pid, const char *key)
-{
-	char path[64], line[256];
-	size_t klen = strlen(key);
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
-			v = strtol(line + klen + 1, NULL, 10);
-			break;
-		}
-	}
-	fclose(f);
-	return v;
-}
-
-static long
-rss_kib(const struct fixture *fx)
-{
-	long v = proc_status_kib(fx->sluice.pid, "VmRSS");
-
-	ck_assert_msg(v > 0, "cannot read VmRSS of sluice (pid %d)", (int)fx->sluice.pid);
-	return v;
-}
-
 /* VmRSS once it has not changed for 200 ms (sluice has finished with
  * what it was sent), or after 5 s of changes. */
 static long
 rss_settled_kib(const struct fixture *fx)
 {
 	int64_t deadline = fixture_mono_ms() + 5000, same_since = fixture_mono_ms();
-	long v = rss_kib(fx), w;
+	long v = fixture_rss_kib(fx), w;
 
 	while (fixture_mono_ms() - same_since < 200 && fixture_mono_ms() < deadline) {
 		usleep(20 * 1000);   /* sampling period */
-		w = rss_kib(fx);
+		w = fixture_rss_kib(fx);
 		if (w != v) {
 			v = w;
 			same_since = fixture_mono_ms();
@@ -1529,7 +1497,7 @@ START_TEST(test_renegotiation_refused)
 	bystander = fixture_connect(&fx);
 	fixture_round_trip(bystander, "bystander before");
 	errors0 = count_log(&fx, "closed (connection error)");
-	rss0 = rss_kib(&fx);
+	rss0 = fixture_rss_kib(&fx);
 	for (int i = 0; i < RENEGOTIATIONS; i++) {
 		t = harness_tls_connect_opts(fx.port, &ho, T_IO_MS);
 		ck_assert_msg(t != NULL, "connect: %s", harness_last_error());
@@ -1546,7 +1514,7 @@ START_TEST(test_renegotiation_refused)
 		fixture_round_trip(bystander, "bystander during");
 	}
 	wait_log_count(&fx, "closed (connection error)", errors0 + RENEGOTIATIONS);
-	rss1 = rss_kib(&fx);
+	rss1 = fixture_rss_kib(&fx);
 	fprintf(stderr, "check_security: %d renegotiations refused, each connection closed within %lld ms; "
 		"sluice VmRSS %ld -> %ld KiB\n", RENEGOTIATIONS, (long long)worst, rss0, rss1);
 	expect_rss_growth_below(&fx, rss1 - rss0, RSS_LEFTOVER_KIB, "20 refused renegotiations");
@@ -1735,7 +1703,7 @@ START_TEST(test_private_key_in_secure_heap)
 	fprintf(stderr, "check_security: the ECDSA private scalar in sluice's memory: as BIGNUM limbs "
 		"%d time(s) in the secure heap, %d elsewhere; big-endian (its DER) %d time(s) outside "
 		"the secure heap; VmLck %ld KiB\n", limbs_secure, limbs_elsewhere, der_elsewhere,
-		proc_status_kib(fx.sluice.pid, "VmLck"));
+		harness_proc_status_kib(fx.sluice.pid, "VmLck"));
 	ck_assert_msg(limbs_secure >= 1, "the private key is not in OpenSSL's secure heap");
 	ck_assert_msg(limbs_elsewhere == 0, "a copy of the private key lives outside the secure heap");
 	fixture_down(&fx);
@@ -1967,7 +1935,7 @@ START_TEST(test_memory_returned_after_burst)
 	}
 	wait_active(&fx, BURST_N / BURST_KEEP_EVERY);
 	deadline = fixture_mono_ms() + 5000;
-	while ((rss = rss_kib(&fx)) - rss0 > (peak - rss0) / 2 && fixture_mono_ms() < deadline)
+	while ((rss = fixture_rss_kib(&fx)) - rss0 > (peak - rss0) / 2 && fixture_mono_ms() < deadline)
 		usleep(50 * 1000);   /* sampling period */
 	fprintf(stderr, "check_security: burst of %d clients: sluice VmRSS %ld -> %ld KiB at the peak "
 		"(%.1f KiB each), %ld KiB with %d left%s%s\n", BURST_N, rss0, peak,
@@ -2020,7 +1988,7 @@ START_TEST(test_handshake_flood)
 	b.t = fixture_connect(&fx);
 	fixture_round_trip(b.t, "bystander before");
 	wait_active(&fx, 1);
-	rss0 = rss_kib(&fx);
+	rss0 = fixture_rss_kib(&fx);
 	ck_assert_int_eq(pthread_create(&th, NULL, bystander_run, &b), 0);
 	bystander_wait_trips(&b, 10);
 	trips0 = __atomic_load_n(&b.trips, __ATOMIC_ACQUIRE);
@@ -2030,7 +1998,7 @@ START_TEST(test_handshake_flood)
 	opened_ms = fixture_mono_ms() - start;
 	wait_active(&fx, FLOOD_N + 1);
 	bystander_wait_trips(&b, 50);   /* with all 500 held */
-	rss1 = rss_kib(&fx);
+	rss1 = fixture_rss_kib(&fx);
 	trips = __atomic_load_n(&b.trips, __ATOMIC_ACQUIRE) - trips0;
 	bystander_stop(&b, th);
 	fprintf(stderr, "check_security: handshake flood: %d half-open connections opened in %lld ms; "
@@ -2259,7 +2227,7 @@ START_TEST(test_oversized_client_hello)
 	sec_up(&fx, &o);
 	bystander = fixture_connect(&fx);
 	fixture_round_trip(bystander, "bystander before");
-	rss0 = rss_kib(&fx);
+	rss0 = fixture_rss_kib(&fx);
 	if (k != BIG_HELLO_FRAGMENTED)
 		oversized_bytes(k, &b);
 	for (int i = 0; i < OVERSIZED_TRIES; i++) {
@@ -2285,7 +2253,7 @@ START_TEST(test_oversized_client_hello)
 	}
 	if (k != BIG_HELLO_FRAGMENTED)
 		wait_metric(&fx, "sluice_tls_handshake_failures_total", OVERSIZED_TRIES);
-	rss1 = rss_kib(&fx);
+	rss1 = fixture_rss_kib(&fx);
 	fprintf(stderr, "check_security: %s: %s %d times, slowest %lld ms; sluice VmRSS %ld -> %ld KiB\n",
 		oversized_name[k], k == BIG_HELLO_FRAGMENTED ? "served" : "refused and closed",
 		OVERSIZED_TRIES, (long long)worst, rss0, rss1);
@@ -2502,7 +2470,7 @@ START_TEST(test_records_byte_by_byte)
 	b.t = fixture_connect(&fx);
 	fixture_round_trip(b.t, "bystander before");
 	wait_active(&fx, 1);
-	rss0 = rss_peak = rss_kib(&fx);
+	rss0 = rss_peak = fixture_rss_kib(&fx);
 	ck_assert_int_eq(pthread_create(&th, NULL, bystander_run, &b), 0);
 	bystander_wait_trips(&b, 10);
 	trips0 = __atomic_load_n(&b.trips, __ATOMIC_ACQUIRE);
@@ -2527,7 +2495,7 @@ START_TEST(test_records_byte_by_byte)
 		}
 		now = fixture_mono_ms();
 		if (now - sampled_at >= 20) {   /* sampling period */
-			rss = rss_kib(&fx);
+			rss = fixture_rss_kib(&fx);
 			if (rss > rss_peak)
 				rss_peak = rss;
 			sampled_at = now;
@@ -2535,7 +2503,7 @@ START_TEST(test_records_byte_by_byte)
 		if (all_in && !go) {
 			/* Every handshake done, no request sent yet: all are held. */
 			wait_active(&fx, DRIBBLERS + 1);
-			rss_all_in = rss_kib(&fx);
+			rss_all_in = fixture_rss_kib(&fx);
 			if (rss_all_in > rss_peak)
 				rss_peak = rss_all_in;
 			all_in_ms = fixture_mono_ms() - start;
@@ -2553,7 +2521,7 @@ START_TEST(test_records_byte_by_byte)
 			      strerror(errno));
 	}
 	session_ms = fixture_mono_ms() - start;
-	rss = rss_kib(&fx);
+	rss = fixture_rss_kib(&fx);
 	if (rss > rss_peak)
 		rss_peak = rss;
 	trips = __atomic_load_n(&b.trips, __ATOMIC_ACQUIRE) - trips0;
