@@ -50,6 +50,7 @@
 
 #include "bench_frame.h"
 #include "bench_hist.h"
+#include "tool_util.h"
 
 #ifndef SLUICE_VERSION
 #define SLUICE_VERSION "unknown"
@@ -506,23 +507,6 @@ static enum io_result io_write(struct bench_conn *c, const uint8_t *buf, size_t 
 	return io_ssl_error(c, rc);
 }
 
-static int buf_reserve(uint8_t **buf, size_t *cap, size_t need)
-{
-	size_t n = *cap ? *cap : BENCH_READ_CHUNK;
-	uint8_t *bigger;
-
-	while (n < need)
-		n *= 2;
-	if (n == *cap)
-		return 0;
-	bigger = realloc(*buf, n);
-	if (bigger == NULL)
-		return -1;
-	*buf = bigger;
-	*cap = n;
-	return 0;
-}
-
 /* Writes what is built. 0 written or would block, -1 failed. */
 static int conn_flush(struct bench_conn *c, int64_t now)
 {
@@ -572,7 +556,7 @@ static int conn_build(struct bench_conn *c, int64_t stamp_ns, int64_t now)
 
 	if (c->woff > 0 && c->woff == c->wlen)
 		c->woff = c->wlen = 0;
-	if (buf_reserve(&c->wbuf, &c->wcap, c->wlen + pat->frame_len) < 0)
+	if (tool_buf_reserve(&c->wbuf, &c->wcap, c->wlen + pat->frame_len, BENCH_READ_CHUNK) < 0)
 		return -1;
 	bench_frame_build(pat, c->id, c->next_seq, c->wbuf + c->wlen);
 	c->wlen += pat->frame_len;
@@ -722,7 +706,7 @@ static int conn_read_room(struct bench_conn *c)
 	}
 	if (c->th->run->pat.frame_len > need)
 		need = c->th->run->pat.frame_len;
-	return buf_reserve(&c->rbuf, &c->rcap, c->rlen + need);
+	return tool_buf_reserve(&c->rbuf, &c->rcap, c->rlen + need, BENCH_READ_CHUNK);
 }
 
 static int conn_eof(struct bench_conn *c, enum io_result r)
@@ -1039,21 +1023,6 @@ static void usage(FILE *out)
 		BENCH_DEFAULT_TIMEOUT_MS);
 }
 
-static int parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (text[0] < '0' || text[0] > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(text, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 static int parse_seconds(const char *text, double min, double *out)
 {
 	char *end;
@@ -1079,34 +1048,11 @@ static int parse_pids(struct bench_opts *o, const char *arg)
 		return -1;
 	strcpy(buf, arg);
 	for (tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
-		if (o->ncpu_pids == BENCH_MAX_PIDS || parse_u64(tok, 1, INT_MAX, &v) < 0)
+		if (o->ncpu_pids == BENCH_MAX_PIDS || tool_parse_u64(tok, 1, INT_MAX, &v) < 0)
 			return -1;
 		o->cpu_pids[o->ncpu_pids++] = (pid_t)v;
 	}
 	return o->ncpu_pids > 0 ? 0 : -1;
-}
-
-/* Splits HOST:PORT and [V6]:PORT in place. */
-static int parse_target(char *arg, struct bench_opts *o)
-{
-	char *colon;
-
-	if (arg[0] == '[') {
-		colon = strstr(arg, "]:");
-		if (colon == NULL)
-			return -1;
-		*colon = '\0';
-		o->host = arg + 1;
-		o->port = colon + 2;
-	} else {
-		colon = strrchr(arg, ':');
-		if (colon == NULL)
-			return -1;
-		*colon = '\0';
-		o->host = arg;
-		o->port = colon + 1;
-	}
-	return o->host[0] != '\0' && o->port[0] != '\0' ? 0 : -1;
 }
 
 enum {
@@ -1139,28 +1085,28 @@ static int parse_count(struct bench_opts *o, int ch, const char *arg)
 		uint64_t max = ch == 'P' ? BENCH_MAX_DEPTH :
 			       ch == 't' ? BENCH_MAX_THREADS : BENCH_MAX_CONNS;
 
-		if (parse_u64(arg, 1, max, &v) < 0)
+		if (tool_parse_u64(arg, 1, max, &v) < 0)
 			return -1;
 		*(ch == 'c' ? &o->conns : ch == 'P' ? &o->depth :
 		  ch == 't' ? &o->threads : &o->idle) = (unsigned)v;
 		return 0;
 	}
 	case 's':
-		if (parse_u64(arg, 0, BENCH_MAX_PAYLOAD, &v) < 0)
+		if (tool_parse_u64(arg, 0, BENCH_MAX_PAYLOAD, &v) < 0)
 			return -1;
 		o->payload_len = (uint32_t)v;
 		return 0;
 	case 'H':
-		if (parse_u64(arg, 0, 65535, &v) < 0)
+		if (tool_parse_u64(arg, 0, 65535, &v) < 0)
 			return -1;
 		o->header_len = (uint16_t)v;
 		return 0;
 	case 'R':
-		return parse_u64(arg, 1, UINT64_C(100000000), &o->rate);
+		return tool_parse_u64(arg, 1, UINT64_C(100000000), &o->rate);
 	case 'n':
-		return parse_u64(arg, 1, UINT64_C(1) << 48, &o->max_requests);
+		return tool_parse_u64(arg, 1, UINT64_C(1) << 48, &o->max_requests);
 	case OPT_TIMEOUT:
-		if (parse_u64(arg, 1, 3600000, &v) < 0)
+		if (tool_parse_u64(arg, 1, 3600000, &v) < 0)
 			return -1;
 		o->timeout_ms = (int)v;
 		return 0;
@@ -1285,7 +1231,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			return -1;
 		}
 	}
-	if (optind + 1 != argc || parse_target(argv[optind], o) < 0) {
+	if (optind + 1 != argc || tool_split_target(argv[optind], &o->host, &o->port) < 0) {
 		fprintf(stderr, "sluice-bench: expected HOST:PORT\n");
 		usage(stderr);
 		return -1;
@@ -1294,13 +1240,6 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 }
 
 /* ---- set-up ----------------------------------------------------------- */
-
-static int is_ip(const char *host)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-
-	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-}
 
 static int run_resolve(struct bench_run *run)
 {
@@ -1380,7 +1319,7 @@ static int run_tls(struct bench_run *run, struct bench_opts *o)
 {
 	if (o->plain)
 		return 0;
-	if (o->sni == NULL && !is_ip(o->host))
+	if (o->sni == NULL && !tool_is_ip(o->host))
 		o->sni = o->host;
 	run->verify_name = o->sni != NULL ? o->sni : o->host;
 	run->verify_ip = o->sni == NULL;

@@ -27,6 +27,7 @@
 #include <openssl/x509v3.h>
 
 #include "sluice/frame.h"
+#include "tool_util.h"
 
 #ifndef SLUICE_VERSION
 #define SLUICE_VERSION "unknown"
@@ -226,23 +227,6 @@ static const uint8_t *request_payload(struct client_conn *c, uint64_t num, uint8
 	return (const uint8_t *)p;
 }
 
-static int buf_reserve(uint8_t **buf, size_t *cap, size_t need)
-{
-	size_t n = *cap ? *cap : 4096;
-	uint8_t *bigger;
-
-	while (n < need)
-		n *= 2;
-	if (n == *cap)
-		return 0;
-	bigger = realloc(*buf, n);
-	if (bigger == NULL)
-		return -1;
-	*buf = bigger;
-	*cap = n;
-	return 0;
-}
-
 static void put_prefix(uint8_t *p, uint16_t hlen, uint32_t total)
 {
 	p[0] = (uint8_t)(hlen >> 8);
@@ -268,7 +252,7 @@ static uint8_t *wbuf_frame(struct client_conn *c, const void *hdr, uint16_t hlen
 		c->wlen -= c->woff;
 		c->woff = 0;
 	}
-	if (buf_reserve(&c->wbuf, &c->wcap, c->wlen + total) < 0)
+	if (tool_buf_reserve(&c->wbuf, &c->wcap, c->wlen + total, 4096) < 0)
 		return NULL;
 	at = c->wbuf + c->wlen;
 	put_prefix(at, hlen, (uint32_t)total);
@@ -349,7 +333,7 @@ static int frame_matches(struct client_conn *c, uint64_t num, const uint8_t *hdr
 
 	if (hlen != o->header_len || memcmp(hdr, o->header, hlen) != 0)
 		return 0;
-	if (o->sized && buf_reserve(&c->scratch, &c->scratch_cap, o->size + 1) < 0)
+	if (o->sized && tool_buf_reserve(&c->scratch, &c->scratch_cap, o->size + 1, 4096) < 0)
 		return 0;
 	want = request_payload(c, num, c->scratch, &wlen);
 	return wlen == plen && memcmp(want, payload, plen) == 0;
@@ -500,7 +484,7 @@ static int do_read(struct client_conn *c, short *events)
 		c->rlen -= c->roff;
 		c->roff = 0;
 	}
-	if (buf_reserve(&c->rbuf, &c->rcap, c->rlen + CLIENT_READ_CHUNK) < 0) {
+	if (tool_buf_reserve(&c->rbuf, &c->rcap, c->rlen + CLIENT_READ_CHUNK, 4096) < 0) {
 		conn_fail(c, "out of memory");
 		return -1;
 	}
@@ -776,44 +760,6 @@ static void usage(FILE *out)
 		CLIENT_DEFAULT_PAYLOAD, CLIENT_DEFAULT_TIMEOUT_MS);
 }
 
-static int parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (text[0] < '0' || text[0] > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(text, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-/* Splits HOST:PORT and [V6]:PORT in place. */
-static int parse_target(char *arg, struct client_opts *o)
-{
-	char *colon;
-
-	if (arg[0] == '[') {
-		colon = strstr(arg, "]:");
-		if (colon == NULL)
-			return -1;
-		*colon = '\0';
-		o->host = arg + 1;
-		o->port = colon + 2;
-	} else {
-		colon = strrchr(arg, ':');
-		if (colon == NULL)
-			return -1;
-		*colon = '\0';
-		o->host = arg;
-		o->port = colon + 1;
-	}
-	return o->host[0] != '\0' && o->port[0] != '\0' ? 0 : -1;
-}
-
 enum {
 	OPT_HEADER = 256,
 	OPT_VERIFY,
@@ -829,28 +775,28 @@ static int parse_number_opt(struct client_opts *o, int ch, const char *arg)
 
 	switch (ch) {
 	case 'n':
-		if (parse_u64(arg, 1, UINT64_C(1) << 40, &v) < 0)
+		if (tool_parse_u64(arg, 1, UINT64_C(1) << 40, &v) < 0)
 			return -1;
 		o->count = v;
 		return 0;
 	case 's':
-		if (parse_u64(arg, 0, CLIENT_MAX_FRAME - FRAME_PREFIX_LEN - 65535, &v) < 0)
+		if (tool_parse_u64(arg, 0, CLIENT_MAX_FRAME - FRAME_PREFIX_LEN - 65535, &v) < 0)
 			return -1;
 		o->size = (size_t)v;
 		o->sized = 1;
 		return 0;
 	case 'P':
-		if (parse_u64(arg, 1, CLIENT_MAX_DEPTH, &v) < 0)
+		if (tool_parse_u64(arg, 1, CLIENT_MAX_DEPTH, &v) < 0)
 			return -1;
 		o->depth = (unsigned)v;
 		return 0;
 	case 'C':
-		if (parse_u64(arg, 1, CLIENT_MAX_CONNS, &v) < 0)
+		if (tool_parse_u64(arg, 1, CLIENT_MAX_CONNS, &v) < 0)
 			return -1;
 		o->conns = (unsigned)v;
 		return 0;
 	case OPT_TIMEOUT:
-		if (parse_u64(arg, 1, 3600000, &v) < 0)
+		if (tool_parse_u64(arg, 1, 3600000, &v) < 0)
 			return -1;
 		o->timeout_ms = (int)v;
 		return 0;
@@ -921,7 +867,7 @@ static int parse_args(int argc, char **argv, struct client_opts *o)
 			return -1;
 		}
 	}
-	if (optind >= argc || parse_target(argv[optind], o) < 0) {
+	if (optind >= argc || tool_split_target(argv[optind], &o->host, &o->port) < 0) {
 		fprintf(stderr, "sluice-client: expected HOST:PORT\n");
 		usage(stderr);
 		return -1;
@@ -953,17 +899,10 @@ static int resolve(struct client_shared *sh)
 	return 0;
 }
 
-static int is_ip(const char *host)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-
-	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-}
-
 static int shared_init(struct client_shared *sh, struct client_opts *o)
 {
 	sh->o = o;
-	if (o->sni == NULL && !is_ip(o->host))
+	if (o->sni == NULL && !tool_is_ip(o->host))
 		o->sni = o->host;
 	sh->verify_name = o->sni != NULL ? o->sni : o->host;
 	sh->verify_ip = o->sni == NULL;
