@@ -714,3 +714,14 @@ tls_cert_failure_name(enum tls_cert_failure why)
 
 	return (unsigned)why < TLS_CERT_FAILURE_COUNT ? names[why] : "none";
 }
+
+int
+tls_digest_part(EVP_MD_CTX *md, const void *data, size_t len)
+{
+	unsigned char n[8];
+
+	for (int i = 0; i < 8; i++)
+		n[i] = (unsigned char)(len >> (56 - 8 * i));
+	return EVP_DigestUpdate(md, n, sizeof(n)) == 1 &&
+	       (len == 0 || EVP_DigestUpdate(md, data, len) == 1) ? 0 : -1;
+}

@@ -326,19 +326,6 @@ tls_cert_key_type(const struct tls_cert *c, const char **name)
 
 /* ---- the whole entry ----------------------------------------------------------- */
 
-/* Length-prefixed, so that moving bytes from one file to the next changes
- * the digest. */
-static int
-tls_cert_digest_part(EVP_MD_CTX *md, const unsigned char *data, size_t len)
-{
-	unsigned char n[8];
-
-	for (int i = 0; i < 8; i++)
-		n[i] = (unsigned char)(len >> (56 - 8 * i));
-	return EVP_DigestUpdate(md, n, sizeof(n)) == 1 &&
-	       (len == 0 || EVP_DigestUpdate(md, data, len) == 1) ? 0 : -1;
-}
-
 static int
 tls_cert_digest(struct tls_cert *c, const struct tls_cert_files *f)
 {
@@ -347,9 +334,9 @@ tls_cert_digest(struct tls_cert *c, const struct tls_cert_files *f)
 	int ok;
 
 	ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
-	     tls_cert_digest_part(md, f->cert, f->cert_len) == 0 &&
-	     tls_cert_digest_part(md, f->key, f->key_len) == 0 &&
-	     tls_cert_digest_part(md, f->ocsp, f->ocsp_len) == 0 &&
+	     tls_digest_part(md, f->cert, f->cert_len) == 0 &&
+	     tls_digest_part(md, f->key, f->key_len) == 0 &&
+	     tls_digest_part(md, f->ocsp, f->ocsp_len) == 0 &&
 	     EVP_DigestFinal_ex(md, c->digest, &n) == 1 && n == TLS_DIGEST;
 	EVP_MD_CTX_free(md);
 	ERR_clear_error();

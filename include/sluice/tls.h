@@ -89,5 +89,9 @@ int tls_file_read(const char *path, size_t max, unsigned char **data, size_t *le
 /* The cause of the oldest error in OpenSSL's queue ("no start line", "No
  * such file or directory"), then clears the queue. */
 void tls_openssl_reason(char *buf, size_t len);
+/* Feeds len bytes into a digest, length-prefixed, so that no two different
+ * sequences of parts run together into the same bytes (the keys of reused
+ * contexts and certificates). 0 or -1. */
+int tls_digest_part(EVP_MD_CTX *md, const void *data, size_t len);
 
 #endif
