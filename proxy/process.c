@@ -161,10 +161,34 @@ process_drop_privileges(const struct config *cfg)
 #define PROCESS_TRIM_THRESHOLD (16 * 1024 * 1024)
 #define PROCESS_MMAP_THRESHOLD (4 * 1024 * 1024)
 
+/* Under AddressSanitizer its own allocator serves every malloc: glibc's
+ * tuning means nothing there, and glibc's malloc_trim, which ASan does not
+ * intercept, woke glibc's unused arenas and made a worker thread's exit
+ * abort ("malloc assertion failure in __malloc_arena_thread_freeres"). */
+#if defined(__SANITIZE_ADDRESS__)
+#define PROCESS_GLIBC_MALLOC 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PROCESS_GLIBC_MALLOC 0
+#endif
+#endif
+#ifndef PROCESS_GLIBC_MALLOC
+#define PROCESS_GLIBC_MALLOC 1
+#endif
+
 void
 process_tune_malloc(void)
 {
+	if (!PROCESS_GLIBC_MALLOC)
+		return;
 	if (mallopt(M_TRIM_THRESHOLD, PROCESS_TRIM_THRESHOLD) != 1 ||
 	    mallopt(M_MMAP_THRESHOLD, PROCESS_MMAP_THRESHOLD) != 1)
 		log_warn("cannot tune the allocator: large frames will cost page faults");
+}
+
+void
+process_trim_heap(void)
+{
+	if (PROCESS_GLIBC_MALLOC)
+		malloc_trim(0);
 }

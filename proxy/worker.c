@@ -6,7 +6,6 @@
  * worker is done through events the main thread handed it.
  */
 #include <errno.h>
-#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -22,6 +21,7 @@
 #include <sluice/listener.h>
 #include <sluice/log.h>
 #include <sluice/pool.h>
+#include <sluice/process.h>
 #include <sluice/request.h>
 #include <sluice/session.h>
 #include <sluice/upstream.h>
@@ -47,7 +47,7 @@ worker_trim_after_burst(struct worker *w)
 		w->trim_pending = 1;
 	} else if (w->trim_pending) {
 		w->trim_pending = 0;
-		malloc_trim(0);
+		process_trim_heap();
 	}
 }
 

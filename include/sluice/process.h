@@ -18,6 +18,8 @@ int process_harden(void);
 /* Keeps glibc from giving frame-sized buffers back to the system after
  * every use (see process.c). Before the workers start. */
 void process_tune_malloc(void);
+/* Hands the heap's free pages back to the system (any thread). */
+void process_trim_heap(void);
 
 /* Raises RLIMIT_NOFILE to what the configuration needs with `workers`
  * workers (never lowers it), at start and before a reload applies; -1
