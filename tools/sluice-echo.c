@@ -63,6 +63,7 @@ struct echo_opts {
 	long close_after;            /* ECHO_FAULT_OFF or the frame number */
 	long garbage_after;
 	long stall_after;
+	uint32_t answer_size;        /* --answer-size, 0: answers are the request */
 	unsigned quiet:1;
 	unsigned delayed:1;          /* some delay is configured */
 };
@@ -386,6 +387,35 @@ static void release_cb(evutil_socket_t fd, short what, void *arg)
 		conn_arm_release(c);
 }
 
+/* --answer-size: the request's header and payload under a prefix that
+ * announces size bytes, then zeros up to size. Moves the frame out of in. */
+static int grow_answer(struct evbuffer *in, struct evbuffer *out, const struct frame_info *info,
+		       uint32_t size)
+{
+	static const uint8_t zeros[64 * 1024];
+	uint32_t body = info->total_len - FRAME_PREFIX_LEN;
+	uint8_t prefix[FRAME_PREFIX_LEN];
+	uint32_t left = size - info->total_len;
+
+	prefix[0] = (uint8_t)(info->header_len >> 8);
+	prefix[1] = (uint8_t)info->header_len;
+	prefix[2] = (uint8_t)(size >> 24);
+	prefix[3] = (uint8_t)(size >> 16);
+	prefix[4] = (uint8_t)(size >> 8);
+	prefix[5] = (uint8_t)size;
+	if (evbuffer_drain(in, FRAME_PREFIX_LEN) < 0 || evbuffer_add(out, prefix, sizeof(prefix)) < 0 ||
+	    evbuffer_remove_buffer(in, out, body) != (int)body)
+		return -1;
+	while (left > 0) {
+		uint32_t n = left < sizeof(zeros) ? left : (uint32_t)sizeof(zeros);
+
+		if (evbuffer_add(out, zeros, n) < 0)
+			return -1;
+		left -= n;
+	}
+	return 0;
+}
+
 /* The answer to the current frame: the frame itself, or --garbage-after's
  * invalid prefix. Moves the frame out of the input either way. */
 static struct evbuffer *take_answer(struct echo_conn *c, const struct frame_info *info,
@@ -400,6 +430,9 @@ static struct evbuffer *take_answer(struct echo_conn *c, const struct frame_info
 	if (garbage) {
 		if (evbuffer_drain(in, info->total_len) < 0 ||
 		    evbuffer_add(answer, bad_prefix, sizeof(bad_prefix)) < 0)
+			goto fail;
+	} else if (c->srv->opts.answer_size > info->total_len) {
+		if (grow_answer(in, answer, info, c->srv->opts.answer_size) < 0)
 			goto fail;
 	} else if (evbuffer_remove_buffer(in, answer, info->total_len) !=
 		   (int)info->total_len) {
@@ -422,6 +455,8 @@ static int answer_now(struct echo_conn *c, const struct frame_info *info, int ga
 	if (garbage)
 		return evbuffer_drain(in, info->total_len) < 0 ||
 		       evbuffer_add(out, bad_prefix, sizeof(bad_prefix)) < 0 ? -1 : 0;
+	if (c->srv->opts.answer_size > info->total_len)
+		return grow_answer(in, out, info, c->srv->opts.answer_size);
 	return evbuffer_remove_buffer(in, out, info->total_len) ==
 	       (int)info->total_len ? 0 : -1;
 }
@@ -714,6 +749,9 @@ static void usage(FILE *out)
 		"                            invalid prefix (00 00 00 00 00 03), in its place\n"
 		"      --stall-after N       answer N frames of a connection, then never read it\n"
 		"                            again (not even its close)\n"
+		"      --answer-size SIZE    answer each frame with a frame of SIZE bytes: the\n"
+		"                            request's header and payload, then zero bytes (a\n"
+		"                            larger request is echoed as it is)\n"
 		"  -q, --quiet               only errors on stderr\n"
 		"  -h, --help                this text\n"
 		"  -V, --version             print the version\n"
@@ -792,6 +830,7 @@ enum {
 	OPT_CLOSE_AFTER,
 	OPT_GARBAGE_AFTER,
 	OPT_STALL_AFTER,
+	OPT_ANSWER_SIZE,
 };
 
 static int parse_fault(const char *text, unsigned long min, long *out)
@@ -835,6 +874,11 @@ static int parse_one(struct echo_opts *o, int ch, const char *arg, int *delay_op
 		    o->max_frame > ECHO_MAX_MAX_FRAME)
 			break;
 		return 0;
+	case OPT_ANSWER_SIZE:
+		if (parse_size(arg, &o->answer_size) < 0 || o->answer_size < FRAME_PREFIX_LEN ||
+		    o->answer_size > ECHO_MAX_MAX_FRAME)
+			break;
+		return 0;
 	case OPT_TRACE:
 		o->trace_path = arg;
 		return 0;
@@ -866,6 +910,7 @@ static int parse_args(int argc, char **argv, struct echo_opts *o)
 		{ "close-after", required_argument, NULL, OPT_CLOSE_AFTER },
 		{ "garbage-after", required_argument, NULL, OPT_GARBAGE_AFTER },
 		{ "stall-after", required_argument, NULL, OPT_STALL_AFTER },
+		{ "answer-size", required_argument, NULL, OPT_ANSWER_SIZE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
