@@ -108,6 +108,22 @@ frame_add_error(struct evbuffer *out, const char *code, const char *message)
 }
 
 const char *
+frame_err_code_name(enum frame_err_code code)
+{
+	switch (code) {
+	case FRAME_ERR_BUSY:
+		return "BUSY";
+	case FRAME_ERR_UNAVAILABLE:
+		return "UNAVAILABLE";
+	case FRAME_ERR_TIMEOUT:
+		return "TIMEOUT";
+	case FRAME_ERR_PROTOCOL:
+		return "PROTOCOL";
+	}
+	return "UNKNOWN";
+}
+
+const char *
 frame_error_string(enum frame_error error)
 {
 	switch (error) {

@@ -47,7 +47,7 @@ struct metrics_series {
 	size_t offset;                /* of a uint64_t in struct worker_stats */
 };
 
-#define METRICS_MAX_SERIES 7
+#define METRICS_MAX_SERIES 14
 
 /* sluice_tls_client_cert_failures_total below lists every reason. */
 _Static_assert(TLS_CERT_FAILURE_COUNT == 7, "a client certificate failure reason without a series");
@@ -73,6 +73,23 @@ static const struct metrics_family metrics_families[] = {
 	{ "sluice_connections_refused_total", "counter",
 	  "Client connections closed at accept because limits.max_connections was reached.", NULL, 1,
 	  { { NULL, METRICS_STAT(connections_refused) } } },
+	{ "sluice_connections_closed_total", "counter",
+	  "Client connections closed, by the reason they ended (refused: at accept, past max_connections).",
+	  "reason", 14,
+	  { { "client_quit", METRICS_STAT(connections_closed[SESSION_CLOSE_CLIENT_QUIT]) },
+	    { "proxy_quit", METRICS_STAT(connections_closed[SESSION_CLOSE_PROXY_QUIT]) },
+	    { "idle", METRICS_STAT(connections_closed[SESSION_CLOSE_IDLE]) },
+	    { "protocol_error", METRICS_STAT(connections_closed[SESSION_CLOSE_PROTOCOL]) },
+	    { "client_closed", METRICS_STAT(connections_closed[SESSION_CLOSE_CLIENT_CLOSED]) },
+	    { "reset", METRICS_STAT(connections_closed[SESSION_CLOSE_RESET]) },
+	    { "no_hello", METRICS_STAT(connections_closed[SESSION_CLOSE_NO_HELLO]) },
+	    { "handshake_failed", METRICS_STAT(connections_closed[SESSION_CLOSE_HANDSHAKE]) },
+	    { "handshake_timeout", METRICS_STAT(connections_closed[SESSION_CLOSE_HANDSHAKE_TIMEOUT]) },
+	    { "buffer_limit", METRICS_STAT(connections_closed[SESSION_CLOSE_BUFFER_LIMIT]) },
+	    { "drain_timeout", METRICS_STAT(connections_closed[SESSION_CLOSE_DRAIN_TIMEOUT]) },
+	    { "aborted", METRICS_STAT(connections_closed[SESSION_CLOSE_ABORTED]) },
+	    { "internal_error", METRICS_STAT(connections_closed[SESSION_CLOSE_INTERNAL]) },
+	    { "refused", METRICS_STAT(connections_refused) } } },
 	{ "sluice_tls_handshake_failures_total", "counter",
 	  "Client TLS handshakes that failed (bad ClientHello, no common cipher, peer gone).", NULL, 1,
 	  { { NULL, METRICS_STAT(handshake_failures) } } },

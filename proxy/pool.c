@@ -7,6 +7,7 @@
  * it waits in the pool's queue (ERR BUSY after queue_timeout), or is
  * answered ERR UNAVAILABLE at once when every server is down.
  */
+#include <assert.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,6 @@
 #include <sluice/config.h>
 #include <sluice/log.h>
 #include <sluice/pool.h>
-#include <sluice/session.h>
 #include <sluice/upstream.h>
 #include <sluice/worker.h>
 
@@ -32,6 +32,47 @@ pool_pending_add(struct pool *p, int delta)
 	__atomic_store_n(&p->pending, (unsigned)((int)p->pending + delta), __ATOMIC_RELAXED);
 	__atomic_store_n(&w->stats.requests_pending, (uint64_t)((int64_t)w->stats.requests_pending + delta),
 			 __ATOMIC_RELAXED);
+}
+
+void
+pool_client_init(struct pool_client *pc, const struct pool_client_ops *ops)
+{
+	memset(pc, 0, sizeof(*pc));
+	pc->ops = ops;
+}
+
+void
+pool_client_unpause(struct pool_client *pc)
+{
+	if (pc->paused_on == NULL)
+		return;
+	TAILQ_REMOVE(pc->paused_on, pc, pause_link);
+	pc->paused_on = NULL;
+}
+
+void
+pool_client_unstick(struct pool_client *pc)
+{
+	assert(pc->n_sticky > 0);
+	if (--pc->n_sticky == 0)
+		pc->sticky = NULL;
+}
+
+void
+pool_client_reset(struct pool_client *pc)
+{
+	pool_client_unpause(pc);
+	pc->sticky = NULL;
+	pc->n_sticky = 0;
+	pc->n_waiting = 0;
+}
+
+static void
+pool_client_stick(struct pool_client *pc, struct upstream *u)
+{
+	assert(pc->sticky == NULL || pc->sticky == u);
+	pc->sticky = u;
+	pc->n_sticky++;
 }
 
 static void
@@ -241,19 +282,36 @@ pool_reconfigure(struct pool *p, struct config *cfg, const struct config_backend
 	return pool_rebuild_all(p);
 }
 
+/* The one way out of the wait queue. The request is UNLINKED until it is
+ * written or answered: if answering it fails, the client's teardown only
+ * frees it (it must not be unlinked or uncounted twice). */
 static void
-pool_fail_waiting(struct pool *p, const char *code, const char *message)
+pool_unlink_waiting(struct pool *p, struct request *req)
+{
+	assert(req->state == REQUEST_WAITING);
+	TAILQ_REMOVE(&p->waiting, req, queue_link);
+	p->n_waiting--;
+	assert(req->client != NULL && req->client->n_waiting > 0);
+	req->client->n_waiting--;
+	req->state = REQUEST_UNLINKED;
+}
+
+/* sluice answers a waiting request itself: it leaves the pool. */
+static void
+pool_answer_waiting(struct pool *p, struct request *req, enum frame_err_code code, const char *message)
+{
+	pool_unlink_waiting(p, req);
+	pool_pending_add(p, -1);
+	req->client->ops->respond_error(req, code, message);
+}
+
+static void
+pool_fail_waiting(struct pool *p, enum frame_err_code code, const char *message)
 {
 	struct request *req;
 
-	while ((req = TAILQ_FIRST(&p->waiting)) != NULL) {
-		TAILQ_REMOVE(&p->waiting, req, queue_link);
-		p->n_waiting--;
-		pool_pending_add(p, -1);
-		if (req->session != NULL)
-			session_note_waiting(req->session, -1);
-		session_respond_error(req, code, message);
-	}
+	while ((req = TAILQ_FIRST(&p->waiting)) != NULL)
+		pool_answer_waiting(p, req, code, message);
 }
 
 void
@@ -261,7 +319,7 @@ pool_free(struct pool *p)
 {
 	struct pool_server *srv;
 
-	pool_fail_waiting(p, "UNAVAILABLE", "sluice is shutting down");
+	pool_fail_waiting(p, FRAME_ERR_UNAVAILABLE, "sluice is shutting down");
 	for (unsigned i = 0; i < p->n_servers; i++)
 		pool_server_free(p->servers[i]);
 	while ((srv = TAILQ_FIRST(&p->retired)) != NULL) {
@@ -408,6 +466,7 @@ pool_all_down(const struct pool *p)
 	return 1;
 }
 
+/* Into the wait queue; the frame's bytes leave src for req->buf. */
 static void
 pool_enqueue(struct pool *p, struct request *req, struct evbuffer *src)
 {
@@ -416,84 +475,138 @@ pool_enqueue(struct pool *p, struct request *req, struct evbuffer *src)
 		log_error("backend %s: out of memory queueing a request", p->name);
 		evbuffer_drain(src, req->len);
 		pool_pending_add(p, -1);
-		session_respond_error(req, "UNAVAILABLE", "sluice is out of memory");
+		req->state = REQUEST_UNLINKED;
+		req->client->ops->respond_error(req, FRAME_ERR_UNAVAILABLE, "sluice is out of memory");
 		return;
 	}
 	req->state = REQUEST_WAITING;
 	TAILQ_INSERT_TAIL(&p->waiting, req, queue_link);
 	p->n_waiting++;
-	session_note_waiting(req->session, 1);
+	req->client->n_waiting++;
 }
 
-struct upstream *
-pool_route(struct pool *p, struct request *req)
+/* The connection req may go to now, or NULL: it must wait. */
+static struct upstream *
+pool_route(struct pool *p, const struct pool_client *pc)
 {
-	struct session *s = req->session;
-	struct upstream *u = session_sticky(s);
+	struct upstream *u = pc->sticky;
 
-	req->queued_ms = p->worker->now_us / 1000;
-	pool_pending_add(p, 1);
 	/* The sticky connection takes the request even above its high-water
-	 * mark: the session pauses instead, and order is kept. A retiring one
+	 * mark: the client pauses instead, and order is kept. A retiring one
 	 * takes nothing new (SPEC §3): the request waits until the earlier
 	 * ones are answered, then goes to a live connection. */
-	if (u != NULL) {
-		if (u->state != UPSTREAM_CONNECTED)
-			return NULL;
-	} else if (session_waiting(s) > 0) {
-		/* Earlier requests of this session wait: this one waits too. */
+	if (u != NULL)
+		return u->state == UPSTREAM_CONNECTED ? u : NULL;
+	/* Earlier requests of this client wait: this one waits too. */
+	if (pc->n_waiting > 0)
 		return NULL;
-	} else if ((u = pool_pick(p)) == NULL) {
-		return NULL;
-	}
-	upstream_enqueue(u, req);
-	return u;
+	return pool_pick(p);
 }
 
 void
-pool_hold(struct pool *p, struct request *req, struct evbuffer *src)
+pool_run_flush(struct pool_run *run, struct evbuffer *src)
 {
-	if (pool_all_down(p) && session_sticky(req->session) == NULL) {
+	if (run->len > 0)
+		upstream_send(run->upstream, src, run->len);
+	run->upstream = NULL;
+	run->len = 0;
+}
+
+void
+pool_place(struct pool *p, struct request *req, struct evbuffer *src, struct pool_run *run)
+{
+	struct pool_client *pc = req->client;
+	struct upstream *u;
+
+	assert(pc != NULL);
+	req->queued_ms = p->worker->now_us / 1000;
+	pool_pending_add(p, 1);
+	u = pool_route(p, pc);
+	if (u != NULL) {
+		if (u != run->upstream)
+			pool_run_flush(run, src);
+		upstream_enqueue(u, req);
+		pool_client_stick(pc, u);
+		run->upstream = u;
+		run->len += req->len;
+		return;
+	}
+	/* Queued or refused: its bytes leave from the front, after the run's. */
+	pool_run_flush(run, src);
+	if (pool_all_down(p) && pc->sticky == NULL) {
 		evbuffer_drain(src, req->len);
 		pool_pending_add(p, -1);
-		session_respond_error(req, "UNAVAILABLE", "no backend server is reachable");
+		req->state = REQUEST_UNLINKED;
+		pc->ops->respond_error(req, FRAME_ERR_UNAVAILABLE, "no backend server is reachable");
 		return;
 	}
 	pool_enqueue(p, req, src);
 }
 
-bool
-pool_congested(const struct pool *p, const struct session *s)
+/* A connection with nothing outstanding that takes requests. */
+static bool
+pool_has_idle(const struct pool *p)
 {
-	struct upstream *u = session_sticky(s);
+	for (unsigned i = 0; i < p->n_all; i++) {
+		if (upstream_available(p->all[i]) && p->all[i]->outstanding == 0)
+			return true;
+	}
+	return false;
+}
 
-	if (p->pending >= p->conf->max_pending)
+bool
+pool_congested(const struct pool *p, const struct pool_client *pc)
+{
+	if (pc->sticky != NULL && upstream_congested(pc->sticky))
 		return true;
-	return u != NULL && upstream_congested(u);
+	if (p->pending < p->conf->max_pending)
+		return false;
+	/* max_pending reached, most likely by clients that pipeline without
+	 * pause: one with nothing in the pool still gets an idle connection
+	 * (pending exceeds max_pending by at most one per connection). */
+	return pool_client_outstanding(pc) > 0 || !pool_has_idle(p);
 }
 
 void
-pool_pause(struct pool *p, struct session *s)
+pool_pause(struct pool *p, struct pool_client *pc)
 {
-	session_pause_link(s, &p->paused);
+	if (pc->paused_on != NULL)
+		return;
+	TAILQ_INSERT_TAIL(&p->paused, pc, pause_link);
+	pc->paused_on = &p->paused;
 }
 
 static void
-pool_wake(struct pool *p)
+pool_resume(struct pool_client *pc)
 {
-	struct session *s;
-
-	/* session_resume unlinks the session and defers its reading to the
-	 * event loop, so none re-joins the list inside this loop. */
-	while ((s = TAILQ_FIRST(&p->paused)) != NULL)
-		session_resume(s);
+	pool_client_unpause(pc);
+	pc->ops->resume(pc);
 }
 
-/* Written in FIFO order; a session with a sticky connection is written to
+/* Resumed clients read in the order resumed (deferred callbacks), and the
+ * first to read takes the room there is: clients with nothing in the pool
+ * go first, so one that pipelines without pause cannot refill the pool
+ * ahead of them every time it drains. Resuming defers the reading to the
+ * event loop, so none re-joins the list inside this function. */
+static void
+pool_wake(struct pool *p)
+{
+	struct pool_client *pc, *next;
+
+	for (pc = TAILQ_FIRST(&p->paused); pc != NULL; pc = next) {
+		next = TAILQ_NEXT(pc, pause_link);
+		if (pool_client_outstanding(pc) == 0)
+			pool_resume(pc);
+	}
+	while ((pc = TAILQ_FIRST(&p->paused)) != NULL)
+		pool_resume(pc);
+}
+
+/* Written in FIFO order; a client with a sticky connection is written to
  * it (or keeps waiting while that connection retires), the others take what
- * pool_pick offers. A session whose first waiting
- * request finds no connection has no sticky one, so its later requests find
- * none either: a session's requests never overtake each other. */
+ * pool_pick offers. A client whose first waiting request finds no
+ * connection has no sticky one, so its later requests find none either: a
+ * client's requests never overtake each other. */
 static void
 pool_drain_pass(struct pool *p)
 {
@@ -501,21 +614,21 @@ pool_drain_pass(struct pool *p)
 	int exhausted = 0;
 
 	for (req = TAILQ_FIRST(&p->waiting); req != NULL; req = next) {
-		struct upstream *u = session_sticky(req->session);
+		struct pool_client *pc = req->client;
+		struct upstream *u = pc->sticky;
 
 		next = TAILQ_NEXT(req, queue_link);
 		if (u != NULL && u->state != UPSTREAM_CONNECTED)
-			continue;   /* its session waits for a retiring connection */
+			continue;   /* its client waits for a retiring connection */
 		if (u == NULL && !exhausted) {
 			u = pool_pick(p);
 			exhausted = u == NULL;
 		}
 		if (u == NULL)
 			continue;
-		TAILQ_REMOVE(&p->waiting, req, queue_link);
-		p->n_waiting--;
-		session_note_waiting(req->session, -1);
-		upstream_write(u, req, NULL);
+		pool_unlink_waiting(p, req);
+		pool_client_stick(pc, u);
+		upstream_write(u, req);
 	}
 }
 
@@ -540,8 +653,7 @@ pool_drain_waiting(struct pool *p)
 void
 pool_cancel(struct pool *p, struct request *req)
 {
-	TAILQ_REMOVE(&p->waiting, req, queue_link);
-	p->n_waiting--;
+	pool_unlink_waiting(p, req);
 	pool_pending_add(p, -1);
 }
 
@@ -593,7 +705,7 @@ pool_upstream_failed(struct pool *p, struct upstream *u)
 {
 	pool_server_update(u->server);
 	if (p->n_waiting > 0 && pool_all_down(p))
-		pool_fail_waiting(p, "UNAVAILABLE", "no backend server is reachable");
+		pool_fail_waiting(p, FRAME_ERR_UNAVAILABLE, "no backend server is reachable");
 	/* Sessions whose requests waited for the failed connection have no
 	 * sticky one now: their waiting requests may go to any connection,
 	 * idle ones included, rather than wait for queue_timeout. */
@@ -619,6 +731,26 @@ pool_tick_upstreams(struct pool *p, uint64_t now_ms)
 	}
 }
 
+/* req waited queue_timeout: ERR BUSY, and so do the client's later
+ * waiting requests, which would otherwise be written after it was refused
+ * (its r2 executed while r1 was not: SPEC §1 execution order). They are
+ * behind req in the queue, which is in arrival order. */
+static void
+pool_expire(struct pool *p, struct request *req)
+{
+	static const char why[] = "no backend connection could take the request within queue_timeout";
+	struct pool_client *pc = req->client;
+	struct request *next;
+
+	for (; req != NULL && pc->n_waiting > 0; req = next) {
+		next = TAILQ_NEXT(req, queue_link);
+		if (req->client != pc)
+			continue;
+		WORKER_STAT_ADD(p->worker, timeouts_queue, 1);
+		pool_answer_waiting(p, req, FRAME_ERR_BUSY, why);
+	}
+}
+
 void
 pool_tick(struct pool *p, uint64_t now_ms)
 {
@@ -626,14 +758,8 @@ pool_tick(struct pool *p, uint64_t now_ms)
 	uint64_t limit = p->conf->queue_timeout_ms;
 
 	/* The queue is in arrival order: the oldest expire first. */
-	while ((req = TAILQ_FIRST(&p->waiting)) != NULL && now_ms - req->queued_ms >= limit) {
-		TAILQ_REMOVE(&p->waiting, req, queue_link);
-		p->n_waiting--;
-		pool_pending_add(p, -1);
-		session_note_waiting(req->session, -1);
-		WORKER_STAT_ADD(p->worker, timeouts_queue, 1);
-		session_respond_error(req, "BUSY", "no backend connection could take the request within queue_timeout");
-	}
+	while ((req = TAILQ_FIRST(&p->waiting)) != NULL && clock_since(now_ms, req->queued_ms) >= limit)
+		pool_expire(p, req);
 	pool_tick_upstreams(p, now_ms);
 	pool_wake(p);
 }

@@ -76,15 +76,17 @@ struct session {
 	struct event *timer;             /* meaning depends on state */
 	struct request_queue reqs;       /* arrival order; the head answers first */
 	unsigned n_reqs;
-	uint64_t held_bytes;             /* requests in flight + responses waiting */
-	struct upstream *sticky;         /* carries this session's written requests */
-	unsigned n_sticky;               /* how many of them */
-	unsigned n_waiting;              /* requests in the pool's wait queue */
+	struct pool_client pc;           /* its placement in the pool (pool.c's) */
+	/* The budget (session_over_budget, session_answer_fits). */
+	uint64_t inflight_bytes;         /* bytes of requests not answered yet */
+	unsigned n_inflight;             /* how many */
+	uint64_t parked_bytes;           /* answers waiting for an earlier one */
+	uint64_t passing_bytes;          /* answers taken, not yet in the output */
+	uint32_t answer_estimate;        /* recent answer size (decaying maximum) */
+	enum session_close_reason reason; /* why it ends, once known; COUNT: not yet */
 	uint64_t last_active_ms;         /* last whole frame read or last answer, for idle_timeout */
 	size_t drain_left;               /* DRAINING: output bytes at the last check */
 	TAILQ_ENTRY(session) worker_link;
-	TAILQ_ENTRY(session) pause_link;
-	struct session_list *paused_on;  /* the pool list we wait on, or NULL */
 	unsigned read_paused:1;          /* EV_READ off for backpressure */
 	unsigned read_done:1;            /* no further requests will be read */
 	unsigned quit_sent:1;
@@ -100,6 +102,43 @@ static void session_flush(struct session *s);
 static uint64_t session_drain_period(const struct session *s);
 static int session_stop_reading(struct session *s);
 static void session_established(struct session *s);
+static void session_pc_resume(struct pool_client *pc);
+
+static const struct pool_client_ops session_pool_ops = {
+	.resume = session_pc_resume,
+	.respond_error = session_respond_error,
+};
+
+static const char *const session_close_reason_names[SESSION_CLOSE_COUNT] = {
+	[SESSION_CLOSE_CLIENT_QUIT] = "client_quit",
+	[SESSION_CLOSE_PROXY_QUIT] = "proxy_quit",
+	[SESSION_CLOSE_IDLE] = "idle",
+	[SESSION_CLOSE_PROTOCOL] = "protocol_error",
+	[SESSION_CLOSE_CLIENT_CLOSED] = "client_closed",
+	[SESSION_CLOSE_RESET] = "reset",
+	[SESSION_CLOSE_NO_HELLO] = "no_hello",
+	[SESSION_CLOSE_HANDSHAKE] = "handshake_failed",
+	[SESSION_CLOSE_HANDSHAKE_TIMEOUT] = "handshake_timeout",
+	[SESSION_CLOSE_BUFFER_LIMIT] = "buffer_limit",
+	[SESSION_CLOSE_DRAIN_TIMEOUT] = "drain_timeout",
+	[SESSION_CLOSE_ABORTED] = "aborted",
+	[SESSION_CLOSE_INTERNAL] = "internal_error",
+};
+
+const char *
+session_close_reason_name(enum session_close_reason r)
+{
+	return r < SESSION_CLOSE_COUNT ? session_close_reason_names[r] : "unknown";
+}
+
+/* The first cause recorded is the one reported: a client that sent QUIT
+ * and then closed ended with "client_quit", not "client_closed". */
+static void
+session_note_reason(struct session *s, enum session_close_reason r)
+{
+	if (s->reason == SESSION_CLOSE_COUNT)
+		s->reason = r;
+}
 
 static struct session *
 session_check(void *arg)
@@ -159,6 +198,8 @@ session_attach(struct worker *w, const struct config_listener *lc, struct pool *
 	s->pool = pool;
 	s->bev = bev;
 	TAILQ_INIT(&s->reqs);
+	pool_client_init(&s->pc, &session_pool_ops);
+	s->reason = SESSION_CLOSE_COUNT;
 	session_format_peer(s->peer, sizeof(s->peer), peer);
 	s->timer = evtimer_new(w->base, session_timer_cb, s);
 	if (s->timer == NULL) {
@@ -239,25 +280,42 @@ session_release_requests(struct session *s)
 			break;
 		case REQUEST_WRITTEN:
 			req->session = NULL;
+			req->client = NULL;
 			break;
 		case REQUEST_DONE:
+		case REQUEST_UNLINKED:   /* sluice failed to answer it */
 			request_free(s->worker, req);
 			break;
 		}
 	}
 	s->n_reqs = 0;
-	s->sticky = NULL;
-	s->n_sticky = 0;
-	s->n_waiting = 0;
+	s->inflight_bytes = s->parked_bytes = s->passing_bytes = 0;
+	s->n_inflight = 0;
+	pool_client_reset(&s->pc);
 }
 
+/* The one way a session ends: every path comes here with its reason, which
+ * is counted (sluice_connections_closed_total) unless an earlier cause was
+ * recorded. Faults that cut a session short override the cause. */
 static void
-session_free(struct session *s, const char *reason)
+session_free(struct session *s, enum session_close_reason reason)
 {
 	struct worker *w = s->worker;
 
-	log_debug("client %s: closed (%s)", s->peer, reason);
-	session_pause_unlink(s);
+	switch (reason) {
+	case SESSION_CLOSE_BUFFER_LIMIT:
+	case SESSION_CLOSE_DRAIN_TIMEOUT:
+	case SESSION_CLOSE_ABORTED:
+	case SESSION_CLOSE_INTERNAL:
+		s->reason = reason;
+		break;
+	default:
+		session_note_reason(s, reason);
+		break;
+	}
+	WORKER_STAT_ADD(w, connections_closed[s->reason], 1);
+	log_debug("client %s: closed (%s)", s->peer, session_close_reason_name(s->reason));
+	pool_client_unpause(&s->pc);
 	session_release_requests(s);
 	TAILQ_REMOVE(&w->sessions, s, worker_link);
 	w->n_sessions--;
@@ -274,7 +332,7 @@ session_free(struct session *s, const char *reason)
 }
 
 void
-session_abort(struct session *s, const char *reason)
+session_abort(struct session *s, enum session_close_reason reason)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
 
@@ -289,10 +347,14 @@ session_abort(struct session *s, const char *reason)
 /* For failures in the middle of a response path: the session must stay
  * valid until the caller unwinds, so it is freed from its own timer. */
 static void
-session_kill(struct session *s, const char *reason)
+session_kill(struct session *s, enum session_close_reason reason, const char *why)
 {
-	log_error("client %s: %s; closing", s->peer, reason);
-	session_pause_unlink(s);
+	if (reason == SESSION_CLOSE_INTERNAL)
+		log_error("client %s: %s; closing", s->peer, why);
+	else
+		log_info("client %s: %s; closing", s->peer, why);
+	s->reason = reason;
+	pool_client_unpause(&s->pc);
 	s->state = SESSION_CLOSED;
 	s->read_done = 1;
 	/* Already the way out: events that still come find it CLOSED, and
@@ -317,10 +379,10 @@ session_close(struct session *s)
 		ERR_clear_error();   /* a peer that already left: nothing to tell */
 	if (fd >= 0)
 		shutdown(fd, SHUT_WR);
-	session_pause_unlink(s);
+	pool_client_unpause(&s->pc);
 	s->read_paused = 0;
 	if (bufferevent_enable(s->bev, EV_READ) < 0) {
-		session_kill(s, "cannot read the client's close");
+		session_kill(s, SESSION_CLOSE_INTERNAL, "cannot read the client's close");
 		return;
 	}
 	session_arm(s, SESSION_LINGER_MS);
@@ -338,7 +400,7 @@ session_finish_when_done(struct session *s)
 	out = bufferevent_get_output(s->bev);
 	if (!s->quit_sent) {
 		if (frame_add_quit(out) < 0) {
-			session_kill(s, "cannot queue QUIT");
+			session_kill(s, SESSION_CLOSE_INTERNAL, "cannot queue QUIT");
 			return;
 		}
 		s->quit_sent = 1;
@@ -391,7 +453,7 @@ session_drain_check(struct session *s)
 	 * read: those would stay in the kernel until TCP gives up. */
 	if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)) < 0)
 		log_debug("client %s: SO_LINGER: %s", s->peer, strerror(errno));
-	session_abort(s, "output not read");
+	session_abort(s, SESSION_CLOSE_DRAIN_TIMEOUT);
 }
 
 /* 0, or -1 when the session is being killed. */
@@ -409,13 +471,13 @@ session_stop_reading(struct session *s)
 		if (evtimer_del(s->timer) < 0)
 			log_error("client %s: cannot stop the idle timer", s->peer);
 	}
-	session_pause_unlink(s);
+	pool_client_unpause(&s->pc);
 	/* Reading stays on (input is discarded) so a client that leaves is
 	 * noticed at once and its pending responses dropped. */
 	if (s->read_paused) {
 		s->read_paused = 0;
 		if (bufferevent_enable(s->bev, EV_READ) < 0) {
-			session_kill(s, "cannot watch the client's connection");
+			session_kill(s, SESSION_CLOSE_INTERNAL, "cannot watch the client's connection");
 			return -1;
 		}
 	}
@@ -430,6 +492,7 @@ session_protocol_error(struct session *s, const struct frame_info *fi)
 	struct request *req;
 
 	WORKER_STAT_ADD(s->worker, protocol_errors, 1);
+	session_note_reason(s, SESSION_CLOSE_PROTOCOL);
 	log_info("client %s: protocol error: %s (header_len %u, total_len %u); answering ERR PROTOCOL and closing",
 		 s->peer, frame_error_string(fi->error), fi->header_len, fi->total_len);
 	evbuffer_drain(in, evbuffer_get_length(in));
@@ -440,18 +503,20 @@ session_protocol_error(struct session *s, const struct frame_info *fi)
 	 * to every request received before the bad frame. */
 	req = request_new(s->worker);
 	err = evbuffer_new();
-	if (req == NULL || err == NULL || frame_add_error(err, "PROTOCOL", frame_error_string(fi->error)) < 0) {
+	if (req == NULL || err == NULL ||
+	    frame_add_error(err, frame_err_code_name(FRAME_ERR_PROTOCOL), frame_error_string(fi->error)) < 0) {
 		if (req != NULL)
 			request_free(s->worker, req);
 		if (err != NULL)
 			evbuffer_free(err);
-		session_kill(s, "out of memory answering a protocol error");
+		session_kill(s, SESSION_CLOSE_INTERNAL, "out of memory answering a protocol error");
 		return;
 	}
 	req->session = s;
-	req->state = REQUEST_DONE;
+	req->state = REQUEST_UNLINKED;
 	TAILQ_INSERT_TAIL(&s->reqs, req, session_link);
 	s->n_reqs++;
+	s->n_inflight++;
 	session_respond(req, err, (uint32_t)evbuffer_get_length(err));
 	evbuffer_free(err);
 }
@@ -461,6 +526,7 @@ session_quit_received(struct session *s)
 {
 	log_debug("client %s: QUIT received with %u requests outstanding", s->peer, s->n_reqs);
 	s->quit_received = 1;
+	session_note_reason(s, SESSION_CLOSE_CLIENT_QUIT);
 	if (session_stop_reading(s) < 0)
 		return;
 	session_finish_when_done(s);
@@ -475,39 +541,47 @@ session_pause(struct session *s)
 		return 0;
 	s->read_paused = 1;
 	if (bufferevent_disable(s->bev, EV_READ) < 0) {
-		session_kill(s, "cannot pause reading");
+		session_kill(s, SESSION_CLOSE_INTERNAL, "cannot pause reading");
 		return -1;
 	}
 	return 0;
 }
 
-/* The per-client budget: requests in flight plus responses not yet read by
- * the client. One frame is always allowed when nothing is held, so a frame
- * as large as the budget still gets through. */
+/* Answers the client has not read: parked, on their way, in the output. */
+static uint64_t
+session_unread(const struct session *s)
+{
+	return s->parked_bytes + s->passing_bytes + evbuffer_get_length(bufferevent_get_output(s->bev));
+}
+
+/* The per-client budget (SPEC §4): requests in flight, each counted with
+ * the size of answer it can be expected to bring (the recent answers'
+ * decaying maximum: small requests for large answers spend the budget as
+ * the answers would), plus answers not yet read by the client. One frame
+ * is always allowed when nothing is held, so a frame as large as the
+ * budget still gets through. */
 static int
 session_over_budget(const struct session *s, uint32_t next_len)
 {
-	size_t out = evbuffer_get_length(bufferevent_get_output(s->bev));
-	uint64_t held = s->held_bytes + out;
+	uint64_t held = s->inflight_bytes + (uint64_t)s->n_inflight * s->answer_estimate + session_unread(s);
 
-	return held > 0 && held + next_len > s->worker->cfg->limits.client_buffer;
+	return held > 0 && held + next_len + s->answer_estimate > s->worker->cfg->limits.client_buffer;
 }
 
-/* A run of frames at the front of the input, already placed on one
- * upstream's FIFO, whose bytes move in one evbuffer_remove_buffer: a
- * pipelining client's burst costs one move, not one per frame. */
-struct session_run {
-	struct upstream *upstream;
-	size_t len;
-};
-
-static void
-session_run_flush(struct session_run *run, struct evbuffer *in)
+/* The hard bound on the answers sluice holds for one client, whatever their
+ * size and whether or not it reads: 2 x client_buffer + max_frame_size.
+ * The budget keeps a client below it unless answers dwarf its requests
+ * before the first one arrives (a burst of small requests for large
+ * answers, from a client that does not read): past the bound the client is
+ * disconnected, as Redis does past client-output-buffer-limit, since an
+ * answer can be neither refused nor delayed without stalling the backend
+ * connection other clients share. */
+static bool
+session_answer_fits(const struct session *s, uint32_t len)
 {
-	if (run->len > 0)
-		upstream_send(run->upstream, in, run->len);
-	run->upstream = NULL;
-	run->len = 0;
+	const struct config_limits *lim = &s->worker->cfg->limits;
+
+	return session_unread(s) + len <= 2 * lim->client_buffer + lim->max_frame_size;
 }
 
 static struct request *
@@ -518,11 +592,13 @@ session_new_request(struct session *s, uint32_t len)
 	if (req == NULL)
 		return NULL;
 	req->session = s;
+	req->client = &s->pc;
 	req->len = len;
 	req->received_us = s->worker->now_us;
 	TAILQ_INSERT_TAIL(&s->reqs, req, session_link);
 	s->n_reqs++;
-	s->held_bytes += len;
+	s->inflight_bytes += len;
+	s->n_inflight++;
 	WORKER_STAT_ADD(s->worker, frames_received, 1);
 	WORKER_STAT_ADD(s->worker, bytes_received, len);
 	/* Activity is a whole frame, not a byte: a client dribbling one byte
@@ -533,28 +609,17 @@ session_new_request(struct session *s, uint32_t len)
 
 /* The frame is the run's next len bytes of input. */
 static void
-session_submit(struct session *s, struct session_run *run, struct evbuffer *in, uint32_t len)
+session_submit(struct session *s, struct pool_run *run, struct evbuffer *in, uint32_t len)
 {
 	struct request *req = session_new_request(s, len);
-	struct upstream *u;
 
 	if (req == NULL) {
-		session_run_flush(run, in);
+		pool_run_flush(run, in);
 		evbuffer_drain(in, len);
-		session_kill(s, "out of memory for a request");
+		session_kill(s, SESSION_CLOSE_INTERNAL, "out of memory for a request");
 		return;
 	}
-	u = pool_route(s->pool, req);
-	if (u != NULL) {
-		if (u != run->upstream)
-			session_run_flush(run, in);
-		run->upstream = u;
-		run->len += len;
-		return;
-	}
-	/* Queued or refused: its bytes leave from the front, after the run's. */
-	session_run_flush(run, in);
-	pool_hold(s->pool, req, in);   /* may answer req at once: not ours after */
+	pool_place(s->pool, req, in, run);   /* may answer req at once */
 }
 
 static int
@@ -587,7 +652,7 @@ session_process(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	uint32_t max = (uint32_t)s->worker->cfg->limits.max_frame_size;
-	struct session_run run = { NULL, 0 };
+	struct pool_run run = POOL_RUN_INIT;
 	struct frame_info fi;
 
 	while (session_can_read(s)) {
@@ -595,14 +660,14 @@ session_process(struct session *s)
 		case FRAME_NEED_MORE:
 			goto out;
 		case FRAME_INVALID:
-			session_run_flush(&run, in);
+			pool_run_flush(&run, in);
 			session_protocol_error(s, &fi);
 			return;
 		case FRAME_READY:
 			break;
 		}
 		if (fi.is_quit) {
-			session_run_flush(&run, in);
+			pool_run_flush(&run, in);
 			evbuffer_drain(in, fi.total_len);
 			session_quit_received(s);
 			return;
@@ -611,9 +676,9 @@ session_process(struct session *s)
 			(void)session_pause(s);   /* session_write_cb resumes */
 			goto out;
 		}
-		if (pool_congested(s->pool, s)) {
+		if (pool_congested(s->pool, &s->pc)) {
 			if (session_pause(s) == 0)
-				pool_pause(s->pool, s);
+				pool_pause(s->pool, &s->pc);
 			goto out;
 		}
 		session_submit(s, &run, in, fi.total_len);
@@ -621,7 +686,7 @@ session_process(struct session *s)
 out:
 	/* Requests in the run are in their upstream's FIFO already: their
 	 * bytes must follow before anything else happens. */
-	session_run_flush(&run, in);
+	pool_run_flush(&run, in);
 	session_read_buffered(s);
 }
 
@@ -659,7 +724,7 @@ session_write_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	/* Output drained: a session paused on its own budget may go on. */
-	if (s->read_paused && s->paused_on == NULL)
+	if (s->read_paused && !pool_client_paused(&s->pc))
 		session_resume(s);
 }
 
@@ -699,7 +764,7 @@ session_handshake_failed(struct session *s)
 	ssl = bufferevent_openssl_get_ssl(s->bev);
 	if (ssl != NULL && BIO_number_read(SSL_get_rbio(ssl)) == 0) {
 		log_debug("client %s: closed before sending a TLS ClientHello", s->peer);
-		session_free(s, "closed before the handshake");
+		session_free(s, SESSION_CLOSE_NO_HELLO);
 		return;
 	}
 	WORKER_STAT_ADD(s->worker, handshake_failures, 1);
@@ -711,7 +776,7 @@ session_handshake_failed(struct session *s)
 	} else {
 		log_info("client %s: TLS handshake failed: %s", s->peer, reason);
 	}
-	session_free(s, "handshake failed");
+	session_free(s, SESSION_CLOSE_HANDSHAKE);
 }
 
 static void
@@ -731,7 +796,7 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		session_handshake_failed(s);
 		return;
 	case SESSION_CLOSED:
-		session_free(s, "closed");
+		session_free(s, SESSION_CLOSE_CLIENT_CLOSED);
 		return;
 	case SESSION_ESTABLISHED:
 	case SESSION_CLOSING:
@@ -742,7 +807,7 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		if (s->n_reqs > 0)
 			log_info("client %s: left with %u requests unanswered; their responses will be discarded",
 				 s->peer, s->n_reqs);
-		session_free(s, (what & BEV_EVENT_EOF) ? "client closed" : "connection error");
+		session_free(s, (what & BEV_EVENT_EOF) ? SESSION_CLOSE_CLIENT_CLOSED : SESSION_CLOSE_RESET);
 		return;
 	}
 }
@@ -763,6 +828,7 @@ session_idle_check(struct session *s)
 	}
 	WORKER_STAT_ADD(s->worker, timeouts_idle, 1);
 	log_info("client %s: idle for %llu ms; sending QUIT", s->peer, (unsigned long long)quiet);
+	session_note_reason(s, SESSION_CLOSE_IDLE);
 	session_shutdown(s);
 }
 
@@ -778,7 +844,7 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 		WORKER_STAT_ADD(s->worker, timeouts_handshake, 1);
 		log_info("client %s: TLS handshake not completed within %llu ms; closing", s->peer,
 			 (unsigned long long)s->worker->cfg->limits.handshake_timeout_ms);
-		session_free(s, "handshake timeout");
+		session_free(s, SESSION_CLOSE_HANDSHAKE_TIMEOUT);
 		return;
 	case SESSION_ESTABLISHED:
 		session_idle_check(s);
@@ -796,7 +862,7 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 		session_drain_check(s);
 		return;
 	case SESSION_CLOSED:
-		session_free(s, "closed");
+		session_free(s, SESSION_CLOSE_CLIENT_CLOSED);
 		return;
 	}
 }
@@ -806,7 +872,7 @@ session_shutdown(struct session *s)
 {
 	switch (s->state) {
 	case SESSION_HANDSHAKE:
-		session_free(s, "shutting down");
+		session_free(s, SESSION_CLOSE_PROXY_QUIT);
 		return;
 	case SESSION_CLOSING:
 		/* A close the client began has no deadline of its own; the
@@ -824,10 +890,11 @@ session_shutdown(struct session *s)
 	/* The output only ever holds whole frames, so the end of it is a frame
 	 * boundary: the QUIT can go there now. */
 	if (frame_add_quit(bufferevent_get_output(s->bev)) < 0) {
-		session_free(s, "cannot queue QUIT");
+		session_free(s, SESSION_CLOSE_INTERNAL);
 		return;
 	}
 	s->quit_sent = 1;
+	session_note_reason(s, SESSION_CLOSE_PROXY_QUIT);
 	s->state = SESSION_CLOSING;
 	session_arm(s, s->worker->cfg->grace_timeout_ms);
 }
@@ -861,7 +928,7 @@ session_abort_all(struct worker *w)
 	struct session *s;
 
 	while ((s = TAILQ_FIRST(&w->sessions)) != NULL)
-		session_abort(s, "aborted");
+		session_abort(s, SESSION_CLOSE_ABORTED);
 }
 
 static void
@@ -880,9 +947,9 @@ session_flush(struct session *s)
 	struct request *req;
 
 	while ((req = TAILQ_FIRST(&s->reqs)) != NULL && req->state == REQUEST_DONE) {
-		s->held_bytes -= req->resp_len;
+		s->parked_bytes -= req->resp_len;
 		if (evbuffer_add_buffer(out, req->buf) < 0) {
-			session_kill(s, "cannot queue a response");
+			session_kill(s, SESSION_CLOSE_INTERNAL, "cannot queue a response");
 			return;
 		}
 		session_dequeue(s, req);
@@ -895,15 +962,18 @@ session_flush(struct session *s)
 	session_finish_when_done(s);
 }
 
-/* Counts req's answer (len bytes) and ends its hold on the session. */
+/* Counts req's answer (len bytes): its request leaves the budget. */
 static void
 session_account(struct session *s, struct request *req, uint32_t len)
 {
 	struct worker *w = s->worker;
+	uint32_t est = s->answer_estimate;
 
-	if (req->state == REQUEST_WRITTEN && --s->n_sticky == 0)
-		s->sticky = NULL;
-	s->held_bytes -= req->len;
+	s->inflight_bytes -= req->len;
+	s->n_inflight--;
+	/* A decaying maximum: one large answer raises it at once, and it
+	 * halves over some five smaller ones. */
+	s->answer_estimate = len >= est ? len : est - est / 8 + len / 8;
 	WORKER_STAT_ADD(w, frames_sent, 1);
 	WORKER_STAT_ADD(w, bytes_sent, len);
 	if (req->received_us != 0)
@@ -920,8 +990,39 @@ session_move(struct session *s, struct evbuffer *src, struct evbuffer *dst, size
 	if (moved == (int)len)
 		return 0;
 	evbuffer_drain(src, len - (size_t)(moved > 0 ? moved : 0));
-	session_kill(s, "cannot queue a response");
+	session_kill(s, SESSION_CLOSE_INTERNAL, "cannot queue a response");
 	return -1;
+}
+
+/* Whether the session takes req's answer (len bytes). A session on its way
+ * out drops it; one whose unread answers would pass the hard bound is
+ * disconnected first (reset: it does not read what it has). */
+static bool
+session_accepts(struct session *s, uint32_t len)
+{
+	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+	int fd;
+
+	if (s->state == SESSION_CLOSED)
+		return false;
+	if (session_answer_fits(s, len))
+		return true;
+	fd = bufferevent_getfd(s->bev);
+	if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)) < 0)
+		log_debug("client %s: SO_LINGER: %s", s->peer, strerror(errno));
+	session_kill(s, SESSION_CLOSE_BUFFER_LIMIT,
+		     "answers it has not read passed 2 x client_buffer + max_frame_size");
+	return false;
+}
+
+/* An answer the session does not take: it goes nowhere, never elsewhere. */
+static void
+session_drop(struct session *s, struct request *req, struct evbuffer *src, uint32_t len)
+{
+	evbuffer_drain(src, len);
+	s->inflight_bytes -= req->len;
+	s->n_inflight--;
+	session_dequeue(s, req);
 }
 
 struct session *
@@ -929,16 +1030,18 @@ session_take_head(struct request *req, uint32_t len)
 {
 	struct session *s = req->session;
 
-	if (s == NULL || req != TAILQ_FIRST(&s->reqs))
+	if (s == NULL || req != TAILQ_FIRST(&s->reqs) || !session_accepts(s, len))
 		return NULL;
 	session_account(s, req, len);
 	session_dequeue(s, req);
+	s->passing_bytes += len;
 	return s;
 }
 
 void
 session_deliver(struct session *s, struct evbuffer *src, size_t len)
 {
+	s->passing_bytes -= len;
 	if (session_move(s, src, bufferevent_get_output(s->bev), len) == 0)
 		session_flush(s);
 }
@@ -958,6 +1061,10 @@ session_respond(struct request *req, struct evbuffer *src, uint32_t len)
 		session_deliver(s, src, len);
 		return;
 	}
+	if (s->state == SESSION_CLOSED) {
+		session_drop(s, req, src, len);
+		return;
+	}
 	/* An earlier request is still unanswered: this answer waits. */
 	session_account(s, req, len);
 	if (req->buf == NULL)
@@ -966,38 +1073,48 @@ session_respond(struct request *req, struct evbuffer *src, uint32_t len)
 		evbuffer_drain(req->buf, evbuffer_get_length(req->buf));
 	if (req->buf == NULL) {
 		evbuffer_drain(src, len);
-		session_kill(s, "cannot hold a response: out of memory");
+		req->state = REQUEST_UNLINKED;
+		session_kill(s, SESSION_CLOSE_INTERNAL, "cannot hold a response: out of memory");
 		return;
 	}
-	if (session_move(s, src, req->buf, len) < 0)
+	if (session_move(s, src, req->buf, len) < 0) {
+		req->state = REQUEST_UNLINKED;
 		return;
+	}
 	req->state = REQUEST_DONE;
 	req->resp_len = len;
-	s->held_bytes += len;
+	s->parked_bytes += len;
 }
 
 void
-session_respond_error(struct request *req, const char *code, const char *message)
+session_respond_error(struct request *req, enum frame_err_code code, const char *message)
 {
 	struct evbuffer *err;
 	struct worker *w = req->session ? req->session->worker : req->upstream->pool->worker;
 
-	if (strcmp(code, "BUSY") == 0)
+	switch (code) {
+	case FRAME_ERR_BUSY:
 		WORKER_STAT_ADD(w, errors_busy, 1);
-	else if (strcmp(code, "TIMEOUT") == 0)
+		break;
+	case FRAME_ERR_TIMEOUT:
 		WORKER_STAT_ADD(w, errors_timeout, 1);
-	else if (strcmp(code, "UNAVAILABLE") == 0)
+		break;
+	case FRAME_ERR_UNAVAILABLE:
 		WORKER_STAT_ADD(w, errors_unavailable, 1);
+		break;
+	case FRAME_ERR_PROTOCOL:
+		break;
+	}
 	if (req->session == NULL) {
 		request_free(w, req);
 		return;
 	}
 	err = evbuffer_new();
-	if (err == NULL || frame_add_error(err, code, message) < 0) {
+	if (err == NULL || frame_add_error(err, frame_err_code_name(code), message) < 0) {
 		struct session *s = req->session;
 		if (err != NULL)
 			evbuffer_free(err);
-		session_kill(s, "out of memory answering an error");
+		session_kill(s, SESSION_CLOSE_INTERNAL, "out of memory answering an error");
 		return;
 	}
 	session_respond(req, err, (uint32_t)evbuffer_get_length(err));
@@ -1007,7 +1124,7 @@ session_respond_error(struct request *req, const char *code, const char *message
 void
 session_resume(struct session *s)
 {
-	session_pause_unlink(s);
+	pool_client_unpause(&s->pc);
 	if (!s->read_paused)
 		return;
 	s->read_paused = 0;
@@ -1015,7 +1132,7 @@ session_resume(struct session *s)
 		return;
 	if (bufferevent_enable(s->bev, EV_READ) < 0) {
 		/* Left paused, it would wait for nothing forever. */
-		session_kill(s, "cannot resume reading");
+		session_kill(s, SESSION_CLOSE_INTERNAL, "cannot resume reading");
 		return;
 	}
 	/* Frames may already wait in the input: no new bytes will announce
@@ -1026,46 +1143,10 @@ session_resume(struct session *s)
 		session_read_buffered(s);
 }
 
-struct upstream *
-session_sticky(const struct session *s)
+static void
+session_pc_resume(struct pool_client *pc)
 {
-	return s->sticky;
-}
+	struct session *s = (struct session *)((char *)pc - offsetof(struct session, pc));
 
-void
-session_note_written(struct session *s, struct upstream *u)
-{
-	if (s->sticky == NULL)
-		s->sticky = u;
-	s->n_sticky++;
-}
-
-unsigned
-session_waiting(const struct session *s)
-{
-	return s->n_waiting;
-}
-
-void
-session_note_waiting(struct session *s, int delta)
-{
-	s->n_waiting = (unsigned)((int)s->n_waiting + delta);
-}
-
-void
-session_pause_link(struct session *s, struct session_list *list)
-{
-	if (s->paused_on != NULL)
-		return;
-	TAILQ_INSERT_TAIL(list, s, pause_link);
-	s->paused_on = list;
-}
-
-void
-session_pause_unlink(struct session *s)
-{
-	if (s->paused_on == NULL)
-		return;
-	TAILQ_REMOVE(s->paused_on, s, pause_link);
-	s->paused_on = NULL;
+	session_resume(session_check(s));
 }

@@ -12,6 +12,7 @@
  * FIFO's head. A failure answers every written request ERR UNAVAILABLE: it
  * may have reached the backend, so it is never replayed.
  */
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -138,16 +139,32 @@ upstream_new(struct pool *p, struct pool_server *srv, unsigned index)
 
 /* Every written request may have reached the backend: it is answered,
  * never replayed. */
+/* The one way out of the FIFO: the head, answered or failed from here. It
+ * is UNLINKED until its answer is handed over, so a failure to hand it
+ * over leaves it to be freed, never unlinked twice. */
+static struct request *
+upstream_pop(struct upstream *u)
+{
+	struct request *req = TAILQ_FIRST(&u->fifo);
+
+	assert(req != NULL && req->state == REQUEST_WRITTEN && req->upstream == u);
+	TAILQ_REMOVE(&u->fifo, req, queue_link);
+	u->outstanding--;
+	req->state = REQUEST_UNLINKED;
+	if (req->client != NULL)
+		pool_client_unstick(req->client);
+	return req;
+}
+
 static void
 upstream_fail_requests(struct upstream *u)
 {
-	struct request *req;
+	while (!TAILQ_EMPTY(&u->fifo)) {
+		struct request *req = upstream_pop(u);
 
-	while ((req = TAILQ_FIRST(&u->fifo)) != NULL) {
-		TAILQ_REMOVE(&u->fifo, req, queue_link);
-		u->outstanding--;
 		pool_pending_add(u->pool, -1);
-		session_respond_error(req, "UNAVAILABLE", "the backend connection failed after the request was written");
+		session_respond_error(req, FRAME_ERR_UNAVAILABLE,
+				      "the backend connection failed after the request was written");
 	}
 }
 
@@ -307,13 +324,12 @@ upstream_congested(const struct upstream *u)
 void
 upstream_enqueue(struct upstream *u, struct request *req)
 {
+	assert(u->state == UPSTREAM_CONNECTED);
 	req->state = REQUEST_WRITTEN;
 	req->upstream = u;
 	req->written_us = u->pool->worker->now_us;
 	TAILQ_INSERT_TAIL(&u->fifo, req, queue_link);
 	u->outstanding++;
-	if (req->session != NULL)
-		session_note_written(req->session, u);
 }
 
 /* The bytes always leave src, so the frames behind them stay aligned even
@@ -336,19 +352,16 @@ upstream_send(struct upstream *u, struct evbuffer *src, size_t len)
 }
 
 void
-upstream_write(struct upstream *u, struct request *req, struct evbuffer *src)
+upstream_write(struct upstream *u, struct request *req)
 {
 	struct evbuffer *out = bufferevent_get_output(u->bev);
 	int ok;
 
+	assert(req->buf != NULL);
 	/* Called from wherever a waiting request finds a connection: the
 	 * batch clock may be old. */
 	worker_clock(u->pool->worker);
 	upstream_enqueue(u, req);
-	if (req->buf == NULL) {
-		upstream_send(u, src, req->len);
-		return;
-	}
 	ok = evbuffer_add_buffer(out, req->buf) == 0;
 	evbuffer_free(req->buf);
 	req->buf = NULL;
@@ -476,11 +489,9 @@ upstream_run_flush(struct upstream_run *run, struct evbuffer *in)
 static void
 upstream_answer(struct upstream *u, struct upstream_run *run, struct evbuffer *in, uint32_t len)
 {
-	struct request *req = TAILQ_FIRST(&u->fifo);
+	struct request *req = upstream_pop(u);
 	struct session *s;
 
-	TAILQ_REMOVE(&u->fifo, req, queue_link);
-	u->outstanding--;
 	u->failures = 0;
 	s = session_take_head(req, len);
 	if (s != NULL) {
@@ -712,16 +723,17 @@ upstream_tick(struct upstream *u, uint64_t now_ms)
 	uint64_t limit = u->pool->conf->request_timeout_ms;
 	char reason[128];
 
-	if (req == NULL || now_ms - req->written_us / 1000 < limit)
+	/* A request written during this tick (the tick's own timeouts move
+	 * waiting requests onto connections) is younger than now_ms. */
+	if (req == NULL || clock_since(now_ms, req->written_us / 1000) < limit)
 		return;
 	/* The late response must never be matched to the next request: the
 	 * connection is closed and the head answered TIMEOUT. */
 	WORKER_STAT_ADD(u->pool->worker, timeouts_request, 1);
 	snprintf(reason, sizeof(reason), "no response within request_timeout (%llu ms)",
 		 (unsigned long long)limit);
-	TAILQ_REMOVE(&u->fifo, req, queue_link);
-	u->outstanding--;
+	req = upstream_pop(u);
 	pool_pending_add(u->pool, -1);
-	session_respond_error(req, "TIMEOUT", "the backend did not answer within request_timeout");
+	session_respond_error(req, FRAME_ERR_TIMEOUT, "the backend did not answer within request_timeout");
 	upstream_fail(u, reason);
 }

@@ -57,6 +57,17 @@ enum frame_status frame_peek_at(struct evbuffer *buf, size_t offset, uint32_t ma
 int frame_add(struct evbuffer *out, const void *header, uint16_t header_len,
 	      const void *payload, uint32_t payload_len);
 int frame_add_quit(struct evbuffer *out);
+/* The codes of the ERR frames sluice answers requests with (SPEC §1). */
+enum frame_err_code {
+	FRAME_ERR_BUSY,         /* not written within queue_timeout: safe to retry */
+	FRAME_ERR_UNAVAILABLE,  /* no connection could take it, or it died after the write */
+	FRAME_ERR_TIMEOUT,      /* no answer within request_timeout */
+	FRAME_ERR_PROTOCOL,     /* the client sent an invalid frame */
+};
+#define FRAME_ERR_CODE_COUNT 4
+/* "BUSY", "UNAVAILABLE", ... as on the wire. */
+const char *frame_err_code_name(enum frame_err_code code);
+
 /* ERR frame with payload "CODE message". */
 int frame_add_error(struct evbuffer *out, const char *code, const char *message);
 

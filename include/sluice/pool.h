@@ -12,9 +12,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <sys/queue.h>
+
 #include <sluice/config.h>
+#include <sluice/frame.h>
 #include <sluice/request.h>
-#include <sluice/session.h>
 #include <sluice/upstream.h>
 
 struct config;
@@ -45,6 +47,62 @@ struct pool_server {
 
 TAILQ_HEAD(pool_server_list, pool_server);
 
+/* A client's placement, kept by the pool and embedded in the client's own
+ * record (the session): the connection its written requests are on (it
+ * sticks to it, so the backend executes its requests in the order sent),
+ * how many wait in the queue, and its place among the paused clients. The
+ * pool reaches the client only through ops. */
+struct pool_client;
+struct pool_client_ops {
+	/* The pool has room again: read the client's requests again. */
+	void (*resume)(struct pool_client *pc);
+	/* sluice answers req itself (BUSY, UNAVAILABLE, TIMEOUT). */
+	void (*respond_error)(struct request *req, enum frame_err_code code, const char *message);
+};
+TAILQ_HEAD(pool_client_list, pool_client);
+struct pool_client {
+	const struct pool_client_ops *ops;
+	struct upstream *sticky;          /* carries its written requests, or NULL */
+	unsigned n_sticky;                /* how many of them */
+	unsigned n_waiting;               /* its requests in the pool's wait queue */
+	TAILQ_ENTRY(pool_client) pause_link;
+	struct pool_client_list *paused_on; /* the pool list it waits on, or NULL */
+};
+
+void pool_client_init(struct pool_client *pc, const struct pool_client_ops *ops);
+/* Requests the client has in the pool: waiting or written, unanswered. */
+static inline unsigned
+pool_client_outstanding(const struct pool_client *pc)
+{
+	return pc->n_sticky + pc->n_waiting;
+}
+static inline bool
+pool_client_paused(const struct pool_client *pc)
+{
+	return pc->paused_on != NULL;
+}
+/* Leaves the paused list (the client closes, or resumes on its own). */
+void pool_client_unpause(struct pool_client *pc);
+/* A written request left its connection's FIFO (answered or failed): the
+ * client may stick to another connection once none is left. */
+void pool_client_unstick(struct pool_client *pc);
+/* The client is gone: forget its placement (its waiting requests were
+ * cancelled, its written ones orphaned). */
+void pool_client_reset(struct pool_client *pc);
+
+/* Requests placed on one connection whose bytes have not moved yet:
+ * consecutive requests for the same connection move in one
+ * evbuffer_remove_buffer (a pipelining client's burst costs one move, not
+ * one per frame). Flushed by pool_place itself when the connection
+ * changes, and by pool_run_flush, which the caller runs before anything
+ * else reads src or control returns to the event loop. */
+struct pool_run {
+	struct upstream *upstream;
+	size_t len;
+};
+#define POOL_RUN_INIT { NULL, 0 }
+void pool_run_flush(struct pool_run *run, struct evbuffer *src);
+
 struct pool {
 	struct worker *worker;
 	struct config *cfg;             /* snapshot conf lives in; one reference */
@@ -59,7 +117,7 @@ struct pool {
 	struct request_queue waiting;   /* requests no connection could take yet */
 	unsigned n_waiting;
 	unsigned pending;               /* waiting + written and unanswered */
-	struct session_list paused;     /* sessions not read until the pool drains */
+	struct pool_client_list paused; /* clients not read until the pool drains */
 	unsigned users;                 /* sessions using the pool */
 	unsigned removed:1;             /* its backend left the configuration */
 	unsigned placing:1;             /* pool_drain_waiting under way */
@@ -95,20 +153,21 @@ void pool_collect(struct pool *p);
 void pool_use(struct pool *p);
 void pool_unuse(struct pool *p);
 
-/* Places req: on the connection that already carries its session's
- * requests, else on the least loaded one. Returns that upstream, with req
- * in its FIFO; the caller then owes it req's bytes (upstream_send), before
- * control returns to the event loop. NULL when no connection can take it
- * now: the caller hands it to pool_hold. */
-struct upstream *pool_route(struct pool *p, struct request *req);
-/* A request pool_route could not place (its frame is the first req->len
- * bytes of src): queued until a connection can take it, or answered ERR
- * UNAVAILABLE when every server is down. The bytes leave src. */
-void pool_hold(struct pool *p, struct request *req, struct evbuffer *src);
+/* Places req of client req->client, whose frame is the req->len bytes of
+ * src after the run's: on the connection that already carries the client's
+ * requests, else on the least loaded one (the bytes join the run), else in
+ * the wait queue (ERR BUSY after queue_timeout) or answered ERR
+ * UNAVAILABLE when every server is down (the bytes leave src now, after
+ * the run's). */
+void pool_place(struct pool *p, struct request *req, struct evbuffer *src, struct pool_run *run);
 
-/* Whether a session should stop reading before submitting more. */
-bool pool_congested(const struct pool *p, const struct session *s);
-void pool_pause(struct pool *p, struct session *s);
+/* Whether a client should stop reading before submitting more: its
+ * connection is above its high-water mark, or the pool holds max_pending
+ * requests, unless the client has nothing in the pool and a connection is
+ * idle (a pipelining client gets its share, not the pool). */
+bool pool_congested(const struct pool *p, const struct pool_client *pc);
+/* Stops reading pc until the pool drains (resumed through its ops). */
+void pool_pause(struct pool *p, struct pool_client *pc);
 
 /* A waiting request whose client left. */
 void pool_cancel(struct pool *p, struct request *req);

@@ -17,6 +17,7 @@
 #include <sys/queue.h>
 
 struct evbuffer;
+struct pool_client;
 struct session;
 struct upstream;
 struct worker;
@@ -25,10 +26,13 @@ enum request_state {
 	REQUEST_WAITING,    /* in its pool's wait queue; buf holds the request frame */
 	REQUEST_WRITTEN,    /* queued on upstream's output; awaiting the backend */
 	REQUEST_DONE,       /* answered; buf holds the response until its turn */
+	REQUEST_UNLINKED,   /* out of every queue, being answered by sluice: if
+			     * that fails, it is only freed */
 };
 
 struct request {
 	struct session *session;          /* NULL once the client left */
+	struct pool_client *client;       /* session's placement record, or NULL */
 	struct upstream *upstream;        /* WRITTEN: the connection carrying it */
 	TAILQ_ENTRY(request) session_link; /* the session's arrival-order queue */
 	TAILQ_ENTRY(request) queue_link;  /* upstream FIFO or pool wait queue */

@@ -14,6 +14,8 @@
 
 #include <event2/util.h>
 
+#include <sluice/frame.h>
+
 struct config;
 struct config_addr;
 struct config_listener;
@@ -37,12 +39,33 @@ struct session *session_attach(struct worker *w, const struct config_listener *l
 			       struct pool *pool, struct bufferevent *bev,
 			       const struct sockaddr *peer, int established);
 
+/* Why a client connection ended: sluice_connections_closed_total{reason}
+ * and the log. */
+enum session_close_reason {
+	SESSION_CLOSE_CLIENT_QUIT,        /* the client sent QUIT */
+	SESSION_CLOSE_PROXY_QUIT,         /* sluice's QUIT: shutdown, listener removed */
+	SESSION_CLOSE_IDLE,               /* idle_timeout, then sluice's QUIT */
+	SESSION_CLOSE_PROTOCOL,           /* an invalid frame: ERR PROTOCOL, QUIT */
+	SESSION_CLOSE_CLIENT_CLOSED,      /* the client closed without QUIT */
+	SESSION_CLOSE_RESET,              /* a connection error (reset, TLS alert) */
+	SESSION_CLOSE_NO_HELLO,           /* closed before a ClientHello (TCP checks) */
+	SESSION_CLOSE_HANDSHAKE,          /* the TLS handshake failed */
+	SESSION_CLOSE_HANDSHAKE_TIMEOUT,  /* no handshake within handshake_timeout */
+	SESSION_CLOSE_BUFFER_LIMIT,       /* unread answers passed the hard bound */
+	SESSION_CLOSE_DRAIN_TIMEOUT,      /* its last output not read within the grace */
+	SESSION_CLOSE_ABORTED,            /* immediate stop (second signal) */
+	SESSION_CLOSE_INTERNAL,           /* out of memory, an event that failed */
+};
+#define SESSION_CLOSE_COUNT 13
+/* "client_quit", "proxy_quit", ... (metric label values). */
+const char *session_close_reason_name(enum session_close_reason r);
+
 /* Proxy-initiated close (graceful shutdown, listener removed): sends QUIT at
  * the next frame boundary and lets the client finish within grace_timeout. */
 void session_shutdown(struct session *s);
 
 /* Frees the session at once, discarding its responses (worker exit). */
-void session_abort(struct session *s, const char *reason);
+void session_abort(struct session *s, enum session_close_reason reason);
 
 /* The same for every session of a worker, or of one listener address. */
 void session_shutdown_all(struct worker *w);
@@ -62,22 +85,12 @@ struct session *session_take_head(struct request *req, uint32_t len);
 void session_deliver(struct session *s, struct evbuffer *src, size_t len);
 
 /* sluice answers req itself with "ERR CODE message". */
-void session_respond_error(struct request *req, const char *code, const char *message);
+void session_respond_error(struct request *req, enum frame_err_code code, const char *message);
 
 /* Backpressure lifted: read again, starting with what is already buffered. */
 void session_resume(struct session *s);
 
-/* Bookkeeping for the pool: which upstream carries this session's
- * outstanding requests (a session sticks to it so that a backend never sees
- * its requests out of order), and how many of its requests wait. */
-struct upstream *session_sticky(const struct session *s);
-void session_note_written(struct session *s, struct upstream *u);
-unsigned session_waiting(const struct session *s);
-void session_note_waiting(struct session *s, int delta);
-
-/* Links for the pool's list of sessions paused on it. */
+/* The worker's list of sessions. */
 TAILQ_HEAD(session_list, session);
-void session_pause_link(struct session *s, struct session_list *list);
-void session_pause_unlink(struct session *s);
 
 #endif

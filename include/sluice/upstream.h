@@ -50,9 +50,9 @@ struct upstream *upstream_new(struct pool *p, struct pool_server *srv, unsigned 
 /* Answers every outstanding request ERR UNAVAILABLE and frees. */
 void upstream_free(struct upstream *u);
 
-/* Moves req's frame to the output (from src, or from req->buf when it
- * waited) and appends req to the FIFO. Only in CONNECTED state. */
-void upstream_write(struct upstream *u, struct request *req, struct evbuffer *src);
+/* Moves the frame a waiting req holds (req->buf) to the output and
+ * appends req to the FIFO. Only in CONNECTED state. */
+void upstream_write(struct upstream *u, struct request *req);
 /* The same in two steps, so that a run of requests for one connection
  * moves in one go: enqueue each, then send the run's bytes (the first len
  * bytes of src) before control returns to the event loop. */

@@ -47,6 +47,7 @@ struct worker_stats {
 	uint64_t timeouts_request;    /* the same event as errors_timeout */
 	uint64_t timeouts_drain;      /* closing clients cut off with output unread */
 	uint64_t requests_pending;    /* gauge: waiting + written, all pools */
+	uint64_t connections_closed[SESSION_CLOSE_COUNT]; /* by enum session_close_reason */
 	uint64_t client_cert_failures[TLS_CERT_FAILURE_COUNT]; /* by enum tls_cert_failure */
 	struct metrics_histogram duration; /* request received → response queued */
 };

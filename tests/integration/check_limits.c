@@ -613,6 +613,206 @@ START_TEST(test_client_never_reads)
 }
 END_TEST
 
+/* ---- answers much larger than their requests ----------------------------- */
+
+#define BIG_ANSWER (1024u * 1024)
+
+/* Sends the frame "TAG%04u" (no header) without reading anything back. */
+static void
+send_small(struct harness_tls *t, const char *tag, unsigned idx)
+{
+	uint8_t buf[64];
+	size_t sent;
+	int n = snprintf((char *)buf + 6, sizeof(buf) - 6, "%s%04u", tag, idx);
+
+	harness_frame_prefix(buf, 0, (uint32_t)(6 + n));
+	ck_assert_msg(harness_tls_send_some(t, buf, 6 + (size_t)n, T_IO_MS, &sent) == 0,
+		      "sending %s%04u: %s", tag, idx, harness_last_error());
+}
+
+/* The echo's --answer-size answer to send_small(tag, idx): that payload,
+ * then zeros, BIG_ANSWER bytes in all. */
+static void
+expect_big(struct harness_tls *t, const char *tag, unsigned idx)
+{
+	struct harness_frame f;
+	char want[32];
+	int n = snprintf(want, sizeof(want), "%s%04u", tag, idx);
+
+	ck_assert_msg(harness_recv_frame(t, &f, T_IO_MS) == 0, "answer to %s: %s", want, harness_last_error());
+	ck_assert_msg(f.header_len == 0 && f.payload_len == BIG_ANSWER - 6 &&
+		      memcmp(f.payload, want, (size_t)n) == 0 && f.payload[n] == 0,
+		      "the answer to %s is not its own (%u bytes, '%.12s')", want, f.payload_len, f.payload);
+	harness_frame_free(&f);
+}
+
+static double
+closed_for(const struct fixture *fx, const char *reason)
+{
+	char series[96];
+
+	snprintf(series, sizeof(series), "sluice_connections_closed_total{reason=\"%s\"}", reason);
+	return fixture_metric(fx, series);
+}
+
+/* SPEC §4: the bound holds whatever the size of the answers. Client A
+ * sends 1000 small requests in one burst, whose answers are 1 MiB each,
+ * and never reads: before this bound sluice held every answer (about
+ * 1 GiB of RSS), since client_buffer only counted the requests. Now the
+ * answers it holds for A stop at 2 x client_buffer + max_frame_size
+ * (9 MiB here): A is disconnected (counted as
+ * sluice_connections_closed_total{reason="buffer_limit"}), sluice's RSS
+ * grows by far less than 64 MiB, and client B, whose answers are as large,
+ * is served all along. */
+START_TEST(test_large_answers_never_read)
+{
+	enum { REQS = 1000 };
+	struct fixture fx;
+	struct fixture_opts o = { .admin = 1, .echo_args = "--answer-size 1MiB",
+			     .limits = "  client_buffer: 4MiB\n" };
+	struct harness_tls *a, *b;
+	long rss0, peak, rss, limit;
+	int64_t deadline;
+	unsigned k = 0;
+
+	fixture_up(&fx, &o);
+	limit = fx_rss_limit_kib(&fx);
+	b = fixture_connect(&fx);
+	send_small(b, "B", k);
+	expect_big(b, "B", k++);
+	rss0 = peak = fixture_rss_kib(&fx);
+	a = fixture_connect(&fx);
+	for (unsigned i = 0; i < REQS; i++)
+		send_small(a, "A", i);
+	deadline = fixture_mono_ms() + 4 * T_IO_MS;
+	while (closed_for(&fx, "buffer_limit") < 1 && fixture_mono_ms() < deadline) {
+		send_small(b, "B", k);
+		expect_big(b, "B", k++);
+		rss = fixture_rss_kib(&fx);
+		peak = rss > peak ? rss : peak;
+	}
+	rss = fixture_rss_kib(&fx);
+	peak = rss > peak ? rss : peak;
+	fprintf(stderr, "check_limits: large answers never read: VmRSS %ld KiB before, peak %ld KiB; B served %u\n",
+		rss0, peak, k);
+	ck_assert_msg(closed_for(&fx, "buffer_limit") == 1, "the non-reading client was not disconnected");
+	ck_assert_msg(peak - rss0 < limit, "sluice's VmRSS grew by %ld KiB (limit %ld KiB)", peak - rss0, limit);
+	ck_assert_int_eq(harness_tls_wait_closed(a, T_IO_MS), 0);
+	for (int i = 0; i < 3; i++, k++) {
+		send_small(b, "B", k);
+		expect_big(b, "B", k);
+	}
+	ck_assert_int_ge(harness_count_log(fx.sluice.log, "passed 2 x client_buffer"), 1);
+	harness_tls_close(a);
+	harness_tls_close(b);
+	fixture_down(&fx);
+}
+END_TEST
+
+/* The same answers for a client that has read one (1 MiB) and then sends
+ * 80 requests in one burst and reads nothing for a while: each request in
+ * flight now counts against client_buffer as the answer it will bring, so
+ * sluice stops reading A after a few (the rest wait in TCP) instead of
+ * answering all 80 at once (80 MiB held, before), and A is slowed, not
+ * disconnected at the hard bound: when it reads, it gets every answer, in
+ * order. */
+START_TEST(test_large_answers_burst_slowed)
+{
+	enum { REQS = 80 };
+	struct fixture fx;
+	struct fixture_opts o = { .admin = 1, .echo_args = "--answer-size 1MiB",
+			     .limits = "  client_buffer: 4MiB\n" };
+	struct harness_tls *a;
+	long rss0, peak, rss, limit;
+	int64_t settle;
+
+	fixture_up(&fx, &o);
+	limit = fx_rss_limit_kib(&fx) / 2;
+	a = fixture_connect(&fx);
+	send_small(a, "A", 0);
+	expect_big(a, "A", 0);
+	rss0 = peak = fixture_rss_kib(&fx);
+	for (unsigned i = 1; i < REQS; i++)
+		send_small(a, "A", i);
+	/* What sluice takes, it takes at once: sample for a second. */
+	settle = fixture_mono_ms() + 1000;
+	while (fixture_mono_ms() < settle) {
+		rss = fixture_rss_kib(&fx);
+		peak = rss > peak ? rss : peak;
+		usleep(20 * 1000);   /* the sampling period */
+	}
+	fprintf(stderr, "check_limits: large answers, burst after the first: VmRSS %ld KiB before, peak %ld KiB; %d requests read\n",
+		rss0, peak, harness_trace_frames(fx.trace[0], 0, NULL, 0));
+	ck_assert_msg(peak - rss0 < limit, "sluice's VmRSS grew by %ld KiB (limit %ld KiB)", peak - rss0, limit);
+	ck_assert_msg(harness_trace_frames(fx.trace[0], 0, NULL, 0) < REQS / 2,
+		      "sluice read %d of %d requests whose answers are 1 MiB each",
+		      harness_trace_frames(fx.trace[0], 0, NULL, 0), REQS);
+	for (unsigned i = 1; i < REQS; i++)
+		expect_big(a, "A", i);
+	expect_silence(a, 200);
+	ck_assert_msg(closed_for(&fx, "buffer_limit") == 0, "the client was disconnected, not slowed");
+	harness_tls_close(a);
+	fixture_down(&fx);
+}
+END_TEST
+
+/* ---- fairness ----------------------------------------------------------------- */
+
+/* SPEC §4 fairness: client H pipelines 4000 requests without pause into a
+ * backend that answers each after 20 ms, with max_pending 8, so H alone
+ * keeps the pool full for about 10 s. Client L's 20 sequential requests
+ * are each served within a few of the backend's 20 ms: with 2 connections
+ * L has nothing in the pool and one connection is idle, so it is placed
+ * there at once; with 1, L (nothing in the pool) is resumed before H
+ * whenever the pool drains. Before, L waited behind H: pool_wake resumed
+ * the paused clients in list order, H refilled the pool first every time,
+ * and L was served after H's 4000. */
+START_TEST(test_pipelining_client_gets_its_share)
+{
+	enum { HEAVY = 4000, LIGHT = 20 };
+	struct fixture fx;
+	struct fixture_opts o = { .admin = 1, .connections = (unsigned)_i, .echo_args = "-d 20",
+			     .backend_extra = "    max_pending: 8\n" };
+	struct harness_tls *h, *l;
+	uint8_t *buf = malloc(HEAVY * 16);
+	char text[32];
+	size_t len = 0, sent;
+	int64_t t0, took;
+
+	ck_assert_ptr_nonnull(buf);
+	fixture_up(&fx, &o);
+	fx_wait_backend_conns(&fx, 0, _i);
+	h = fixture_connect(&fx);
+	l = fixture_connect(&fx);
+	fixture_round_trip(l, "L before");
+	for (int r = 0; r < HEAVY; r++) {
+		int n = snprintf(text, sizeof(text), "H%04d", r);
+
+		harness_frame_prefix(buf + len, 0, (uint32_t)(6 + n));
+		memcpy(buf + len + 6, text, (size_t)n);
+		len += 6 + (size_t)n;
+	}
+	ck_assert_int_eq(harness_tls_send_some(h, buf, len, T_IO_MS, &sent), 0);
+	fx_wait_trace_frames(&fx, 0, 1 + 1 + 8, T_IO_MS);
+	t0 = fixture_mono_ms();
+	for (int r = 0; r < LIGHT; r++) {
+		snprintf(text, sizeof(text), "L%02d", r);
+		fixture_round_trip(l, text);
+	}
+	took = fixture_mono_ms() - t0;
+	fprintf(stderr, "check_limits: fairness, %d connection(s): %d round trips of L in %lld ms; H answered %d\n",
+		_i, LIGHT, (long long)took, harness_trace_frames(fx.trace[0], 0, NULL, 0));
+	ck_assert_msg(took < 3000, "L's %d round trips took %lld ms behind a pipelining client", LIGHT,
+		      (long long)took);
+	ck_assert_msg(harness_trace_frames(fx.trace[0], 0, NULL, 0) < 1 + HEAVY,
+		      "H was served in full before L: the test did not overlap them");
+	harness_tls_abort(h);
+	harness_tls_close(l);
+	free(buf);
+	fixture_down(&fx);
+}
+END_TEST
+
 /* ---- 3. queue_timeout ------------------------------------------------------- */
 
 /* ERR BUSY answers only a request that waited queue_timeout for a backend
@@ -663,6 +863,55 @@ START_TEST(test_queue_timeout_busy)
 	fixture_round_trip(b, "B after");
 	/* One queue timeout, one ERR BUSY, nothing else (A was only slowed). */
 	tcounts_expect(&fx, &before, &want);
+	free(p.buf);
+	harness_tls_close(p.t);
+	harness_tls_close(b);
+	fixture_down(&fx);
+}
+END_TEST
+
+/* Execution order with ERR BUSY (SPEC §1): client B's r1 and r2 wait in the
+ * queue behind a congested connection, r2 queued 250 ms after r1. When r1
+ * has waited queue_timeout (400 ms) it is answered ERR BUSY, and so is r2
+ * at once, though it waited less: the backend comes back right after r1's
+ * BUSY, and before, r2 was then written (and executed) although r1, sent
+ * before it, never was. The backend never sees r2. */
+START_TEST(test_busy_keeps_order)
+{
+	struct fixture fx;
+	struct fixture_opts o = { .admin = 1, .connections = 1, .backend_extra = "    queue_timeout: 400ms\n",
+			     .limits = "  client_buffer: 64MiB\n" };
+	struct pusher p;
+	struct harness_tls *b;
+	struct harness_frame f;
+	char d[160];
+
+	fixture_up(&fx, &o);
+	fx_wait_backend_conns(&fx, 0, 1);
+	memset(&p, 0, sizeof(p));
+	p.fx = &fx;
+	p.t = fixture_connect(&fx);
+	p.tag = "A";
+	p.frame_len = 64 * 1024;
+	p.max = 2048;
+	b = fixture_connect(&fx);
+	fixture_round_trip(b, "B before");
+	fixture_stop_echo(&fx, 0);
+	ck_assert_msg(pusher_run(&p, 1000, 60000) == 1, "A sent all %u frames into a stopped backend", p.max);
+
+	ck_assert_int_eq(harness_send_frame(b, NULL, 0, "B r1", 4), 0);
+	usleep(250 * 1000);   /* the gap between r1 and r2 under test */
+	ck_assert_int_eq(harness_send_frame(b, NULL, 0, "B r2", 4), 0);
+	fixture_expect_err(b, "BUSY");
+	fixture_cont_echo(&fx, 0);
+	ck_assert_msg(harness_recv_frame(b, &f, T_IO_MS) == 0, "B's second answer: %s", harness_last_error());
+	ck_assert_msg(harness_frame_is_err(&f, "BUSY"), "r2 was not refused with r1: %s",
+		      fixture_frame_desc(&f, d, sizeof(d)));
+	harness_frame_free(&f);
+	pusher_finish_frame(&p);
+	pusher_expect_answers(&p);
+	fixture_round_trip(b, "B after");
+	ck_assert_int_eq(harness_trace_conn_of(fx.trace[0], "B r2", 4), -1);
 	free(p.buf);
 	harness_tls_close(p.t);
 	harness_tls_close(b);
@@ -2044,16 +2293,23 @@ limits_suite(void)
 {
 	Suite *s = suite_create("limits");
 	TCase *bp = tcase_create("backpressure");
+	TCase *share = tcase_create("share");
 	TCase *lim = tcase_create("limits");
 	TCase *faults = tcase_create("faults");
 	TCase *nofile = tcase_create("nofile");
 
 	tcase_set_timeout(bp, 170);
+	tcase_set_timeout(share, 90);
+	tcase_add_test(share, test_busy_keeps_order);
+	tcase_add_test(share, test_large_answers_never_read);
+	tcase_add_test(share, test_large_answers_burst_slowed);
+	tcase_add_loop_test(share, test_pipelining_client_gets_its_share, 1, 3);
 	tcase_add_loop_test(bp, test_stalled_backend_flood, 0, 2);
 	tcase_add_test(bp, test_client_never_reads);
 	tcase_add_test(bp, test_queue_timeout_busy);
 	tcase_add_test(bp, test_max_pending);
 	suite_add_tcase(s, bp);
+	suite_add_tcase(s, share);
 
 	tcase_set_timeout(lim, 60);
 	tcase_add_test(lim, test_max_connections);

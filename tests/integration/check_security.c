@@ -1496,7 +1496,7 @@ START_TEST(test_renegotiation_refused)
 	sec_up(&fx, &o);
 	bystander = fixture_connect(&fx);
 	fixture_round_trip(bystander, "bystander before");
-	errors0 = count_log(&fx, "closed (connection error)");
+	errors0 = count_log(&fx, "closed (reset)");
 	rss0 = fixture_rss_kib(&fx);
 	for (int i = 0; i < RENEGOTIATIONS; i++) {
 		t = harness_tls_connect_opts(fx.port, &ho, T_IO_MS);
@@ -1513,7 +1513,7 @@ START_TEST(test_renegotiation_refused)
 		harness_tls_abort(t);
 		fixture_round_trip(bystander, "bystander during");
 	}
-	wait_log_count(&fx, "closed (connection error)", errors0 + RENEGOTIATIONS);
+	wait_log_count(&fx, "closed (reset)", errors0 + RENEGOTIATIONS);
 	rss1 = fixture_rss_kib(&fx);
 	fprintf(stderr, "check_security: %d renegotiations refused, each connection closed within %lld ms; "
 		"sluice VmRSS %ld -> %ld KiB\n", RENEGOTIATIONS, (long long)worst, rss0, rss1);
@@ -2587,7 +2587,7 @@ garbage_fill(uint8_t *buf, size_t len, uint32_t seed)
  * (case 0; not even a record header), or an application_data record of
  * the right shape whose 64 bytes fail authentication (case 1: a forged
  * or corrupted record). sluice closes that connection promptly and logs
- * it (at debug level: "closed (connection error)"); another established
+ * it (at debug level: "closed (reset)"); another established
  * client and a new one are served as before. */
 START_TEST(test_garbage_after_handshake)
 {
@@ -2604,7 +2604,7 @@ START_TEST(test_garbage_after_handshake)
 	fixture_round_trip(bystander, "bystander before");
 	victim = fixture_connect(&fx);
 	fixture_round_trip(victim, "victim before");
-	errors0 = count_log(&fx, "closed (connection error)");
+	errors0 = count_log(&fx, "closed (reset)");
 	garbage_fill(junk, sizeof(junk), 0x5eed1234u + (uint32_t)_i);
 	if (_i == 0) {
 		junk[0] = 0x99;         /* no TLS content type */
@@ -2623,7 +2623,7 @@ START_TEST(test_garbage_after_handshake)
 	fprintf(stderr, "check_security: garbage after the handshake (%s): closed in %lld ms\n",
 		_i == 0 ? "random bytes" : "a forged record", (long long)closed);
 	harness_tls_abort(victim);
-	wait_log_count(&fx, "closed (connection error)", errors0 + 1);
+	wait_log_count(&fx, "closed (reset)", errors0 + 1);
 	fixture_round_trip(bystander, "bystander after");
 	harness_tls_close(bystander);
 	t = fixture_connect(&fx);

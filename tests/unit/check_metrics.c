@@ -277,6 +277,8 @@ fill_stats(struct worker_stats *st, uint64_t base)
 	for (unsigned i = 0; i < TLS_CERT_FAILURE_COUNT; i++)
 		st->client_cert_failures[i] = base + 19 + i;
 	st->timeouts_drain = base + 19 + TLS_CERT_FAILURE_COUNT;
+	for (unsigned i = 0; i < SESSION_CLOSE_COUNT; i++)
+		st->connections_closed[i] = base + 100 + i;
 }
 
 START_TEST(test_render_counters_summed_over_workers)
@@ -295,6 +297,11 @@ START_TEST(test_render_counters_summed_over_workers)
 	ck_assert_line(text, "# TYPE sluice_connections_total counter");
 	ck_assert_line(text, "sluice_connections_total 1004");
 	ck_assert_line(text, "sluice_connections_refused_total 1006");
+	ck_assert_line(text, "# TYPE sluice_connections_closed_total counter");
+	ck_assert_line(text, "sluice_connections_closed_total{reason=\"client_quit\"} 1200");
+	ck_assert_line(text, "sluice_connections_closed_total{reason=\"buffer_limit\"} 1218");
+	ck_assert_line(text, "sluice_connections_closed_total{reason=\"internal_error\"} 1224");
+	ck_assert_line(text, "sluice_connections_closed_total{reason=\"refused\"} 1006");
 	ck_assert_line(text, "sluice_tls_handshake_failures_total 1008");
 	ck_assert_line(text, "# TYPE sluice_tls_client_cert_failures_total counter");
 	ck_assert_line(text, "sluice_tls_client_cert_failures_total{reason=\"no_certificate\"} 1038");
@@ -511,8 +518,8 @@ START_TEST(test_render_every_sample_has_help_and_type)
 		ck_assert_msg(strcmp(family, current) == 0, "sample '%s' outside its family (%s)", line, current);
 		samples++;
 	}
-	/* 2 process + 26 worker + 19 histogram + 7 backend + 2 reload */
-	ck_assert_int_eq(samples, 2 + 26 + 19 + 7 + 2);
+	/* 2 process + 40 worker + 19 histogram + 7 backend + 2 reload */
+	ck_assert_int_eq(samples, 2 + 40 + 19 + 7 + 2);
 	free(copy);
 	free(text);
 	fake_worker_free(w);
