@@ -23,6 +23,9 @@
 #define FIXTURE_MAX_ECHOS 2
 /* Deadline of every receive, connect and scrape made here. */
 #define FIXTURE_IO_MS 10000
+/* The same deadline for the test programs' own receives, connects and
+ * polls. */
+#define T_IO_MS FIXTURE_IO_MS
 
 /* The test program's main(): runs the suite with CK_NORMAL output and
  * returns EXIT_SUCCESS or EXIT_FAILURE. Defined in this header rather than

@@ -18,7 +18,6 @@
 #include "../fixture.h"
 #include "../harness.h"
 
-#define T_IO_MS 10000
 #define T_POLL_MS 10000
 
 /* ---- scraping --------------------------------------------------------------- */

@@ -29,7 +29,6 @@
 #include "../harness.h"
 #include "../testcerts.h"
 
-#define T_IO_MS 10000
 #define T_START_MS 15000
 #define T_EXIT_MS 15000
 /* The bound on sluice's resident memory in the memory tests. */

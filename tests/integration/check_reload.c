@@ -26,7 +26,6 @@
 #include "../harness.h"
 #include "../testcerts.h"
 
-#define T_IO_MS 10000
 #define T_START_MS 15000
 #define T_EXIT_MS 20000
 #define T_RELOAD_MS 20000
