@@ -283,6 +283,16 @@ fixture_down(struct fixture *fx)
 	fixture_remove(fx);
 }
 
+void
+fixture_wait_log_count(struct fixture *fx, const char *needle, int n)
+{
+	int got = harness_wait_count(fx->log, needle, n, &fx->sluice, FIXTURE_IO_MS);
+
+	ck_assert_msg(got >= n, "%s", harness_last_error());
+	got = harness_count_log(fx->log, needle);
+	ck_assert_msg(got == n, "\"%s\" logged %d times, expected %d (see %s)", needle, got, n, fx->log);
+}
+
 long
 fixture_rss_kib(const struct fixture *fx)
 {

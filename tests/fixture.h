@@ -131,6 +131,11 @@ void fixture_wait_exit(struct fixture *fx);
 /* After sluice exited: its log is clean, the echos and the folder go. */
 void fixture_cleanup(struct fixture *fx);
 
+/* Polls until needle occurs n times in sluice's log (FIXTURE_IO_MS),
+ * failing at once if sluice exits first; then asserts, counting again,
+ * that it occurs exactly n times. */
+void fixture_wait_log_count(struct fixture *fx, const char *needle, int n);
+
 /* sluice's resident memory (VmRSS) in KiB; asserts it can be read. */
 long fixture_rss_kib(const struct fixture *fx);
 

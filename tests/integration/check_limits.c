@@ -1951,20 +1951,6 @@ proc_nofile_soft(pid_t pid)
 	return v;
 }
 
-/* Polls until needle occurs n times in sluice's log, during a reload. */
-static void
-fx_wait_log_count(struct fixture *fx, const char *needle, int n)
-{
-	int64_t deadline = fixture_mono_ms() + T_IO_MS;
-
-	while (harness_count_log(fx->log, needle) < n && fixture_mono_ms() < deadline) {
-		ck_assert_msg(harness_alive(&fx->sluice), "sluice died; see %s", fx->log);
-		usleep(10 * 1000);
-	}
-	ck_assert_msg(harness_count_log(fx->log, needle) == n, "'%s' not logged %d times in %s",
-		      needle, n, fx->log);
-}
-
 /* Started with a soft limit below what the file needs and a hard limit
  * above it, sluice raises its soft limit to exactly that: 1000 clients,
  * 1 worker x 1 server x 2 connections and 64 of its own make 1066. */
@@ -2015,14 +2001,14 @@ START_TEST(test_nofile_reload)
 	o.limits = "  max_connections: 300\n";
 	fixture_write_config(&fx, &o);
 	ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
-	fx_wait_log_count(&fx, "configuration reloaded", 1);
+	fixture_wait_log_count(&fx, "configuration reloaded", 1);
 	ck_assert_int_eq(harness_count_log(fx.log, "file descriptor limit raised to 366"), 1);
 	ck_assert_int_eq(proc_nofile_soft(fx.sluice.pid), 366);
 
 	o.limits = "  max_connections: 1000\n";
 	fixture_write_config(&fx, &o);
 	ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
-	fx_wait_log_count(&fx, "reload rejected: the file descriptor limit is too low for it", 1);
+	fixture_wait_log_count(&fx, "reload rejected: the file descriptor limit is too low for it", 1);
 	ck_assert_int_eq(harness_count_log(fx.log, "limits.max_connections 1000 needs 1066 file "
 					   "descriptors, but the hard limit is 400"), 1);
 	ck_assert_int_eq(harness_count_log(fx.log, "configuration reloaded"), 1);

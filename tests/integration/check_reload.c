@@ -42,19 +42,6 @@ fx_count(const struct fixture *fx, const char *needle)
 	return harness_count_log(fx->log, needle);
 }
 
-/* Polls until needle occurs at least min times in path; the count seen last
- * (smaller than min on timeout). */
-static int
-wait_count(const char *path, const char *needle, int min, int timeout_ms)
-{
-	int64_t deadline = fixture_mono_ms() + timeout_ms;
-	int n;
-
-	while ((n = harness_count_log(path, needle)) < min && fixture_mono_ms() < deadline)
-		usleep(POLL_US);
-	return n;
-}
-
 /* SIGHUP and wait for its outcome; both counts are checked exactly. */
 static void
 fx_hup(struct fixture *fx, int expect_ok)
@@ -448,7 +435,7 @@ START_TEST(test_sighup_storm)
 	settled_ok = fx_count(&fx, RELOADED);
 	fixture_write_config(&fx, &two);
 	ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
-	final_ok = wait_count(fx.log, RELOADED, settled_ok + 1, T_RELOAD_MS);
+	final_ok = harness_wait_count(fx.log, RELOADED, settled_ok + 1, &fx.sluice, T_RELOAD_MS);
 	ck_assert_int_ge(final_ok, settled_ok + 1);
 	deadline = fixture_mono_ms() + T_RELOAD_MS;
 	while ((t = harness_tls_connect(fx.port2, "localhost", T_IO_MS)) == NULL &&
@@ -529,7 +516,8 @@ START_TEST(test_sighup_coalesces_during_slow_reload)
 		int64_t burst_ms;
 
 		ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
-		ck_assert_msg(wait_count(fx.log, reloading, started + 1, T_RELOAD_MS) == started + 1,
+		ck_assert_msg(harness_wait_count(fx.log, reloading, started + 1, &fx.sluice,
+						 T_RELOAD_MS) == started + 1,
 			      "the first SIGHUP of round %d started no reload", round);
 		t0 = fixture_mono_ms();
 		for (int i = 1; i < BURST; i++)
@@ -920,7 +908,7 @@ START_TEST(test_backend_server_replaced)
 	expect_reached(&fx, "fresh client", 1, 0);
 
 	/* Both old connections drained with QUIT and closed; none reopened. */
-	ck_assert_int_eq(wait_count(fx.echo[0].log, "QUIT received", 2, T_IO_MS), 2);
+	ck_assert_int_eq(harness_wait_count(fx.echo[0].log, "QUIT received", 2, &fx.echo[0], T_IO_MS), 2);
 	ck_assert_int_eq(wait_open(fx.trace[0], 0), 0);
 	ck_assert_int_eq(harness_trace_connections(fx.trace[0]), 2);
 	ck_assert_int_eq(wait_open(fx.trace[1], 2), 2);
@@ -963,7 +951,7 @@ START_TEST(test_retiring_server_takes_no_new_requests)
 		snprintf(payload, sizeof(payload), "after-%d", i);
 		expect_reached(&fx, payload, 1, 0);
 	}
-	ck_assert_int_eq(wait_count(fx.echo[0].log, "QUIT received", 2, T_IO_MS), 2);
+	ck_assert_int_eq(harness_wait_count(fx.echo[0].log, "QUIT received", 2, &fx.echo[0], T_IO_MS), 2);
 	harness_tls_close(t);
 	fixture_down(&fx);
 }

@@ -188,17 +188,6 @@ wait_metric(const struct fixture *fx, const char *series, double want)
 	ck_assert_msg(got == want, "%s is %g, expected %g", series, got, want);
 }
 
-static void
-wait_log_count(const struct fixture *fx, const char *needle, int want)
-{
-	int64_t deadline = fixture_mono_ms() + T_IO_MS;
-
-	while (count_log(fx, needle) < want && fixture_mono_ms() < deadline)
-		usleep(20 * 1000);   /* polling period */
-	ck_assert_msg(count_log(fx, needle) == want, "\"%s\" logged %d times, expected %d (see %s)",
-		      needle, count_log(fx, needle), want, fx->log);
-}
-
 /* ---- sluice's memory ----------------------------------------------------- */
 
 /* VmRSS once it has not changed for 200 ms (sluice has finished with
@@ -1512,7 +1501,7 @@ START_TEST(test_renegotiation_refused)
 		harness_tls_abort(t);
 		fixture_round_trip(bystander, "bystander during");
 	}
-	wait_log_count(&fx, "closed (connection error)", errors0 + RENEGOTIATIONS);
+	fixture_wait_log_count(&fx, "closed (connection error)", errors0 + RENEGOTIATIONS);
 	rss1 = fixture_rss_kib(&fx);
 	fprintf(stderr, "check_security: %d renegotiations refused, each connection closed within %lld ms; "
 		"sluice VmRSS %ld -> %ld KiB\n", RENEGOTIATIONS, (long long)worst, rss0, rss1);
@@ -2622,7 +2611,7 @@ START_TEST(test_garbage_after_handshake)
 	fprintf(stderr, "check_security: garbage after the handshake (%s): closed in %lld ms\n",
 		_i == 0 ? "random bytes" : "a forged record", (long long)closed);
 	harness_tls_abort(victim);
-	wait_log_count(&fx, "closed (connection error)", errors0 + 1);
+	fixture_wait_log_count(&fx, "closed (connection error)", errors0 + 1);
 	fixture_round_trip(bystander, "bystander after");
 	harness_tls_close(bystander);
 	t = fixture_connect(&fx);

@@ -351,17 +351,6 @@ wait_metric(const struct fixture *fx, const char *series, double want)
 	ck_assert_msg(got == want, "%s is %g, expected %g", series, got, want);
 }
 
-static void
-wait_log(const struct fixture *fx, const char *needle, int times)
-{
-	int64_t deadline = fixture_mono_ms() + FIXTURE_IO_MS;
-
-	while (count(fx, needle) < times && fixture_mono_ms() < deadline)
-		usleep(POLL_US);
-	ck_assert_msg(count(fx, needle) == times, "\"%s\" logged %d times, expected %d (see %s)",
-		      needle, count(fx, needle), times, fx->log);
-}
-
 /* ---- SNI ---------------------------------------------------------------------------- */
 
 /* Certificates are chosen by the client's server name: exact names from
@@ -432,7 +421,7 @@ START_TEST(test_sni_required)
 	expect_reason(expect_refused(fx.port, &unknown), "unrecognized name");
 	expect_served(&fx, "b.test", "ab");
 	expect_served(&fx, "default.test", "def");
-	wait_log(&fx, "TLS handshake failed", 2);
+	fixture_wait_log_count(&fx, "TLS handshake failed", 2);
 	fixture_down(&fx);
 }
 END_TEST
@@ -955,7 +944,7 @@ START_TEST(test_ticket_keys_across_reloads)
 	s = new_session(fx.port, &o);
 	make_server(&fx, "def", "DNS:default.test");
 	hup(&fx, 1);
-	wait_log(&fx, "0 TLS contexts reused, 1 built", 1);
+	fixture_wait_log_count(&fx, "0 TLS contexts reused, 1 built", 1);
 	expect_served(&fx, "default.test", "def");
 	for (int i = 0; i < 3; i++) {
 		ck_assert_msg(resumes(fx.port, &o, s), "not resumed after reload %d", i + 1);
@@ -1201,12 +1190,12 @@ START_TEST(test_ocsp_not_stapled_once_expired)
 	ck_assert_msg(!still, "still stapled %d s after nextUpdate", 20);
 	for (int i = 0; i < 3; i++)
 		ck_assert(!stapled(&fx, &o, "ec.ocsp"));
-	wait_log(&fx, "no longer stapled", 1);
+	fixture_wait_log_count(&fx, "no longer stapled", 1);
 
 	/* expired before it is loaded */
 	make_ocsp(&fx, "ec", -7200, -60, "ec.ocsp");
 	hup(&fx, 1);
-	wait_log(&fx, "expired at", 2);
+	fixture_wait_log_count(&fx, "expired at", 2);
 	ck_assert(!stapled(&fx, &o, "ec.ocsp"));
 	fixture_down(&fx);
 }
@@ -1234,7 +1223,7 @@ START_TEST(test_ocsp_replaced_on_reload)
 	path_of(&fx, "ec.ocsp", current, sizeof(current));
 	ck_assert_int_eq(rename(fresh, current), 0);
 	hup(&fx, 1);
-	wait_log(&fx, "1 TLS contexts reused, 1 built", 1);
+	fixture_wait_log_count(&fx, "1 TLS contexts reused, 1 built", 1);
 	ck_assert_msg(stapled(&fx, &o, "ec.ocsp"), "the new response was not stapled");
 	fixture_down(&fx);
 }
@@ -1261,17 +1250,17 @@ START_TEST(test_unchanged_contexts_reused)
 	start_sluice(&fx, &c);
 	fingerprint_of(&fx, "b", before);
 	hup(&fx, 1);
-	wait_log(&fx, "3 TLS contexts reused, 0 built", 1);
+	fixture_wait_log_count(&fx, "3 TLS contexts reused, 0 built", 1);
 	expect_served(&fx, "b.test", "b");
 	make_server(&fx, "b", "DNS:b.test");
 	fingerprint_of(&fx, "b", after);
 	ck_assert_str_ne(before, after);
 	hup(&fx, 1);
-	wait_log(&fx, "2 TLS contexts reused, 1 built", 1);
+	fixture_wait_log_count(&fx, "2 TLS contexts reused, 1 built", 1);
 	expect_served(&fx, "b.test", "b");
 	expect_served(&fx, "a.test", "a");
 	reload_with(&fx, &alpn);
-	wait_log(&fx, "0 TLS contexts reused, 3 built", 1);
+	fixture_wait_log_count(&fx, "0 TLS contexts reused, 3 built", 1);
 	expect_served(&fx, "c.test", "c");
 	fixture_down(&fx);
 }

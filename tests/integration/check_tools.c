@@ -361,12 +361,10 @@ END_TEST
 
 /* ---- sluice-echo: trace ----------------------------------------------- */
 
+/* Polls until needle occurs want times in path; asserts exactly that. */
 static void wait_count(const char *path, const char *needle, int want)
 {
-	int64_t deadline = mono_ms() + TOOLS_IO_MS;
-
-	while (harness_count_log(path, needle) < want && mono_ms() < deadline)
-		(void)usleep(2000);
+	(void)harness_wait_count(path, needle, want, NULL, TOOLS_IO_MS);
 	ck_assert_int_eq(harness_count_log(path, needle), want);
 }
 
