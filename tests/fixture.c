@@ -22,6 +22,8 @@
 
 /* The largest admin response read; /metrics is a few KiB. */
 #define FIXTURE_HTTP_MAX_RESPONSE (1024 * 1024)
+/* The pace of fixture_wait_metric's scrapes. */
+#define FIXTURE_SCRAPE_STEP_US (20 * 1000)
 
 /* sluice's deadlines to start and to exit, per program (see
  * fixture_set_deadlines). */
@@ -527,4 +529,27 @@ fixture_metric(const struct fixture *fx, const char *series)
 	ck_assert_msg(v >= 0, "series %s missing from /metrics:\n%s", series, text);
 	free(text);
 	return v;
+}
+
+double
+fixture_wait_metric(const struct fixture *fx, const char *series, double want,
+		    enum fixture_metric_until until)
+{
+	int64_t deadline = fixture_mono_ms() + FIXTURE_IO_MS;
+	double got;
+
+	for (;;) {
+		got = fixture_metric(fx, series);
+		if (until == FIXTURE_METRIC_EQUAL ? got == want : got >= want)
+			break;
+		if (fixture_mono_ms() >= deadline)
+			break;
+		usleep(FIXTURE_SCRAPE_STEP_US);
+	}
+	if (until == FIXTURE_METRIC_AT_LEAST)
+		ck_assert_msg(got >= want, "%s is %g after %d ms, expected at least %g", series, got,
+			      FIXTURE_IO_MS, want);
+	else
+		ck_assert_msg(got == want, "%s is %g, expected %g", series, got, want);
+	return got;
 }

@@ -184,4 +184,22 @@ double fixture_series_value(const char *text, const char *series);
 /* Scrapes once and returns the series' value; asserts it is there. */
 double fixture_metric(const struct fixture *fx, const char *series);
 
+/* What fixture_wait_metric waits for. */
+enum fixture_metric_until {
+	/* The value equals want: a gauge, which may pass other values, up
+	 * or down, on its way. */
+	FIXTURE_METRIC_EQUAL,
+	/* The value reaches want and is exactly want: a counter, which can
+	 * never come back from past want, so that fails at once. */
+	FIXTURE_METRIC_COUNTER,
+	/* The value reaches want or more. */
+	FIXTURE_METRIC_AT_LEAST,
+};
+/* Scrapes until the series satisfies until (metrics move asynchronously:
+ * a refused client may see the alert before sluice has counted it, a
+ * closed connection leaves the gauges a little later), within
+ * FIXTURE_IO_MS; asserts that it does and returns the last value. */
+double fixture_wait_metric(const struct fixture *fx, const char *series, double want,
+			   enum fixture_metric_until until);
+
 #endif

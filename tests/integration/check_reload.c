@@ -957,18 +957,6 @@ START_TEST(test_retiring_server_takes_no_new_requests)
 }
 END_TEST
 
-/* Polls /metrics until series reaches want; asserts it does. */
-static void
-wait_metric(const struct fixture *fx, const char *series, double want)
-{
-	int64_t deadline = fixture_mono_ms() + T_IO_MS;
-	double v;
-
-	while ((v = fixture_metric(fx, series)) != want && fixture_mono_ms() < deadline)
-		usleep(POLL_US);
-	ck_assert_msg(v == want, "%s is %g, expected %g", series, v, want);
-}
-
 /* The next frame is ERR code, within timeout_ms. */
 static void
 expect_err_within(struct harness_tls *t, const char *code, int timeout_ms)
@@ -1005,7 +993,7 @@ retire_stalled_server(struct fixture *fx, const char *backend_extra, const char 
 	fixture_round_trip(t, "before");   /* echo 0's connection is up */
 	fixture_stop_echo(fx, 0);
 	ck_assert_int_eq(harness_send_frame(t, NULL, 0, "stuck", 5), 0);
-	wait_metric(fx, "sluice_requests_pending", 1);
+	fixture_wait_metric(fx, "sluice_requests_pending", 1, FIXTURE_METRIC_EQUAL);
 	o.servers = 2;
 	o.backend_extra = backend_extra;
 	fixture_write_config(fx, &o);
@@ -1013,7 +1001,7 @@ retire_stalled_server(struct fixture *fx, const char *backend_extra, const char 
 	snprintf(series, sizeof(series),
 		 "sluice_backend_connections{backend=\"app\",server=\"127.0.0.1:%u\",state=\"connected\"}",
 		 fx->echo_port[1]);
-	wait_metric(fx, series, 1);
+	fixture_wait_metric(fx, series, 1, FIXTURE_METRIC_EQUAL);
 	return t;
 }
 
@@ -1080,7 +1068,7 @@ START_TEST(test_waiting_request_busy_while_connection_idle)
 
 	t = retire_stalled_server(&fx, "    request_timeout: 60s\n    queue_timeout: 8s\n", "10s");
 	ck_assert_int_eq(harness_send_frame(t, NULL, 0, "queued", 6), 0);
-	wait_metric(&fx, "sluice_requests_pending", 2);
+	fixture_wait_metric(&fx, "sluice_requests_pending", 2, FIXTURE_METRIC_EQUAL);
 	harness_kill(&fx.echo[0]);   /* its connection closes */
 	fx.echo_stopped[0] = 0;
 	expect_err_within(t, "UNAVAILABLE", 3000);

@@ -174,20 +174,6 @@ count_log(const struct fixture *fx, const char *needle)
 	return harness_count_log(fx->log, needle);
 }
 
-/* Polls until the series shows want: a refused client may see the alert
- * before sluice has counted it, and connections a test closed leave
- * sluice_connections_active a little later. */
-static void
-wait_metric(const struct fixture *fx, const char *series, double want)
-{
-	int64_t deadline = fixture_mono_ms() + T_IO_MS;
-	double got;
-
-	while ((got = fixture_metric(fx, series)) != want && fixture_mono_ms() < deadline)
-		usleep(20 * 1000);   /* polling period */
-	ck_assert_msg(got == want, "%s is %g, expected %g", series, got, want);
-}
-
 /* ---- sluice's memory ----------------------------------------------------- */
 
 /* VmRSS once it has not changed for 200 ms (sluice has finished with
@@ -1120,7 +1106,7 @@ START_TEST(test_protocol_floor)
 	h = (struct hello){ .suites = fallback, .n_suites = 3 };
 	ck_assert_uint_eq(expect_hello_refused(fx.port, &h, "TLS_FALLBACK_SCSV"),
 			  ALERT_INAPPROPRIATE_FALLBACK);
-	wait_metric(&fx, "sluice_tls_handshake_failures_total", 4);
+	fixture_wait_metric(&fx, "sluice_tls_handshake_failures_total", 4, FIXTURE_METRIC_COUNTER);
 
 	/* OpenSSL itself at TLS 1.0 and 1.1: the hello reaches sluice (it is
 	 * counted) and comes back refused with protocol_version. */
@@ -1133,7 +1119,8 @@ START_TEST(test_protocol_floor)
 		ck_assert_msg(reason == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION, "%s client: %s",
 			      refused[i].name, why);
 		SSL_CTX_free(ctx);
-		wait_metric(&fx, "sluice_tls_handshake_failures_total", 4.0 + (double)i + 1);
+		fixture_wait_metric(&fx, "sluice_tls_handshake_failures_total", 4.0 + (double)i + 1,
+				    FIXTURE_METRIC_COUNTER);
 	}
 
 	/* TLS 1.2 and 1.3 are served, and carry frames. */
@@ -1152,7 +1139,7 @@ START_TEST(test_protocol_floor)
 		harness_tls_close(t);
 	}
 	/* The raw probe above left after the ServerHello: one more failure. */
-	wait_metric(&fx, "sluice_tls_handshake_failures_total", 7);
+	fixture_wait_metric(&fx, "sluice_tls_handshake_failures_total", 7, FIXTURE_METRIC_COUNTER);
 	fixture_down(&fx);
 }
 END_TEST
@@ -1868,7 +1855,8 @@ flood_open_all(const struct fixture *fx, const struct bytes *hello, int fds[FLOO
 		fds[i] = flood_open(fx->port, kind, hello);
 		opened[i] = fixture_mono_ms();
 		if ((i + 1) % FLOOD_BATCH == 0 || last_of_kind)
-			wait_metric(fx, "sluice_connections_total", total0 + i + 1);
+			fixture_wait_metric(fx, "sluice_connections_total", total0 + i + 1,
+					    FIXTURE_METRIC_COUNTER);
 		if (rss != NULL && last_of_kind)
 			rss[kind] = rss_settled_kib(fx);
 	}
@@ -1878,7 +1866,7 @@ flood_open_all(const struct fixture *fx, const struct bytes *hello, int fds[FLOO
 static void
 wait_active(const struct fixture *fx, double want)
 {
-	wait_metric(fx, "sluice_connections_active", want);
+	fixture_wait_metric(fx, "sluice_connections_active", want, FIXTURE_METRIC_EQUAL);
 }
 
 /* After a burst of clients, most of whom have left, sluice's resident
@@ -2083,7 +2071,8 @@ START_TEST(test_handshake_flood_timeout)
 	fprintf(stderr, "check_security: handshake_timeout 1s: %d half-open connections opened in %lld ms, "
 		"each closed %lld to %lld ms after it connected\n", FLOOD_N,
 		(long long)(opened[FLOOD_N - 1] - opened[0]), (long long)first, (long long)last);
-	wait_metric(&fx, "sluice_timeouts_total{kind=\"handshake\"}", FLOOD_N);
+	fixture_wait_metric(&fx, "sluice_timeouts_total{kind=\"handshake\"}", FLOOD_N,
+			    FIXTURE_METRIC_COUNTER);
 	ck_assert_int_eq(fixture_metric(&fx, "sluice_tls_handshake_failures_total"), 0);
 	ck_assert_int_eq(count_log(&fx, "TLS handshake not completed"), FLOOD_N);
 	wait_active(&fx, 1);
@@ -2240,7 +2229,8 @@ START_TEST(test_oversized_client_hello)
 		fixture_round_trip(bystander, "bystander during");
 	}
 	if (k != BIG_HELLO_FRAGMENTED)
-		wait_metric(&fx, "sluice_tls_handshake_failures_total", OVERSIZED_TRIES);
+		fixture_wait_metric(&fx, "sluice_tls_handshake_failures_total", OVERSIZED_TRIES,
+				    FIXTURE_METRIC_COUNTER);
 	rss1 = fixture_rss_kib(&fx);
 	fprintf(stderr, "check_security: %s: %s %d times, slowest %lld ms; sluice VmRSS %ld -> %ld KiB\n",
 		oversized_name[k], k == BIG_HELLO_FRAGMENTED ? "served" : "refused and closed",

@@ -336,21 +336,6 @@ resumes(uint16_t port, const struct harness_tls_opts *base, SSL_SESSION *session
 	return reused;
 }
 
-/* ---- metrics and logs ------------------------------------------------------------ */
-
-/* The counter reaches want: a refused client may see the alert before
- * sluice has counted it. */
-static void
-wait_metric(const struct fixture *fx, const char *series, double want)
-{
-	int64_t deadline = fixture_mono_ms() + FIXTURE_IO_MS;
-	double got;
-
-	while ((got = fixture_metric(fx, series)) < want && fixture_mono_ms() < deadline)
-		usleep(POLL_US);
-	ck_assert_msg(got == want, "%s is %g, expected %g", series, got, want);
-}
-
 /* ---- SNI ---------------------------------------------------------------------------- */
 
 /* Certificates are chosen by the client's server name: exact names from
@@ -638,22 +623,22 @@ START_TEST(test_client_cert_required)
 	expect_refused(fx.port, &o);
 	o = client(&fx, "a.test", NULL, &f);
 	expect_refused(fx.port, &o);
-	wait_metric(&fx, FAILURES "no_certificate\"}", 2);
+	fixture_wait_metric(&fx, FAILURES "no_certificate\"}", 2, FIXTURE_METRIC_COUNTER);
 	o = client(&fx, "default.test", "expired", &f);
 	expect_refused(fx.port, &o);
-	wait_metric(&fx, FAILURES "expired\"}", 1);
+	fixture_wait_metric(&fx, FAILURES "expired\"}", 1, FIXTURE_METRIC_COUNTER);
 	o = client(&fx, "a.test", "future", &f);
 	expect_refused(fx.port, &o);
-	wait_metric(&fx, FAILURES "not_yet_valid\"}", 1);
+	fixture_wait_metric(&fx, FAILURES "not_yet_valid\"}", 1, FIXTURE_METRIC_COUNTER);
 	o = client(&fx, "default.test", "revoked", &f);
 	expect_refused(fx.port, &o);
-	wait_metric(&fx, FAILURES "revoked\"}", 1);
+	fixture_wait_metric(&fx, FAILURES "revoked\"}", 1, FIXTURE_METRIC_COUNTER);
 	o = client(&fx, "a.test", "stranger", &f);
 	expect_refused(fx.port, &o);
-	wait_metric(&fx, FAILURES "unknown_ca\"}", 1);
+	fixture_wait_metric(&fx, FAILURES "unknown_ca\"}", 1, FIXTURE_METRIC_COUNTER);
 	o = client(&fx, "default.test", "forged", &f);
 	expect_refused(fx.port, &o);
-	wait_metric(&fx, FAILURES "bad_signature\"}", 1);
+	fixture_wait_metric(&fx, FAILURES "bad_signature\"}", 1, FIXTURE_METRIC_COUNTER);
 	ck_assert_int_eq(fixture_metric(&fx, FAILURES "other\"}"), 0);
 	ck_assert_int_eq(fixture_metric(&fx, "sluice_tls_handshake_failures_total"), 7);
 	ck_assert_int_eq(count(&fx, "(client certificate: revoked)"), 1);
@@ -687,7 +672,7 @@ START_TEST(test_client_cert_optional)
 	harness_tls_close(t);
 	o = client(&fx, "default.test", "stranger", &f);
 	expect_refused(fx.port, &o);
-	wait_metric(&fx, FAILURES "unknown_ca\"}", 1);
+	fixture_wait_metric(&fx, FAILURES "unknown_ca\"}", 1, FIXTURE_METRIC_COUNTER);
 	ck_assert_int_eq(fixture_metric(&fx, FAILURES "no_certificate\"}"), 0);
 	fixture_down(&fx);
 }
@@ -722,7 +707,7 @@ START_TEST(test_client_verify_depth)
 	start_sluice(&fx, &shallow);
 	o = client(&fx, "default.test", "leaf", &f);
 	expect_refused(fx.port, &o);
-	wait_metric(&fx, FAILURES "other\"}", 1);
+	fixture_wait_metric(&fx, FAILURES "other\"}", 1, FIXTURE_METRIC_COUNTER);
 	reload_with(&fx, &deep);
 	t = connect_opts(fx.port, &o);
 	fixture_round_trip(t, "deep chain");
