@@ -304,6 +304,24 @@ fixture_rss_kib(const struct fixture *fx)
 	return v;
 }
 
+const char *
+fixture_instrumented(const struct fixture *fx, unsigned kinds)
+{
+	const char *what = NULL;
+	char path[64];
+	char *maps;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)fx->sluice.pid);
+	maps = harness_read_file(path, NULL);
+	ck_assert_msg(maps != NULL, "%s", harness_last_error());
+	if ((kinds & FIXTURE_ASAN) && strstr(maps, "libasan") != NULL)
+		what = "ASan";
+	else if ((kinds & FIXTURE_VALGRIND) && strstr(maps, "vgpreload_memcheck") != NULL)
+		what = "valgrind";
+	free(maps);
+	return what;
+}
+
 /* ---- clients and frames -------------------------------------------------- */
 
 struct harness_tls *

@@ -139,6 +139,17 @@ void fixture_wait_log_count(struct fixture *fx, const char *needle, int n);
 /* sluice's resident memory (VmRSS) in KiB; asserts it can be read. */
 long fixture_rss_kib(const struct fixture *fx);
 
+/* Instrumentation sluice can run under, for fixture_instrumented. */
+#define FIXTURE_ASAN 1u      /* AddressSanitizer: redzones around every block,
+			      * a quarantine of freed ones */
+#define FIXTURE_VALGRIND 2u  /* valgrind: its shadow memory and heap live in
+			      * the process, which runs 20-50 times slower */
+/* Which of the instrumentation in kinds (FIXTURE_ASAN | FIXTURE_VALGRIND)
+ * sluice runs under, from the libraries it has mapped: "ASan",
+ * "valgrind", or NULL for none of them (a plain build, the one whose
+ * memory and latency figures are sluice's). */
+const char *fixture_instrumented(const struct fixture *fx, unsigned kinds);
+
 /* ---- clients and frames ------------------------------------------------ */
 
 /* A TLS client (SNI localhost, no certificate checks) of fx->port, or of

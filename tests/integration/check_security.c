@@ -195,29 +195,6 @@ rss_settled_kib(const struct fixture *fx)
 	return v;
 }
 
-/* The instrumentation sluice runs under, from the libraries it has
- * mapped: "ASan" (redzones around every block, a quarantine of freed
- * ones), "valgrind" (its shadow memory and heap live in the process, and
- * sluice runs 20-50 times slower), or NULL for a plain build, the one
- * whose memory and latency figures are sluice's. */
-static const char *
-instrumented(const struct fixture *fx)
-{
-	const char *what = NULL;
-	char path[64];
-	char *maps;
-
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)fx->sluice.pid);
-	maps = harness_read_file(path, NULL);
-	ck_assert_ptr_nonnull(maps);
-	if (strstr(maps, "libasan") != NULL)
-		what = "ASan";
-	else if (strstr(maps, "vgpreload_memcheck") != NULL)
-		what = "valgrind";
-	free(maps);
-	return what;
-}
-
 /* Asserts that sluice's resident memory grew by less than limit_kib while
  * it took what. Not when instrumented: ASan's quarantine keeps every
  * freed block (up to 256 MiB), so the resident size grows with the number
@@ -226,7 +203,7 @@ instrumented(const struct fixture *fx)
 static void
 expect_rss_growth_below(const struct fixture *fx, long growth_kib, long limit_kib, const char *what)
 {
-	const char *under = instrumented(fx);
+	const char *under = fixture_instrumented(fx, FIXTURE_ASAN | FIXTURE_VALGRIND);
 
 	if (under != NULL) {
 		fprintf(stderr, "check_security: (%s: %ld KiB under %s, not asserted)\n", what, growth_kib,
@@ -1890,7 +1867,7 @@ START_TEST(test_memory_returned_after_burst)
 	int64_t deadline;
 
 	sec_up(&fx, &o);
-	under = instrumented(&fx);
+	under = fixture_instrumented(&fx, FIXTURE_ASAN | FIXTURE_VALGRIND);
 	for (int i = 0; i < 20; i++) {
 		t[0] = fixture_connect(&fx);
 		fixture_round_trip(t[0], "warm-up");
@@ -1951,7 +1928,7 @@ START_TEST(test_handshake_flood)
 	unsigned trips0, trips;
 
 	sec_up(&fx, &o);
-	under = instrumented(&fx);
+	under = fixture_instrumented(&fx, FIXTURE_ASAN | FIXTURE_VALGRIND);
 	openssl_hello(0, &hello);
 	/* Warm up: what the first handshakes allocate once (OpenSSL's
 	 * tables, the session cache) is not the flood's. */
@@ -2428,7 +2405,7 @@ START_TEST(test_records_byte_by_byte)
 	int reason, n_done = 0, go = 0;
 
 	sec_up(&fx, &o);
-	under = instrumented(&fx);
+	under = fixture_instrumented(&fx, FIXTURE_ASAN | FIXTURE_VALGRIND);
 	ctx = sc_ctx(versions[_i], versions[_i]);
 	dribble_requests(&requests, &quit, lens);
 	/* Warm up: what the first handshakes allocate once (OpenSSL's tables,
