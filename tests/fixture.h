@@ -83,6 +83,9 @@ struct fixture_opts {
 	const char *top;             /* YAML lines at the top level (user:, group:) */
 	const char *workers;         /* workers: ["1"] */
 	unsigned listeners;          /* bit 0: listen on port, bit 1: on port2 [port] */
+	/* more certificates every listener serves after server.crt: the
+	 * basenames of NAME.crt and NAME.key in the folder, NULL-terminated */
+	const char *const *more_certs;
 	unsigned servers;            /* bit i: echo i is a server [every echo] */
 	uint16_t extra_server;       /* one more server: a port of the test's own */
 	unsigned connections;        /* per server [2] */
@@ -102,6 +105,11 @@ void fixture_set_deadlines(int start_ms, int exit_ms);
 /* A temporary folder with a certificate for "localhost", free ports, the
  * echos, the configuration file, and sluice running. */
 void fixture_up(struct fixture *fx, const struct fixture_opts *o);
+/* fixture_up in two steps, for a test that adds files to the folder (more
+ * certificates) before sluice reads it: the folder, its certificate, the
+ * ports and the echos; then the configuration file and sluice. */
+void fixture_prepare(struct fixture *fx, const struct fixture_opts *o);
+void fixture_start_sluice(struct fixture *fx, const struct fixture_opts *o);
 /* When SLUICE_MAX_READ is set (tests/integration/tiny_reads.sh), asserts
  * that sluice's log says its reads are capped to that size (unless the
  * file logs errors only); nothing otherwise. fixture_up calls it; so must

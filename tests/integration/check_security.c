@@ -133,39 +133,14 @@ allowed_index_of_name(const char *name)
 static void
 sec_up(struct fixture *fx, const struct fixture_opts *o)
 {
-	static const char ecdsa_entry[] = "          key: server.key\n";
-	static const char rsa_entry[] = "        - cert: server-rsa.crt\n          key: server-rsa.key\n";
+	static const char *const rsa_cert[] = { "server-rsa", NULL };
 	const struct testcerts_spec rsa = { .cn = "localhost", .san = "DNS:localhost" };
-	const char *bin = getenv("SLUICE_BIN");
-	char *argv[] = { (char *)(bin ? bin : "./proxy/sluice"), "-c", fx->conf, NULL };
-	char text[8192], with_rsa[8192 + sizeof(rsa_entry)];
-	const char *at;
-	size_t head;
+	struct fixture_opts with_rsa = *o;
 
-	memset(fx, 0, sizeof(*fx));
-	ck_assert_msg(harness_tmpdir(fx->dir, sizeof(fx->dir)) == 0, "%s", harness_last_error());
-	ck_assert_int_eq(testcerts_write(fx->dir, "server", "localhost", 1), 0);
+	with_rsa.more_certs = rsa_cert;
+	fixture_prepare(fx, &with_rsa);
 	ck_assert_int_eq(testcerts_make(fx->dir, "server-rsa", &rsa), 0);
-	snprintf(fx->conf, sizeof(fx->conf), "%s/sluice.yaml", fx->dir);
-	snprintf(fx->log, sizeof(fx->log), "%s/sluice.log", fx->dir);
-	fx->n_echos = 1;
-	fx->port = harness_free_port();
-	fx->echo_port[0] = harness_free_port();
-	if (o->admin)
-		fx->admin_port = harness_free_port();
-	ck_assert(fx->port != 0 && fx->echo_port[0] != 0 && (!o->admin || fx->admin_port != 0));
-	fixture_start_echo(fx, 0, o->echo_args);
-
-	fixture_config_text(fx, o, text, sizeof(text));
-	at = strstr(text, ecdsa_entry);
-	ck_assert_ptr_nonnull(at);
-	head = (size_t)(at - text) + strlen(ecdsa_entry);
-	snprintf(with_rsa, sizeof(with_rsa), "%.*s%s%s", (int)head, text, rsa_entry, text + head);
-	fixture_write_text(fx, with_rsa);
-	ck_assert_int_eq(harness_spawn(&fx->sluice, fx->log, argv), 0);
-	ck_assert_msg(harness_wait_ready(&fx->sluice, "running", T_START_MS) == 0,
-		      "sluice did not start: %s (see %s)", harness_last_error(), fx->log);
-	fixture_check_max_read(fx);
+	fixture_start_sluice(fx, &with_rsa);
 }
 
 static int
