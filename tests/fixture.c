@@ -22,8 +22,8 @@
 
 /* The largest admin response read; /metrics is a few KiB. */
 #define FIXTURE_HTTP_MAX_RESPONSE (1024 * 1024)
-/* The pace of fixture_wait_metric's scrapes. */
-#define FIXTURE_SCRAPE_STEP_US (20 * 1000)
+/* The pace of the fixture's polls (scrapes, log counts). */
+#define FIXTURE_POLL_US (20 * 1000)
 
 /* sluice's deadlines to start and to exit, per program (see
  * fixture_set_deadlines). */
@@ -289,6 +289,30 @@ fixture_down(struct fixture *fx)
 	fixture_wait_exit(fx);
 	/* Only once all passed: a failing test leaves its folder to read. */
 	fixture_remove(fx);
+}
+
+void
+fixture_hup(struct fixture *fx, int expect_ok)
+{
+	int ok = harness_count_log(fx->log, FIXTURE_RELOADED);
+	int rejected = harness_count_log(fx->log, FIXTURE_REJECTED);
+	int64_t deadline = fixture_mono_ms() + FIXTURE_RELOAD_MS;
+	int ok_now, rejected_now;
+
+	ck_assert_int_eq(harness_signal(&fx->sluice, SIGHUP), 0);
+	while (harness_count_log(fx->log, FIXTURE_RELOADED) == ok &&
+	       harness_count_log(fx->log, FIXTURE_REJECTED) == rejected && fixture_mono_ms() < deadline) {
+		ck_assert_msg(harness_alive(&fx->sluice), "sluice died during a reload; see %s", fx->log);
+		usleep(FIXTURE_POLL_US);
+	}
+	ok_now = harness_count_log(fx->log, FIXTURE_RELOADED);
+	rejected_now = harness_count_log(fx->log, FIXTURE_REJECTED);
+	ck_assert_msg(ok_now == ok + (expect_ok ? 1 : 0),
+		      "reload: %d success lines, expected %d (see %s)", ok_now, ok + (expect_ok ? 1 : 0),
+		      fx->log);
+	ck_assert_msg(rejected_now == rejected + (expect_ok ? 0 : 1),
+		      "reload: %d rejection lines, expected %d (see %s)", rejected_now,
+		      rejected + (expect_ok ? 0 : 1), fx->log);
 }
 
 void
@@ -568,7 +592,7 @@ fixture_wait_metric(const struct fixture *fx, const char *series, double want,
 			break;
 		if (fixture_mono_ms() >= deadline)
 			break;
-		usleep(FIXTURE_SCRAPE_STEP_US);
+		usleep(FIXTURE_POLL_US);
 	}
 	if (until == FIXTURE_METRIC_AT_LEAST)
 		ck_assert_msg(got >= want, "%s is %g after %d ms, expected at least %g", series, got,

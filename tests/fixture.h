@@ -130,6 +130,16 @@ void fixture_config_text(const struct fixture *fx, const struct fixture_opts *o,
 void fixture_write_text(const struct fixture *fx, const char *text);
 void fixture_write_config(const struct fixture *fx, const struct fixture_opts *o);
 
+/* What sluice logs when a reload applied, and when it was rejected. */
+#define FIXTURE_RELOADED "configuration reloaded:"
+#define FIXTURE_REJECTED "reload rejected:"
+/* How long a reload may take (fixture_hup). */
+#define FIXTURE_RELOAD_MS 20000
+/* SIGHUP, and waits for its outcome (FIXTURE_RELOAD_MS), failing at once
+ * if sluice dies; asserts that exactly one reload line came: applied
+ * (expect_ok), or rejected. */
+void fixture_hup(struct fixture *fx, int expect_ok);
+
 /* What every test ends with: SIGCONT to stopped echos, SIGTERM, then as
  * fixture_wait_exit, then the echos and the folder go. */
 void fixture_down(struct fixture *fx);

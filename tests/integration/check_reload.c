@@ -31,8 +31,8 @@
 #define T_RELOAD_MS 20000
 #define POLL_US (10 * 1000)
 
-#define RELOADED "configuration reloaded:"
-#define REJECTED "reload rejected:"
+#define RELOADED FIXTURE_RELOADED
+#define REJECTED FIXTURE_REJECTED
 
 /* ---- reloads ----------------------------------------------------------- */
 
@@ -42,37 +42,16 @@ fx_count(const struct fixture *fx, const char *needle)
 	return harness_count_log(fx->log, needle);
 }
 
-/* SIGHUP and wait for its outcome; both counts are checked exactly. */
-static void
-fx_hup(struct fixture *fx, int expect_ok)
-{
-	int ok = fx_count(fx, RELOADED), rejected = fx_count(fx, REJECTED);
-	int64_t deadline = fixture_mono_ms() + T_RELOAD_MS;
-
-	ck_assert_int_eq(harness_signal(&fx->sluice, SIGHUP), 0);
-	while (fx_count(fx, RELOADED) == ok && fx_count(fx, REJECTED) == rejected &&
-	       fixture_mono_ms() < deadline) {
-		ck_assert_msg(harness_alive(&fx->sluice), "sluice died during a reload; see %s", fx->log);
-		usleep(POLL_US);
-	}
-	ck_assert_msg(fx_count(fx, RELOADED) == ok + (expect_ok ? 1 : 0),
-		      "reload: %d success lines, expected %d (see %s)", fx_count(fx, RELOADED),
-		      ok + (expect_ok ? 1 : 0), fx->log);
-	ck_assert_msg(fx_count(fx, REJECTED) == rejected + (expect_ok ? 0 : 1),
-		      "reload: %d rejection lines, expected %d (see %s)", fx_count(fx, REJECTED),
-		      rejected + (expect_ok ? 0 : 1), fx->log);
-}
-
 static void
 fx_reload(struct fixture *fx)
 {
-	fx_hup(fx, 1);
+	fixture_hup(fx, 1);
 }
 
 static void
 fx_reload_rejected(struct fixture *fx)
 {
-	fx_hup(fx, 0);
+	fixture_hup(fx, 0);
 }
 
 /* ---- clients ------------------------------------------------------------ */

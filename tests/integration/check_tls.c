@@ -34,11 +34,7 @@
 #include "../harness.h"
 #include "../testcerts.h"
 
-#define T_RELOAD_MS 20000
 #define POLL_US (20 * 1000)
-
-#define RELOADED "configuration reloaded:"
-#define REJECTED "reload rejected:"
 
 /* One certificates[] entry for name.crt and name.key. */
 #define CERT(name) "        - cert: " name ".crt\n          key: " name ".key\n"
@@ -192,29 +188,11 @@ count(const struct fixture *fx, const char *needle)
 	return harness_count_log(fx->log, needle);
 }
 
-/* SIGHUP and wait for its outcome, checked exactly. */
-static void
-hup(struct fixture *fx, int expect_ok)
-{
-	int ok = count(fx, RELOADED), rejected = count(fx, REJECTED);
-	int64_t deadline = fixture_mono_ms() + T_RELOAD_MS;
-
-	ck_assert_int_eq(harness_signal(&fx->sluice, SIGHUP), 0);
-	while (count(fx, RELOADED) == ok && count(fx, REJECTED) == rejected &&
-	       fixture_mono_ms() < deadline) {
-		ck_assert_msg(harness_alive(&fx->sluice), "sluice died during a reload; see %s", fx->log);
-		usleep(POLL_US);
-	}
-	ck_assert_msg(count(fx, RELOADED) == ok + (expect_ok ? 1 : 0) &&
-		      count(fx, REJECTED) == rejected + (expect_ok ? 0 : 1),
-		      "reload: expected it %s (see %s)", expect_ok ? "applied" : "rejected", fx->log);
-}
-
 static void
 reload_with(struct fixture *fx, const struct tls_conf *c)
 {
 	write_conf(fx, c);
-	hup(fx, 1);
+	fixture_hup(fx, 1);
 }
 
 /* ---- clients ------------------------------------------------------------------ */
@@ -475,7 +453,7 @@ START_TEST(test_default_after_reload)
 	expect_served(&fx, NULL, "two");
 	expect_served(&fx, "unknown.test", "two");
 	expect_served(&fx, "one.test", "one");
-	hup(&fx, 1);
+	fixture_hup(&fx, 1);
 	expect_served(&fx, NULL, "two");
 	reload_with(&fx, &one_two);
 	expect_served(&fx, NULL, "one");
@@ -791,11 +769,11 @@ START_TEST(test_ticket_survives_rotation)
 	start_sluice(&fx, &c);
 	s = new_session(fx.port, &o);
 	ck_assert(resumes(fx.port, &o, s));
-	hup(&fx, 1);
+	fixture_hup(&fx, 1);
 	ck_assert_msg(resumes(fx.port, &o, s), "a ticket from before one rotation was refused");
-	hup(&fx, 1);
+	fixture_hup(&fx, 1);
 	ck_assert_msg(resumes(fx.port, &o, s), "a ticket from before two rotations was refused");
-	hup(&fx, 1);
+	fixture_hup(&fx, 1);
 	ck_assert_msg(!resumes(fx.port, &o, s), "a ticket three keys old was still accepted");
 	SSL_SESSION_free(s);
 	fixture_down(&fx);
@@ -928,12 +906,12 @@ START_TEST(test_ticket_keys_across_reloads)
 	start_sluice(&fx, &c);
 	s = new_session(fx.port, &o);
 	make_server(&fx, "def", "DNS:default.test");
-	hup(&fx, 1);
+	fixture_hup(&fx, 1);
 	fixture_wait_log_count(&fx, "0 TLS contexts reused, 1 built", 1);
 	expect_served(&fx, "default.test", "def");
 	for (int i = 0; i < 3; i++) {
 		ck_assert_msg(resumes(fx.port, &o, s), "not resumed after reload %d", i + 1);
-		hup(&fx, 1);
+		fixture_hup(&fx, 1);
 	}
 	/* The operator's rotation: a new key first, the old one kept below. */
 	ck_assert_int_eq(testcerts_ticket_keys(fresh, 1), 0);
@@ -942,10 +920,10 @@ START_TEST(test_ticket_keys_across_reloads)
 	ck_assert(old_text != NULL && new_text != NULL);
 	snprintf(both, sizeof(both), "%s%s", new_text, old_text);
 	ck_assert_int_eq(harness_write_file(keys, both), 0);
-	hup(&fx, 1);
+	fixture_hup(&fx, 1);
 	ck_assert_msg(resumes(fx.port, &o, s), "the old key no longer decrypts");
 	ck_assert_int_eq(harness_write_file(keys, new_text), 0);
-	hup(&fx, 1);
+	fixture_hup(&fx, 1);
 	ck_assert_msg(!resumes(fx.port, &o, s), "a removed key still decrypts");
 	free(old_text);
 	free(new_text);
@@ -999,7 +977,7 @@ START_TEST(test_ticket_keys_shared_by_instances)
 		 "          key: %s/def.key\n      ticket_keys: %s\n", fx.dir, fx.dir, other);
 	conf_text(&fx2, &c, text, sizeof(text));
 	fixture_write_text(&fx2, text);
-	hup(&fx2, 1);
+	fixture_hup(&fx2, 1);
 	ck_assert_msg(!resumes(fx2.port, &o, s), "resumed with keys from another file");
 	SSL_SESSION_free(s);
 	fixture_down(&fx2);
@@ -1040,7 +1018,7 @@ START_TEST(test_ticket_keys_file_error)
 	ck_assert_int_eq(harness_wait_exit(&check, 15000, &status), 0);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "sluice -t exit status 0x%x", status);
 	ck_assert_msg(harness_count_log(out, want) == 1, "no \"%s\" in %s", want, out);
-	hup(&fx, 0);
+	fixture_hup(&fx, 0);
 	ck_assert_int_eq(count(&fx, want), 1);
 	ck_assert_msg(resumes(fx.port, &o, s), "the rejected reload lost the running keys");
 	SSL_SESSION_free(s);
@@ -1179,7 +1157,7 @@ START_TEST(test_ocsp_not_stapled_once_expired)
 
 	/* expired before it is loaded */
 	make_ocsp(&fx, "ec", -7200, -60, "ec.ocsp");
-	hup(&fx, 1);
+	fixture_hup(&fx, 1);
 	fixture_wait_log_count(&fx, "expired at", 2);
 	ck_assert(!stapled(&fx, &o, "ec.ocsp"));
 	fixture_down(&fx);
@@ -1207,7 +1185,7 @@ START_TEST(test_ocsp_replaced_on_reload)
 	path_of(&fx, "ec2.ocsp", fresh, sizeof(fresh));
 	path_of(&fx, "ec.ocsp", current, sizeof(current));
 	ck_assert_int_eq(rename(fresh, current), 0);
-	hup(&fx, 1);
+	fixture_hup(&fx, 1);
 	fixture_wait_log_count(&fx, "1 TLS contexts reused, 1 built", 1);
 	ck_assert_msg(stapled(&fx, &o, "ec.ocsp"), "the new response was not stapled");
 	fixture_down(&fx);
@@ -1234,13 +1212,13 @@ START_TEST(test_unchanged_contexts_reused)
 	make_server(&fx, "c", "DNS:c.test");
 	start_sluice(&fx, &c);
 	fingerprint_of(&fx, "b", before);
-	hup(&fx, 1);
+	fixture_hup(&fx, 1);
 	fixture_wait_log_count(&fx, "3 TLS contexts reused, 0 built", 1);
 	expect_served(&fx, "b.test", "b");
 	make_server(&fx, "b", "DNS:b.test");
 	fingerprint_of(&fx, "b", after);
 	ck_assert_str_ne(before, after);
-	hup(&fx, 1);
+	fixture_hup(&fx, 1);
 	fixture_wait_log_count(&fx, "2 TLS contexts reused, 1 built", 1);
 	expect_served(&fx, "b.test", "b");
 	expect_served(&fx, "a.test", "a");
