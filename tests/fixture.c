@@ -291,22 +291,28 @@ fixture_down(struct fixture *fx)
 	fixture_remove(fx);
 }
 
+int
+fixture_count_log(const struct fixture *fx, const char *needle)
+{
+	return harness_count_log(fx->log, needle);
+}
+
 void
 fixture_hup(struct fixture *fx, int expect_ok)
 {
-	int ok = harness_count_log(fx->log, FIXTURE_RELOADED);
-	int rejected = harness_count_log(fx->log, FIXTURE_REJECTED);
+	int ok = fixture_count_log(fx, FIXTURE_RELOADED);
+	int rejected = fixture_count_log(fx, FIXTURE_REJECTED);
 	int64_t deadline = fixture_mono_ms() + FIXTURE_RELOAD_MS;
 	int ok_now, rejected_now;
 
 	ck_assert_int_eq(harness_signal(&fx->sluice, SIGHUP), 0);
-	while (harness_count_log(fx->log, FIXTURE_RELOADED) == ok &&
-	       harness_count_log(fx->log, FIXTURE_REJECTED) == rejected && fixture_mono_ms() < deadline) {
+	while (fixture_count_log(fx, FIXTURE_RELOADED) == ok &&
+	       fixture_count_log(fx, FIXTURE_REJECTED) == rejected && fixture_mono_ms() < deadline) {
 		ck_assert_msg(harness_alive(&fx->sluice), "sluice died during a reload; see %s", fx->log);
 		usleep(FIXTURE_POLL_US);
 	}
-	ok_now = harness_count_log(fx->log, FIXTURE_RELOADED);
-	rejected_now = harness_count_log(fx->log, FIXTURE_REJECTED);
+	ok_now = fixture_count_log(fx, FIXTURE_RELOADED);
+	rejected_now = fixture_count_log(fx, FIXTURE_REJECTED);
 	ck_assert_msg(ok_now == ok + (expect_ok ? 1 : 0),
 		      "reload: %d success lines, expected %d (see %s)", ok_now, ok + (expect_ok ? 1 : 0),
 		      fx->log);
@@ -321,7 +327,7 @@ fixture_wait_log_count(struct fixture *fx, const char *needle, int n)
 	int got = harness_wait_count(fx->log, needle, n, &fx->sluice, FIXTURE_IO_MS);
 
 	ck_assert_msg(got >= n, "%s", harness_last_error());
-	got = harness_count_log(fx->log, needle);
+	got = fixture_count_log(fx, needle);
 	ck_assert_msg(got == n, "\"%s\" logged %d times, expected %d (see %s)", needle, got, n, fx->log);
 }
 

@@ -149,6 +149,8 @@ void fixture_wait_exit(struct fixture *fx);
 /* After sluice exited: its log is clean, the echos and the folder go. */
 void fixture_cleanup(struct fixture *fx);
 
+/* Occurrences of needle in sluice's log. */
+int fixture_count_log(const struct fixture *fx, const char *needle);
 /* Polls until needle occurs n times in sluice's log (FIXTURE_IO_MS),
  * failing at once if sluice exits first; then asserts, counting again,
  * that it occurs exactly n times. */

@@ -36,12 +36,6 @@
 
 /* ---- reloads ----------------------------------------------------------- */
 
-static int
-fx_count(const struct fixture *fx, const char *needle)
-{
-	return harness_count_log(fx->log, needle);
-}
-
 static void
 fx_reload(struct fixture *fx)
 {
@@ -313,10 +307,10 @@ START_TEST(test_reload_under_steady_load)
 		load_total(loads, CLIENTS, 1), load_total(loads, CLIENTS, 2));
 	load_assert_clean(loads, CLIENTS);
 	ck_assert_int_gt(during, 0);
-	ck_assert_int_eq(fx_count(&fx, RELOADED), RELOADS);
+	ck_assert_int_eq(fixture_count_log(&fx, RELOADED), RELOADS);
 	snprintf(reloading, sizeof(reloading), "reloading %s\n", fx.conf);
-	ck_assert_int_eq(fx_count(&fx, reloading), RELOADS);
-	ck_assert_int_eq(fx_count(&fx, REJECTED), 0);
+	ck_assert_int_eq(fixture_count_log(&fx, reloading), RELOADS);
+	ck_assert_int_eq(fixture_count_log(&fx, REJECTED), 0);
 	fixture_down(&fx);
 }
 END_TEST
@@ -330,12 +324,12 @@ fx_wait_reloads_settled(struct fixture *fx)
 	int stable = 0, last = -1;
 
 	while (fixture_mono_ms() < deadline) {
-		int started = fx_count(fx, "reloading ");
-		int ended = fx_count(fx, RELOADED) + fx_count(fx, REJECTED);
+		int started = fixture_count_log(fx, "reloading ");
+		int ended = fixture_count_log(fx, RELOADED) + fixture_count_log(fx, REJECTED);
 
 		if (started == ended && started == last) {
 			if (++stable >= 30)
-				return fx_count(fx, RELOADED);
+				return fixture_count_log(fx, RELOADED);
 		} else {
 			stable = 0;
 		}
@@ -351,7 +345,7 @@ fx_wait_reloads_settled(struct fixture *fx)
 static int
 fx_storm(struct fixture *fx, int storm, unsigned gap_us, int64_t *took_ms)
 {
-	int before = fx_count(fx, RELOADED);
+	int before = fixture_count_log(fx, RELOADED);
 	int64_t t0 = fixture_mono_ms();
 
 	for (int i = 0; i < storm; i++) {
@@ -403,15 +397,16 @@ START_TEST(test_sighup_storm)
 		"%d signals 1 ms apart (sent in %lld ms) made %d reloads; %d rejected; "
 		"%lu requests answered meanwhile; %lu failed requests, %lu failed connections\n",
 		STORM, (long long)burst_ms, burst_ok, STORM, (long long)spaced_ms, spaced_ok,
-		fx_count(&fx, REJECTED), during, load_total(loads, CLIENTS, 1), load_total(loads, CLIENTS, 2));
+		fixture_count_log(&fx, REJECTED), during, load_total(loads, CLIENTS, 1),
+		load_total(loads, CLIENTS, 2));
 	ck_assert_int_ge(burst_ok, 1);
 	ck_assert_int_le(burst_ok, STORM);
 	ck_assert_int_ge(spaced_ok, 1);
 	ck_assert_int_le(spaced_ok, STORM);
-	ck_assert_int_eq(fx_count(&fx, REJECTED), 0);
+	ck_assert_int_eq(fixture_count_log(&fx, REJECTED), 0);
 
 	/* One more SIGHUP, with a second listener in the file: it applies. */
-	settled_ok = fx_count(&fx, RELOADED);
+	settled_ok = fixture_count_log(&fx, RELOADED);
 	fixture_write_config(&fx, &two);
 	ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
 	final_ok = harness_wait_count(fx.log, RELOADED, settled_ok + 1, &fx.sluice, T_RELOAD_MS);
@@ -428,7 +423,7 @@ START_TEST(test_sighup_storm)
 	load_wait_progress(loads, CLIENTS, seen, 20);
 	load_stop(loads, CLIENTS, &stop);
 	load_assert_clean(loads, CLIENTS);
-	ck_assert_int_eq(fx_count(&fx, REJECTED), 0);
+	ck_assert_int_eq(fixture_count_log(&fx, REJECTED), 0);
 	fixture_down(&fx);
 }
 END_TEST
@@ -479,7 +474,7 @@ START_TEST(test_sighup_coalesces_during_slow_reload)
 	snprintf(reloading, sizeof(reloading), "reloading %s\n", fx.conf);
 
 	for (int round = 0; round < ROUNDS; round++) {
-		int started = fx_count(&fx, reloading), done = fx_count(&fx, RELOADED), made;
+		int started = fixture_count_log(&fx, reloading), done = fixture_count_log(&fx, RELOADED), made;
 		int64_t burst_ms;
 
 		ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
@@ -492,7 +487,7 @@ START_TEST(test_sighup_coalesces_during_slow_reload)
 		burst_ms = fixture_mono_ms() - t0;
 		/* Whether the burst landed inside the reload: it did if that
 		 * reload has not ended yet. */
-		ck_assert_msg(fx_count(&fx, RELOADED) == done,
+		ck_assert_msg(fixture_count_log(&fx, RELOADED) == done,
 			      "round %d: the reload ended before %d SIGHUPs were sent (%lld ms; a reload "
 			      "takes %lld ms): the test cannot aim at it", round, BURST - 1,
 			      (long long)burst_ms, (long long)reload_ms);
@@ -505,11 +500,11 @@ START_TEST(test_sighup_coalesces_during_slow_reload)
 		ck_assert_msg(made == 2, "round %d: %d SIGHUPs, %d of them during one reload, made %d reloads "
 			      "(expected that one and exactly one more; see %s)", round, BURST, BURST - 1, made,
 			      fx.log);
-		ck_assert_int_eq(fx_count(&fx, reloading), started + 2);
+		ck_assert_int_eq(fixture_count_log(&fx, reloading), started + 2);
 	}
 	ck_assert(fixture_metric(&fx, "sluice_reloads_total{result=\"success\"}") == ok0 + 2 * ROUNDS);
 	ck_assert(fixture_metric(&fx, "sluice_reloads_total{result=\"failure\"}") == 0);
-	ck_assert_int_eq(fx_count(&fx, REJECTED), 0);
+	ck_assert_int_eq(fixture_count_log(&fx, REJECTED), 0);
 	{
 		struct harness_tls *t = fixture_connect(&fx);
 
@@ -597,7 +592,7 @@ START_TEST(test_rejected_files_keep_running_config)
 		fx_reload_rejected(&fx);
 		snprintf(want, sizeof(want), "%s:%d:%d: %s", fx.conf, line, col + broken[i].mark_offset,
 			 broken[i].message);
-		ck_assert_msg(fx_count(&fx, want) == 1, "%s: '%s' not logged once in %s", broken[i].what,
+		ck_assert_msg(fixture_count_log(&fx, want) == 1, "%s: '%s' not logged once in %s", broken[i].what,
 			      want, fx.log);
 		/* Still the running configuration, for old and new clients. */
 		fixture_round_trip(old, broken[i].what);
@@ -606,8 +601,8 @@ START_TEST(test_rejected_files_keep_running_config)
 		fixture_round_trip(t, broken[i].what);
 		harness_tls_close(t);
 	}
-	ck_assert_int_eq(fx_count(&fx, "missing.crt: No such file or directory"), 1);
-	ck_assert_int_eq(fx_count(&fx, RELOADED), 0);
+	ck_assert_int_eq(fixture_count_log(&fx, "missing.crt: No such file or directory"), 1);
+	ck_assert_int_eq(fixture_count_log(&fx, RELOADED), 0);
 
 	/* A valid file reloads; the pool grows to its new size. */
 	c.connections = 3;
@@ -657,8 +652,8 @@ START_TEST(test_new_listener_address_in_use)
 	fixture_write_config(&fx, &next);
 	fx_reload_rejected(&fx);
 	snprintf(want, sizeof(want), "listener 127.0.0.1:%u: cannot listen", fx.port2);
-	ck_assert_msg(fx_count(&fx, want) == 1, "'%s' not logged once in %s", want, fx.log);
-	ck_assert_int_eq(fx_count(&fx, "a new listener cannot listen"), 1);
+	ck_assert_msg(fixture_count_log(&fx, want) == 1, "'%s' not logged once in %s", want, fx.log);
+	ck_assert_int_eq(fixture_count_log(&fx, "a new listener cannot listen"), 1);
 	/* The old limits are in force for old and new clients alike. */
 	ck_assert_int_eq(harness_send_frame(old, NULL, 0, big, sizeof(big)), 0);
 	fixture_expect_frame(old, big, sizeof(big));
@@ -758,7 +753,7 @@ START_TEST(test_listener_added_and_removed)
 	fixture_write_config(&fx, &second);
 	fx_reload(&fx);
 	snprintf(want, sizeof(want), "listener 127.0.0.1:%u: removed", fx.port);
-	ck_assert_int_eq(fx_count(&fx, want), 1);
+	ck_assert_int_eq(fixture_count_log(&fx, want), 1);
 	fixture_expect_quit(first_client);
 	/* Served until it answers QUIT (SPEC §3, proxy-initiated). */
 	fixture_round_trip(first_client, "between the two QUITs");
@@ -879,7 +874,7 @@ START_TEST(test_backend_server_replaced)
 	ck_assert_int_eq(wait_open(fx.trace[0], 0), 0);
 	ck_assert_int_eq(harness_trace_connections(fx.trace[0]), 2);
 	ck_assert_int_eq(wait_open(fx.trace[1], 2), 2);
-	ck_assert_int_eq(fx_count(&fx, "ERR"), 0);
+	ck_assert_int_eq(fixture_count_log(&fx, "ERR"), 0);
 	harness_tls_close(fresh);
 	harness_tls_close(t);
 	fixture_down(&fx);
@@ -987,7 +982,7 @@ START_TEST(test_retired_server_never_ticked)
 	expect_err_within(t, "TIMEOUT", 3000);
 	fixture_round_trip(t, "after");
 	expect_reached(&fx, "after", 1, 0);
-	ck_assert_int_eq(fx_count(&fx, "no response within request_timeout"), 1);
+	ck_assert_int_eq(fixture_count_log(&fx, "no response within request_timeout"), 1);
 	harness_tls_close(t);
 	fixture_down(&fx);
 }
@@ -1010,7 +1005,8 @@ START_TEST(test_retiring_without_deadline)
 	expect_err_within(t, "UNAVAILABLE", 4000);
 	ck_assert_msg(fixture_mono_ms() - t0 < 4000, "answered %lld ms after the reload",
 		      (long long)(fixture_mono_ms() - t0));
-	ck_assert_int_eq(fx_count(&fx, "requests still unanswered when the grace period ended"), 1);
+	ck_assert_int_eq(fixture_count_log(&fx, "requests still unanswered when the grace period ended"),
+			 1);
 	fixture_round_trip(t, "after");
 	expect_reached(&fx, "after", 1, 0);
 	harness_tls_close(t);
@@ -1125,7 +1121,7 @@ START_TEST(test_limits_apply_to_new_work)
 	fixture_expect_quit(old);
 	expect_closed(old);
 	harness_tls_close(old);
-	ck_assert_int_eq(fx_count(&fx, "protocol error"), 2);
+	ck_assert_int_eq(fixture_count_log(&fx, "protocol error"), 2);
 	fixture_down(&fx);
 }
 END_TEST

@@ -143,12 +143,6 @@ sec_up(struct fixture *fx, const struct fixture_opts *o)
 	fixture_start_sluice(fx, &with_rsa);
 }
 
-static int
-count_log(const struct fixture *fx, const char *needle)
-{
-	return harness_count_log(fx->log, needle);
-}
-
 /* ---- sluice's memory ----------------------------------------------------- */
 
 /* VmRSS once it has not changed for 200 ms (sluice has finished with
@@ -1423,7 +1417,7 @@ START_TEST(test_renegotiation_refused)
 	sec_up(&fx, &o);
 	bystander = fixture_connect(&fx);
 	fixture_round_trip(bystander, "bystander before");
-	errors0 = count_log(&fx, "closed (connection error)");
+	errors0 = fixture_count_log(&fx, "closed (connection error)");
 	rss0 = fixture_rss_kib(&fx);
 	for (int i = 0; i < RENEGOTIATIONS; i++) {
 		t = harness_tls_connect_opts(fx.port, &ho, T_IO_MS);
@@ -2026,7 +2020,7 @@ START_TEST(test_handshake_flood_timeout)
 	fixture_wait_metric(&fx, "sluice_timeouts_total{kind=\"handshake\"}", FLOOD_N,
 			    FIXTURE_METRIC_COUNTER);
 	ck_assert_int_eq(fixture_metric(&fx, "sluice_tls_handshake_failures_total"), 0);
-	ck_assert_int_eq(count_log(&fx, "TLS handshake not completed"), FLOOD_N);
+	ck_assert_int_eq(fixture_count_log(&fx, "TLS handshake not completed"), FLOOD_N);
 	wait_active(&fx, 1);
 	fixture_round_trip(bystander, "bystander after");
 	harness_tls_close(bystander);
@@ -2534,7 +2528,7 @@ START_TEST(test_garbage_after_handshake)
 	fixture_round_trip(bystander, "bystander before");
 	victim = fixture_connect(&fx);
 	fixture_round_trip(victim, "victim before");
-	errors0 = count_log(&fx, "closed (connection error)");
+	errors0 = fixture_count_log(&fx, "closed (connection error)");
 	garbage_fill(junk, sizeof(junk), 0x5eed1234u + (uint32_t)_i);
 	if (_i == 0) {
 		junk[0] = 0x99;         /* no TLS content type */

@@ -182,12 +182,6 @@ start_sluice(struct fixture *fx, const struct tls_conf *c)
 	start_sluice_env(fx, c, NULL, NULL);
 }
 
-static int
-count(const struct fixture *fx, const char *needle)
-{
-	return harness_count_log(fx->log, needle);
-}
-
 static void
 reload_with(struct fixture *fx, const struct tls_conf *c)
 {
@@ -619,8 +613,8 @@ START_TEST(test_client_cert_required)
 	fixture_wait_metric(&fx, FAILURES "bad_signature\"}", 1, FIXTURE_METRIC_COUNTER);
 	ck_assert_int_eq(fixture_metric(&fx, FAILURES "other\"}"), 0);
 	ck_assert_int_eq(fixture_metric(&fx, "sluice_tls_handshake_failures_total"), 7);
-	ck_assert_int_eq(count(&fx, "(client certificate: revoked)"), 1);
-	ck_assert_int_eq(count(&fx, "(client certificate: no_certificate)"), 2);
+	ck_assert_int_eq(fixture_count_log(&fx, "(client certificate: revoked)"), 1);
+	ck_assert_int_eq(fixture_count_log(&fx, "(client certificate: no_certificate)"), 2);
 	fixture_down(&fx);
 }
 END_TEST
@@ -794,13 +788,13 @@ wait_rotations(struct fixture *fx, int n)
 {
 	int64_t deadline = fixture_mono_ms() + FIXTURE_IO_MS;
 
-	while (count(fx, ROTATED) < n && fixture_mono_ms() < deadline) {
+	while (fixture_count_log(fx, ROTATED) < n && fixture_mono_ms() < deadline) {
 		ck_assert_msg(harness_alive(&fx->sluice), "sluice died; see %s", fx->log);
 		usleep(POLL_US);
 	}
-	ck_assert_msg(count(fx, ROTATED) >= n,
+	ck_assert_msg(fixture_count_log(fx, ROTATED) >= n,
 		      "%d scheduled rotations logged after %d ms, expected %d every %d ms (see %s)",
-		      count(fx, ROTATED), FIXTURE_IO_MS, n, ROTATE_MS, fx->log);
+		      fixture_count_log(fx, ROTATED), FIXTURE_IO_MS, n, ROTATE_MS, fx->log);
 }
 
 /* resumes(), and the rotations logged before (*lo) and after (*hi) it. */
@@ -810,9 +804,9 @@ resumes_counted(const struct fixture *fx, const struct harness_tls_opts *o, SSL_
 {
 	int reused;
 
-	*lo = count(fx, ROTATED);
+	*lo = fixture_count_log(fx, ROTATED);
 	reused = resumes(fx->port, o, s);
-	*hi = count(fx, ROTATED);
+	*hi = fixture_count_log(fx, ROTATED);
 	return reused;
 }
 
@@ -826,12 +820,12 @@ resumes_after(struct fixture *fx, const struct harness_tls_opts *o, int age,
 	      SSL_SESSION **ticket, int *gen)
 {
 	for (int attempt = 0; attempt < 3; attempt++) {
-		int before = count(fx, ROTATED), lo, hi, reused;
+		int before = fixture_count_log(fx, ROTATED), lo, hi, reused;
 		SSL_SESSION *s = new_session(fx->port, o);
 
 		ck_assert_msg(SSL_SESSION_get_protocol_version(s) == TLS1_3_VERSION &&
 			      SSL_SESSION_has_ticket(s), "no TLS 1.3 session ticket");
-		if (count(fx, ROTATED) == before) {
+		if (fixture_count_log(fx, ROTATED) == before) {
 			wait_rotations(fx, before + age);
 			reused = resumes_counted(fx, o, s, &lo, &hi);
 			if (lo == before + age && hi == lo) {
@@ -868,7 +862,7 @@ START_TEST(test_ticket_scheduled_rotation)
 	start_sluice_env(&fx, &c, "SLUICE_TICKET_ROTATE_MS", period);
 	snprintf(started, sizeof(started), "SLUICE_TICKET_ROTATE_MS=%d: ticket keys rotate every %d ms",
 		 ROTATE_MS, ROTATE_MS);
-	ck_assert_msg(count(&fx, started) == 1, "no \"%s\" in %s", started, fx.log);
+	ck_assert_msg(fixture_count_log(&fx, started) == 1, "no \"%s\" in %s", started, fx.log);
 
 	ck_assert_msg(resumes_after(&fx, &o, 1, &s, &gen),
 		      "a ticket from before one scheduled rotation was refused (see %s)", fx.log);
@@ -1019,7 +1013,7 @@ START_TEST(test_ticket_keys_file_error)
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "sluice -t exit status 0x%x", status);
 	ck_assert_msg(harness_count_log(out, want) == 1, "no \"%s\" in %s", want, out);
 	fixture_hup(&fx, 0);
-	ck_assert_int_eq(count(&fx, want), 1);
+	ck_assert_int_eq(fixture_count_log(&fx, want), 1);
 	ck_assert_msg(resumes(fx.port, &o, s), "the rejected reload lost the running keys");
 	SSL_SESSION_free(s);
 	free(good);
