@@ -44,14 +44,6 @@ struct fx {
 	struct harness_proc echo;
 };
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Starts an echo with extra options; with_trace adds --trace dir/trace.log. */
 static void fx_up(struct fx *fx, const char *extra, int with_trace)
 {
@@ -231,12 +223,12 @@ START_TEST(echo_fixed_delay_is_per_frame_not_cumulative)
 
 	fx_up(&fx, "--delay 150", 0);
 	t = plain(&fx);
-	start = mono_ms();
+	start = fixture_mono_ms();
 	send_numbered(t, "d", 3);
 	expect_numbered(t, "d", 3);
 	/* Three frames arriving together leave together, after one delay. */
-	ck_assert_int_ge(mono_ms() - start, 145);
-	ck_assert_int_lt(mono_ms() - start, 3 * 150 + 1000);
+	ck_assert_int_ge(fixture_mono_ms() - start, 145);
+	ck_assert_int_lt(fixture_mono_ms() - start, 3 * 150 + 1000);
 	harness_tls_close(t);
 	fx_down(&fx);
 }
@@ -249,13 +241,13 @@ static int race_trial(const struct fx *fx)
 	struct harness_tls *a = plain(fx), *b = plain(fx);
 	struct pollfd pfd[2];
 	struct harness_frame f;
-	int64_t deadline = mono_ms() + TOOLS_IO_MS;
+	int64_t deadline = fixture_mono_ms() + TOOLS_IO_MS;
 	int a_got = 0, b_got = 0, overtaken = 0;
 	char want[16];
 
 	send_numbered(a, "A", 8);
 	send_text(b, "", "B0");
-	while ((a_got < 8 || !b_got) && mono_ms() < deadline) {
+	while ((a_got < 8 || !b_got) && fixture_mono_ms() < deadline) {
 		pfd[0] = (struct pollfd){ .fd = harness_tls_fd(a), .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = harness_tls_fd(b), .events = POLLIN };
 		ck_assert_int_ge(poll(pfd, 2, TOOLS_IO_MS), 0);
@@ -728,9 +720,9 @@ START_TEST(harness_files_and_logs)
 	ck_assert_int_eq(harness_count_log(path, "two"), 2);
 	ck_assert_int_eq(harness_count_log(path, "four"), 0);
 	ck_assert_int_eq(harness_wait_log(path, "three", 100), 0);
-	start = mono_ms();
+	start = fixture_mono_ms();
 	ck_assert_int_eq(harness_wait_log(path, "four", 100), -1);
-	ck_assert_int_lt(mono_ms() - start, 1000);
+	ck_assert_int_lt(fixture_mono_ms() - start, 1000);
 	harness_rmdir(dir);
 	ck_assert_int_eq(stat(dir, &st), -1);
 }
@@ -770,9 +762,9 @@ START_TEST(harness_processes_spawn_wait_and_kill)
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 3);
 	/* A process that dies without the line fails the wait at once. */
 	ck_assert(harness_spawn(&p, log, quick) == 0);
-	start = mono_ms();
+	start = fixture_mono_ms();
 	ck_assert_int_eq(harness_wait_ready(&p, "never printed", 10000), -1);
-	ck_assert_int_lt(mono_ms() - start, 5000);
+	ck_assert_int_lt(fixture_mono_ms() - start, 5000);
 
 	ck_assert(harness_spawn(&p, log, slow) == 0);
 	ck_assert_int_eq(harness_wait_exit(&p, 50, &status), -1);
@@ -902,11 +894,11 @@ static void *tls_acceptor(void *arg)
 	struct tls_srv *srv = arg;
 	struct pollfd pfd[2] = { { .fd = srv->lfd, .events = POLLIN },
 				 { .fd = srv->stop[0], .events = POLLIN } };
-	int64_t deadline = mono_ms() + T_CASE_TIMEOUT_S * 1000;
+	int64_t deadline = fixture_mono_ms() + T_CASE_TIMEOUT_S * 1000;
 	struct tls_job *job;
 	int fd;
 
-	while (srv->nworkers < TLS_MAX_CONNS && mono_ms() < deadline) {
+	while (srv->nworkers < TLS_MAX_CONNS && fixture_mono_ms() < deadline) {
 		if (poll(pfd, 2, 100) < 0 || (pfd[1].revents & POLLIN))
 			break;
 		if (!(pfd[0].revents & POLLIN))
@@ -1044,10 +1036,10 @@ END_TEST
 START_TEST(harness_tls_connect_fails_fast_when_refused)
 {
 	uint16_t port = harness_free_port();
-	int64_t start = mono_ms();
+	int64_t start = fixture_mono_ms();
 
 	ck_assert_ptr_null(harness_tls_connect(port, NULL, TOOLS_IO_MS));
-	ck_assert_int_lt(mono_ms() - start, 1000);
+	ck_assert_int_lt(fixture_mono_ms() - start, 1000);
 	ck_assert_ptr_null(harness_plain_connect(port, TOOLS_IO_MS));
 	ck_assert_int_eq(harness_tcp_connect(port), -1);
 }
@@ -1181,9 +1173,9 @@ START_TEST(client_times_out_instead_of_hanging)
 
 	tls_srv_start(&srv, TLS_SILENT);
 	snprintf(args, sizeof(args), "-q --timeout 300 127.0.0.1:%u", (unsigned)srv.port);
-	start = mono_ms();
+	start = fixture_mono_ms();
 	ck_assert_int_eq(run_client(srv.dir, args, log, sizeof(log)), 1);
-	ck_assert_int_lt(mono_ms() - start, 5000);
+	ck_assert_int_lt(fixture_mono_ms() - start, 5000);
 	ck_assert_int_eq(harness_count_log(log, "timeout"), 1);
 	ck_assert_int_eq(run_client(srv.dir, "--bogus", log, sizeof(log)), 2);
 	ck_assert_int_eq(run_client(srv.dir, "-q", log, sizeof(log)), 2);
