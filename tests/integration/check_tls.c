@@ -786,15 +786,10 @@ END_TEST
 static void
 wait_rotations(struct fixture *fx, int n)
 {
-	int64_t deadline = fixture_mono_ms() + FIXTURE_IO_MS;
+	int got = harness_wait_count(fx->log, ROTATED, n, &fx->sluice, FIXTURE_IO_MS);
 
-	while (fixture_count_log(fx, ROTATED) < n && fixture_mono_ms() < deadline) {
-		ck_assert_msg(harness_alive(&fx->sluice), "sluice died; see %s", fx->log);
-		usleep(POLL_US);
-	}
-	ck_assert_msg(fixture_count_log(fx, ROTATED) >= n,
-		      "%d scheduled rotations logged after %d ms, expected %d every %d ms (see %s)",
-		      fixture_count_log(fx, ROTATED), FIXTURE_IO_MS, n, ROTATE_MS, fx->log);
+	ck_assert_msg(got >= n, "%d scheduled rotations logged, expected %d every %d ms: %s", got, n,
+		      ROTATE_MS, harness_last_error());
 }
 
 /* resumes(), and the rotations logged before (*lo) and after (*hi) it. */
