@@ -28,7 +28,6 @@
 
 #define T_START_MS 15000
 #define T_EXIT_MS 20000
-#define T_RELOAD_MS 20000
 #define POLL_US (10 * 1000)
 
 #define RELOADED FIXTURE_RELOADED
@@ -409,9 +408,9 @@ START_TEST(test_sighup_storm)
 	settled_ok = fixture_count_log(&fx, RELOADED);
 	fixture_write_config(&fx, &two);
 	ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
-	final_ok = harness_wait_count(fx.log, RELOADED, settled_ok + 1, &fx.sluice, T_RELOAD_MS);
+	final_ok = harness_wait_count(fx.log, RELOADED, settled_ok + 1, &fx.sluice, FIXTURE_RELOAD_MS);
 	ck_assert_int_ge(final_ok, settled_ok + 1);
-	deadline = fixture_mono_ms() + T_RELOAD_MS;
+	deadline = fixture_mono_ms() + FIXTURE_RELOAD_MS;
 	while ((t = harness_tls_connect(fx.port2, "localhost", T_IO_MS)) == NULL &&
 	       fixture_mono_ms() < deadline)
 		usleep(POLL_US);
@@ -479,7 +478,7 @@ START_TEST(test_sighup_coalesces_during_slow_reload)
 
 		ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
 		ck_assert_msg(harness_wait_count(fx.log, reloading, started + 1, &fx.sluice,
-						 T_RELOAD_MS) == started + 1,
+						 FIXTURE_RELOAD_MS) == started + 1,
 			      "the first SIGHUP of round %d started no reload", round);
 		t0 = fixture_mono_ms();
 		for (int i = 1; i < BURST; i++)
