@@ -22,6 +22,8 @@
 
 /* The largest admin response read; /metrics is a few KiB. */
 #define FIXTURE_HTTP_MAX_RESPONSE (1024 * 1024)
+/* The pace of the fixture's polls (scrapes, log counts). */
+#define FIXTURE_POLL_US (20 * 1000)
 
 /* sluice's deadlines to start and to exit, per program (see
  * fixture_set_deadlines). */
@@ -46,72 +48,72 @@ fixture_set_deadlines(int start_ms, int exit_ms)
 
 /* ---- the configuration file ------------------------------------------- */
 
-void
-fixture_config_text(const struct fixture *fx, const struct fixture_opts *o, char *out, size_t len)
+/* The configuration file o describes, malloc'd: with more_certs it can be
+ * any length. */
+static char *
+fixture_config_alloc(const struct fixture *fx, const struct fixture_opts *o)
 {
 	unsigned listeners = o->listeners ? o->listeners : 1;
 	/* Every echo the fixture has, unless the file picks some. */
 	unsigned servers = o->servers ? o->servers : (1u << fx->n_echos) - 1;
 	const uint16_t lport[2] = { fx->port, fx->port2 };
-	char ls[1024] = "", ss[512] = "", admin[128] = "";
-	int n;
+	char *text = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&text, &size);
 
+	ck_assert_msg(f != NULL, "open_memstream: %s", strerror(errno));
+	fprintf(f, "%sworkers: %s\nlisten:\n", o->top ? o->top : "", o->workers ? o->workers : "1");
 	for (int i = 0; i < 2; i++) {
-		size_t at = strlen(ls);
-
-		if (listeners & (1u << i))
-			snprintf(ls + at, sizeof(ls) - at,
-				 "  - address: 127.0.0.1:%u\n"
-				 "    backend: app\n"
-				 "    tls:\n"
-				 "      certificates:\n"
-				 "        - cert: server.crt\n"
-				 "          key: server.key\n",
-				 lport[i]);
+		if (!(listeners & (1u << i)))
+			continue;
+		fprintf(f,
+			"  - address: 127.0.0.1:%u\n"
+			"    backend: app\n"
+			"    tls:\n"
+			"      certificates:\n"
+			"        - cert: server.crt\n"
+			"          key: server.key\n",
+			lport[i]);
+		for (const char *const *c = o->more_certs; c != NULL && *c != NULL; c++)
+			fprintf(f, "        - cert: %s.crt\n          key: %s.key\n", *c, *c);
 	}
+	fprintf(f, "backends:\n  app:\n    servers:\n");
 	for (int i = 0; i < FIXTURE_MAX_ECHOS; i++) {
-		size_t at = strlen(ss);
-
 		if (servers & (1u << i))
-			snprintf(ss + at, sizeof(ss) - at, "      - address: 127.0.0.1:%u\n",
-				 fx->echo_port[i]);
+			fprintf(f, "      - address: 127.0.0.1:%u\n", fx->echo_port[i]);
 	}
-	if (o->extra_server != 0) {
-		size_t at = strlen(ss);
-
-		snprintf(ss + at, sizeof(ss) - at, "      - address: 127.0.0.1:%u\n", o->extra_server);
-	}
+	if (o->extra_server != 0)
+		fprintf(f, "      - address: 127.0.0.1:%u\n", o->extra_server);
+	fprintf(f,
+		"    connections: %u\n"
+		"    connect_timeout: %s\n"
+		"%s"
+		"limits:\n"
+		"  max_frame_size: %s\n"
+		"%s"
+		"shutdown:\n"
+		"  grace_timeout: %s\n",
+		o->connections ? o->connections : 2, o->connect_timeout ? o->connect_timeout : "1s",
+		o->backend_extra ? o->backend_extra : "", o->max_frame ? o->max_frame : "1MiB",
+		o->limits ? o->limits : "", o->grace ? o->grace : "2s");
 	/* From the fixture, not o: a file written for a reload keeps the
 	 * endpoint that fixture_up opened. */
 	if (fx->admin_port != 0)
-		snprintf(admin, sizeof(admin), "admin:\n  address: 127.0.0.1:%u\n", fx->admin_port);
-	n = snprintf(out, len,
-		     "%s"
-		     "workers: %s\n"
-		     "listen:\n"
-		     "%s"
-		     "backends:\n"
-		     "  app:\n"
-		     "    servers:\n"
-		     "%s"
-		     "    connections: %u\n"
-		     "    connect_timeout: %s\n"
-		     "%s"
-		     "limits:\n"
-		     "  max_frame_size: %s\n"
-		     "%s"
-		     "shutdown:\n"
-		     "  grace_timeout: %s\n"
-		     "%s"
-		     "log:\n"
-		     "  level: %s\n",
-		     o->top ? o->top : "", o->workers ? o->workers : "1",
-		     ls, ss, o->connections ? o->connections : 2,
-		     o->connect_timeout ? o->connect_timeout : "1s",
-		     o->backend_extra ? o->backend_extra : "", o->max_frame ? o->max_frame : "1MiB",
-		     o->limits ? o->limits : "", o->grace ? o->grace : "2s", admin,
-		     o->level ? o->level : "debug");
-	ck_assert_msg(n >= 0 && (size_t)n < len, "configuration text longer than %zu bytes", len);
+		fprintf(f, "admin:\n  address: 127.0.0.1:%u\n", fx->admin_port);
+	fprintf(f, "log:\n  level: %s\n", o->level ? o->level : "debug");
+	ck_assert_msg(fclose(f) == 0 && text != NULL, "configuration text: %s", strerror(errno));
+	return text;
+}
+
+void
+fixture_config_text(const struct fixture *fx, const struct fixture_opts *o, char *out, size_t len)
+{
+	char *text = fixture_config_alloc(fx, o);
+	size_t n = strlen(text);
+
+	ck_assert_msg(n < len, "configuration text longer than %zu bytes", len);
+	memcpy(out, text, n + 1);
+	free(text);
 }
 
 void
@@ -127,10 +129,10 @@ fixture_write_text(const struct fixture *fx, const char *text)
 void
 fixture_write_config(const struct fixture *fx, const struct fixture_opts *o)
 {
-	char text[4096];
+	char *text = fixture_config_alloc(fx, o);
 
-	fixture_config_text(fx, o, text, sizeof(text));
 	fixture_write_text(fx, text);
+	free(text);
 }
 
 /* ---- processes ---------------------------------------------------------- */
@@ -187,12 +189,13 @@ fixture_check_max_read(const struct fixture *fx)
 		      v, needle, fx->log);
 }
 
-static void
-fixture_start_sluice(struct fixture *fx)
+void
+fixture_start_sluice(struct fixture *fx, const struct fixture_opts *o)
 {
 	const char *bin = getenv("SLUICE_BIN");
 	char *argv[] = { (char *)(bin ? bin : "./proxy/sluice"), "-c", fx->conf, NULL };
 
+	fixture_write_config(fx, o);
 	ck_assert_int_eq(harness_spawn(&fx->sluice, fx->log, argv), 0);
 	ck_assert_msg(harness_wait_ready(&fx->sluice, "running", fixture_start_ms) == 0,
 		      "sluice did not start: %s", harness_last_error());
@@ -209,7 +212,7 @@ fixture_port(void)
 }
 
 void
-fixture_up(struct fixture *fx, const struct fixture_opts *o)
+fixture_prepare(struct fixture *fx, const struct fixture_opts *o)
 {
 	memset(fx, 0, sizeof(*fx));
 	ck_assert_msg(harness_tmpdir(fx->dir, sizeof(fx->dir)) == 0, "%s", harness_last_error());
@@ -230,8 +233,13 @@ fixture_up(struct fixture *fx, const struct fixture_opts *o)
 		if (!o->start_echos_later)
 			fixture_start_echo(fx, i, o->echo_args_of[i] ? o->echo_args_of[i] : o->echo_args);
 	}
-	fixture_write_config(fx, o);
-	fixture_start_sluice(fx);
+}
+
+void
+fixture_up(struct fixture *fx, const struct fixture_opts *o)
+{
+	fixture_prepare(fx, o);
+	fixture_start_sluice(fx, o);
 }
 
 /* The echos and the folder go (the log with it). */
@@ -283,6 +291,46 @@ fixture_down(struct fixture *fx)
 	fixture_remove(fx);
 }
 
+int
+fixture_count_log(const struct fixture *fx, const char *needle)
+{
+	return harness_count_log(fx->log, needle);
+}
+
+void
+fixture_hup(struct fixture *fx, int expect_ok)
+{
+	int ok = fixture_count_log(fx, FIXTURE_RELOADED);
+	int rejected = fixture_count_log(fx, FIXTURE_REJECTED);
+	int64_t deadline = fixture_mono_ms() + FIXTURE_RELOAD_MS;
+	int ok_now, rejected_now;
+
+	ck_assert_int_eq(harness_signal(&fx->sluice, SIGHUP), 0);
+	while (fixture_count_log(fx, FIXTURE_RELOADED) == ok &&
+	       fixture_count_log(fx, FIXTURE_REJECTED) == rejected && fixture_mono_ms() < deadline) {
+		ck_assert_msg(harness_alive(&fx->sluice), "sluice died during a reload; see %s", fx->log);
+		usleep(FIXTURE_POLL_US);
+	}
+	ok_now = fixture_count_log(fx, FIXTURE_RELOADED);
+	rejected_now = fixture_count_log(fx, FIXTURE_REJECTED);
+	ck_assert_msg(ok_now == ok + (expect_ok ? 1 : 0),
+		      "reload: %d success lines, expected %d (see %s)", ok_now, ok + (expect_ok ? 1 : 0),
+		      fx->log);
+	ck_assert_msg(rejected_now == rejected + (expect_ok ? 0 : 1),
+		      "reload: %d rejection lines, expected %d (see %s)", rejected_now,
+		      rejected + (expect_ok ? 0 : 1), fx->log);
+}
+
+void
+fixture_wait_log_count(struct fixture *fx, const char *needle, int n)
+{
+	int got = harness_wait_count(fx->log, needle, n, &fx->sluice, FIXTURE_IO_MS);
+
+	ck_assert_msg(got >= n, "%s", harness_last_error());
+	got = fixture_count_log(fx, needle);
+	ck_assert_msg(got == n, "\"%s\" logged %d times, expected %d (see %s)", needle, got, n, fx->log);
+}
+
 long
 fixture_rss_kib(const struct fixture *fx)
 {
@@ -290,6 +338,24 @@ fixture_rss_kib(const struct fixture *fx)
 
 	ck_assert_msg(v > 0, "cannot read VmRSS of sluice (pid %d)", (int)fx->sluice.pid);
 	return v;
+}
+
+const char *
+fixture_instrumented(const struct fixture *fx, unsigned kinds)
+{
+	const char *what = NULL;
+	char path[64];
+	char *maps;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)fx->sluice.pid);
+	maps = harness_read_file(path, NULL);
+	ck_assert_msg(maps != NULL, "%s", harness_last_error());
+	if ((kinds & FIXTURE_ASAN) && strstr(maps, "libasan") != NULL)
+		what = "ASan";
+	else if ((kinds & FIXTURE_VALGRIND) && strstr(maps, "vgpreload_memcheck") != NULL)
+		what = "valgrind";
+	free(maps);
+	return what;
 }
 
 /* ---- clients and frames -------------------------------------------------- */
@@ -517,4 +583,27 @@ fixture_metric(const struct fixture *fx, const char *series)
 	ck_assert_msg(v >= 0, "series %s missing from /metrics:\n%s", series, text);
 	free(text);
 	return v;
+}
+
+double
+fixture_wait_metric(const struct fixture *fx, const char *series, double want,
+		    enum fixture_metric_until until)
+{
+	int64_t deadline = fixture_mono_ms() + FIXTURE_IO_MS;
+	double got;
+
+	for (;;) {
+		got = fixture_metric(fx, series);
+		if (until == FIXTURE_METRIC_EQUAL ? got == want : got >= want)
+			break;
+		if (fixture_mono_ms() >= deadline)
+			break;
+		usleep(FIXTURE_POLL_US);
+	}
+	if (until == FIXTURE_METRIC_AT_LEAST)
+		ck_assert_msg(got >= want, "%s is %g after %d ms, expected at least %g", series, got,
+			      FIXTURE_IO_MS, want);
+	else
+		ck_assert_msg(got == want, "%s is %g, expected %g", series, got, want);
+	return got;
 }

@@ -23,6 +23,9 @@
 #define FIXTURE_MAX_ECHOS 2
 /* Deadline of every receive, connect and scrape made here. */
 #define FIXTURE_IO_MS 10000
+/* The same deadline for the test programs' own receives, connects and
+ * polls. */
+#define T_IO_MS FIXTURE_IO_MS
 
 /* The test program's main(): runs the suite with CK_NORMAL output and
  * returns EXIT_SUCCESS or EXIT_FAILURE. Defined in this header rather than
@@ -80,6 +83,9 @@ struct fixture_opts {
 	const char *top;             /* YAML lines at the top level (user:, group:) */
 	const char *workers;         /* workers: ["1"] */
 	unsigned listeners;          /* bit 0: listen on port, bit 1: on port2 [port] */
+	/* more certificates every listener serves after server.crt: the
+	 * basenames of NAME.crt and NAME.key in the folder, NULL-terminated */
+	const char *const *more_certs;
 	unsigned servers;            /* bit i: echo i is a server [every echo] */
 	uint16_t extra_server;       /* one more server: a port of the test's own */
 	unsigned connections;        /* per server [2] */
@@ -99,6 +105,11 @@ void fixture_set_deadlines(int start_ms, int exit_ms);
 /* A temporary folder with a certificate for "localhost", free ports, the
  * echos, the configuration file, and sluice running. */
 void fixture_up(struct fixture *fx, const struct fixture_opts *o);
+/* fixture_up in two steps, for a test that adds files to the folder (more
+ * certificates) before sluice reads it: the folder, its certificate, the
+ * ports and the echos; then the configuration file and sluice. */
+void fixture_prepare(struct fixture *fx, const struct fixture_opts *o);
+void fixture_start_sluice(struct fixture *fx, const struct fixture_opts *o);
 /* When SLUICE_MAX_READ is set (tests/integration/tiny_reads.sh), asserts
  * that sluice's log says its reads are capped to that size (unless the
  * file logs errors only); nothing otherwise. fixture_up calls it; so must
@@ -119,6 +130,16 @@ void fixture_config_text(const struct fixture *fx, const struct fixture_opts *o,
 void fixture_write_text(const struct fixture *fx, const char *text);
 void fixture_write_config(const struct fixture *fx, const struct fixture_opts *o);
 
+/* What sluice logs when a reload applied, and when it was rejected. */
+#define FIXTURE_RELOADED "configuration reloaded:"
+#define FIXTURE_REJECTED "reload rejected:"
+/* How long a reload may take (fixture_hup). */
+#define FIXTURE_RELOAD_MS 20000
+/* SIGHUP, and waits for its outcome (FIXTURE_RELOAD_MS), failing at once
+ * if sluice dies; asserts that exactly one reload line came: applied
+ * (expect_ok), or rejected. */
+void fixture_hup(struct fixture *fx, int expect_ok);
+
 /* What every test ends with: SIGCONT to stopped echos, SIGTERM, then as
  * fixture_wait_exit, then the echos and the folder go. */
 void fixture_down(struct fixture *fx);
@@ -128,8 +149,26 @@ void fixture_wait_exit(struct fixture *fx);
 /* After sluice exited: its log is clean, the echos and the folder go. */
 void fixture_cleanup(struct fixture *fx);
 
+/* Occurrences of needle in sluice's log. */
+int fixture_count_log(const struct fixture *fx, const char *needle);
+/* Polls until needle occurs n times in sluice's log (FIXTURE_IO_MS),
+ * failing at once if sluice exits first; then asserts, counting again,
+ * that it occurs exactly n times. */
+void fixture_wait_log_count(struct fixture *fx, const char *needle, int n);
+
 /* sluice's resident memory (VmRSS) in KiB; asserts it can be read. */
 long fixture_rss_kib(const struct fixture *fx);
+
+/* Instrumentation sluice can run under, for fixture_instrumented. */
+#define FIXTURE_ASAN 1u      /* AddressSanitizer: redzones around every block,
+			      * a quarantine of freed ones */
+#define FIXTURE_VALGRIND 2u  /* valgrind: its shadow memory and heap live in
+			      * the process, which runs 20-50 times slower */
+/* Which of the instrumentation in kinds (FIXTURE_ASAN | FIXTURE_VALGRIND)
+ * sluice runs under, from the libraries it has mapped: "ASan",
+ * "valgrind", or NULL for none of them (a plain build, the one whose
+ * memory and latency figures are sluice's). */
+const char *fixture_instrumented(const struct fixture *fx, unsigned kinds);
 
 /* ---- clients and frames ------------------------------------------------ */
 
@@ -175,5 +214,23 @@ char *fixture_scrape(const struct fixture *fx);
 double fixture_series_value(const char *text, const char *series);
 /* Scrapes once and returns the series' value; asserts it is there. */
 double fixture_metric(const struct fixture *fx, const char *series);
+
+/* What fixture_wait_metric waits for. */
+enum fixture_metric_until {
+	/* The value equals want: a gauge, which may pass other values, up
+	 * or down, on its way. */
+	FIXTURE_METRIC_EQUAL,
+	/* The value reaches want and is exactly want: a counter, which can
+	 * never come back from past want, so that fails at once. */
+	FIXTURE_METRIC_COUNTER,
+	/* The value reaches want or more. */
+	FIXTURE_METRIC_AT_LEAST,
+};
+/* Scrapes until the series satisfies until (metrics move asynchronously:
+ * a refused client may see the alert before sluice has counted it, a
+ * closed connection leaves the gauges a little later), within
+ * FIXTURE_IO_MS; asserts that it does and returns the last value. */
+double fixture_wait_metric(const struct fixture *fx, const char *series, double want,
+			   enum fixture_metric_until until);
 
 #endif

@@ -34,6 +34,8 @@
 #include <openssl/evp.h>
 
 #define HARNESS_POLL_STEP_US 2000
+/* harness_wait_count's pace: each count reads the whole file. */
+#define HARNESS_COUNT_STEP_US 10000
 #define HARNESS_SEND_TIMEOUT_MS 10000
 #define HARNESS_ECHO_READY_MS 5000
 #define HARNESS_PORT_LO 20000
@@ -684,6 +686,29 @@ int harness_count_log(const char *path, const char *needle)
 	for (at = text; (at = memmem(at, (size_t)(end - at), needle, nlen)) != NULL; at += nlen)
 		count++;
 	free(text);
+	return count;
+}
+
+int harness_wait_count(const char *path, const char *needle, int n, struct harness_proc *p,
+		       int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	int count;
+
+	while ((count = harness_count_log(path, needle)) < n) {
+		if (p != NULL && !harness_alive(p)) {
+			count = harness_count_log(path, needle);
+			if (count < n)
+				herr("process exited (status 0x%x) with '%s' %d times in %s, not %d",
+				     (unsigned)p->status, needle, count, path, n);
+			return count;
+		}
+		if (left_ms(deadline) == 0) {
+			herr("'%s' %d times in %s after %d ms, not %d", needle, count, path, timeout_ms, n);
+			return count;
+		}
+		(void)usleep(HARNESS_COUNT_STEP_US);
+	}
 	return count;
 }
 

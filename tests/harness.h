@@ -88,6 +88,12 @@ int harness_start_echo(struct harness_proc *p, const char *dir, uint16_t port,
 int harness_wait_log(const char *path, const char *needle, int timeout_ms);
 /* Occurrences of needle in the file (0 when it is missing). */
 int harness_count_log(const char *path, const char *needle);
+/* Polls until needle occurs at least n times in the file. Returns the count
+ * seen last: n or more, or fewer (with the reason in harness_last_error())
+ * on timeout or, at once, when p (NULL: no process) exits first; the file
+ * is counted once more after the exit. */
+int harness_wait_count(const char *path, const char *needle, int n, struct harness_proc *p,
+		       int timeout_ms);
 /* 0 when the log shows no crash, sanitizer report or critical line
  * ("[crit]", "AddressSanitizer", "LeakSanitizer", "runtime error:",
  * "Segmentation fault", "Assertion", "stack smashing"); else -1 with the

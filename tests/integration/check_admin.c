@@ -7,7 +7,6 @@
  */
 #include <check.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,34 +17,7 @@
 #include "../fixture.h"
 #include "../harness.h"
 
-#define T_IO_MS 10000
-#define T_POLL_MS 10000
-
 /* ---- scraping --------------------------------------------------------------- */
-
-/* Scrapes until the series satisfies the test (counters move
- * asynchronously after a close or a signal); returns the last value seen. */
-static double
-metric_poll(const struct fixture *fx, const char *series, double want, int at_least)
-{
-	int64_t deadline = fixture_mono_ms() + T_POLL_MS;
-	double v = fixture_metric(fx, series);
-
-	while ((at_least ? v < want : v != want) && fixture_mono_ms() < deadline) {
-		struct pollfd none = { .fd = -1 };
-
-		/* Paces the scrapes; the loop ends on the value or the deadline. */
-		(void)poll(&none, 0, 20);
-		v = fixture_metric(fx, series);
-	}
-	return v;
-}
-
-static double
-metric_wait(const struct fixture *fx, const char *series, double want)
-{
-	return metric_poll(fx, series, want, 0);
-}
 
 static void
 backend_series(const struct fixture *fx, const char *name, const char *state, char *out, size_t len)
@@ -63,7 +35,7 @@ wait_backend_connected(const struct fixture *fx, unsigned want)
 	char series[256];
 
 	backend_series(fx, "sluice_backend_connections", "connected", series, sizeof(series));
-	ck_assert_msg(metric_wait(fx, series, want) == want, "%s never reached %u", series, want);
+	fixture_wait_metric(fx, series, want, FIXTURE_METRIC_EQUAL);
 }
 
 /* ---- /healthz ------------------------------------------------------------------ */
@@ -331,7 +303,7 @@ START_TEST(test_metrics_traffic_deltas)
 		t[c] = fixture_connect(&fx);
 	bytes = send_traffic(t);
 	/* The pending gauge drops just after the response is queued. */
-	ck_assert(metric_wait(&fx, "sluice_requests_pending", 0) == 0);
+	fixture_wait_metric(&fx, "sluice_requests_pending", 0, FIXTURE_METRIC_EQUAL);
 	read_counters(&fx, &b);
 
 	ck_assert_msg(b.frames_rx - a.frames_rx == TRAFFIC_REQS, "frames received +%.0f",
@@ -353,7 +325,7 @@ START_TEST(test_metrics_traffic_deltas)
 
 	for (int c = 0; c < TRAFFIC_CONNS; c++)
 		harness_tls_close(t[c]);
-	ck_assert(metric_wait(&fx, "sluice_connections_active", a.active) == a.active);
+	fixture_wait_metric(&fx, "sluice_connections_active", a.active, FIXTURE_METRIC_EQUAL);
 	ck_assert(fixture_metric(&fx, "sluice_connections_total") == b.conns);
 	fixture_down(&fx);
 }
@@ -389,7 +361,7 @@ START_TEST(test_metrics_protocol_error)
 	ck_assert(fixture_metric(&fx, "sluice_protocol_errors_total") == errors + 1);
 	ck_assert(fixture_metric(&fx, "sluice_frames_received_total") == rx);
 	ck_assert(fixture_metric(&fx, "sluice_frames_sent_total") == tx + 1);
-	ck_assert(metric_wait(&fx, "sluice_connections_active", 0) == 0);
+	fixture_wait_metric(&fx, "sluice_connections_active", 0, FIXTURE_METRIC_EQUAL);
 	fixture_down(&fx);
 }
 END_TEST
@@ -416,9 +388,10 @@ START_TEST(test_metrics_handshake_failure)
 	ck_assert_int_eq(harness_tls_wait_closed(plain, T_IO_MS), 0);
 	harness_tls_close(plain);
 
-	ck_assert(metric_wait(&fx, "sluice_tls_handshake_failures_total", failures + 1) == failures + 1);
+	fixture_wait_metric(&fx, "sluice_tls_handshake_failures_total", failures + 1,
+			    FIXTURE_METRIC_COUNTER);
 	ck_assert(fixture_metric(&fx, "sluice_connections_total") == total + 1);
-	ck_assert(metric_wait(&fx, "sluice_connections_active", 0) == 0);
+	fixture_wait_metric(&fx, "sluice_connections_active", 0, FIXTURE_METRIC_EQUAL);
 	/* Still exactly one once things settle. */
 	ck_assert(fixture_metric(&fx, "sluice_tls_handshake_failures_total") == failures + 1);
 	fixture_down(&fx);
@@ -443,7 +416,8 @@ START_TEST(test_metrics_connections_refused)
 	b = fixture_connect(&fx);
 	c = harness_tls_connect(fx.port, "localhost", T_IO_MS);
 	ck_assert_msg(c == NULL, "a third connection was served past max_connections 2");
-	ck_assert(metric_wait(&fx, "sluice_connections_refused_total", refused + 1) == refused + 1);
+	fixture_wait_metric(&fx, "sluice_connections_refused_total", refused + 1,
+			    FIXTURE_METRIC_COUNTER);
 	ck_assert(fixture_metric(&fx, "sluice_connections_total") == total + 2);
 	ck_assert(fixture_metric(&fx, "sluice_connections_active") == 2);
 	/* The two admitted clients are unaffected. */
@@ -471,10 +445,10 @@ START_TEST(test_metrics_backend_errors)
 	backend_series(&fx, "sluice_backend_connections", "connected", connected, sizeof(connected));
 	before = fixture_metric(&fx, errors);
 	harness_kill(&fx.echo[0]);
-	ck_assert(metric_wait(&fx, connected, 0) == 0);
+	fixture_wait_metric(&fx, connected, 0, FIXTURE_METRIC_EQUAL);
 	/* At least one failure per connection (the close), then failed
 	 * reconnects while the backend stays down. */
-	after = metric_poll(&fx, errors, before + 2, 1);
+	after = fixture_wait_metric(&fx, errors, before + 2, FIXTURE_METRIC_AT_LEAST);
 	ck_assert_msg(after >= before + 2, "backend errors %.0f -> %.0f", before, after);
 	ck_assert_int_eq(harness_wait_log(fx.sluice.log, "is down", T_IO_MS), 0);
 	fixture_down(&fx);
@@ -497,7 +471,7 @@ START_TEST(test_metrics_reload_failure)
 	ck_assert_ptr_nonnull(good);
 	ck_assert_int_eq(harness_write_file(fx.conf, "listen: [\nbackends: {}\n"), 0);
 	ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
-	ck_assert(metric_wait(&fx, "sluice_reloads_total{result=\"failure\"}", 1) == 1);
+	fixture_wait_metric(&fx, "sluice_reloads_total{result=\"failure\"}", 1, FIXTURE_METRIC_COUNTER);
 	ck_assert(fixture_metric(&fx, "sluice_reloads_total{result=\"success\"}") == 0);
 	t = fixture_connect(&fx);
 	ck_assert_int_eq(harness_send_frame(t, NULL, 0, "still", 5), 0);
@@ -509,7 +483,7 @@ START_TEST(test_metrics_reload_failure)
 	ck_assert_int_eq(harness_write_file(fx.conf, good), 0);
 	free(good);
 	ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
-	ck_assert(metric_wait(&fx, "sluice_reloads_total{result=\"success\"}", 1) == 1);
+	fixture_wait_metric(&fx, "sluice_reloads_total{result=\"success\"}", 1, FIXTURE_METRIC_COUNTER);
 	ck_assert(fixture_metric(&fx, "sluice_reloads_total{result=\"failure\"}") == 1);
 	fixture_down(&fx);
 }

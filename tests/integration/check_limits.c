@@ -29,7 +29,6 @@
 #include "../harness.h"
 #include "../testcerts.h"
 
-#define T_IO_MS 10000
 #define T_START_MS 15000
 #define T_EXIT_MS 15000
 /* The bound on sluice's resident memory in the memory tests. */
@@ -152,30 +151,14 @@ tcounts_expect(const struct fixture *fx, const struct tcounts *from, const struc
 
 /* ---- sluice's memory ----------------------------------------------------- */
 
-/* 1 when sluice runs under AddressSanitizer: its shadow memory and its
- * quarantine of freed blocks make resident sizes meaningless there. */
-static int
-fx_sanitized(const struct fixture *fx)
-{
-	char path[64];
-	char *maps;
-	int yes;
-
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)fx->sluice.pid);
-	maps = harness_read_file(path, NULL);
-	ck_assert_ptr_nonnull(maps);
-	yes = strstr(maps, "libasan") != NULL;
-	free(maps);
-	return yes;
-}
-
 /* The resident-memory bound the memory tests assert: 64 MiB, or, under
  * ASan (shadow memory, a quarantine of freed blocks), four times that;
- * the non-sanitized run is the one that measures sluice. */
+ * the non-sanitized run is the one that measures sluice. Under valgrind
+ * the bound stays (tests/valgrind.sh names the failure it expects). */
 static long
 fx_rss_limit_kib(const struct fixture *fx)
 {
-	return fx_sanitized(fx) ? 4 * RSS_LIMIT_KIB : RSS_LIMIT_KIB;
+	return fixture_instrumented(fx, FIXTURE_ASAN) != NULL ? 4 * RSS_LIMIT_KIB : RSS_LIMIT_KIB;
 }
 
 /* ---- frames ----------------------------------------------------------- */
@@ -542,7 +525,7 @@ START_TEST(test_stalled_backend_flood)
 	ck_assert_uint_eq(fl.received, fl.n);
 	/* ASan keeps freed blocks in a 256 MiB quarantine: after 200 MiB went
 	 * through, its resident size says nothing about sluice's buffers. */
-	if (!fx_sanitized(&fx))
+	if (fixture_instrumented(&fx, FIXTURE_ASAN) == NULL)
 		ck_assert_msg(hwm_all < limit, "sluice's VmHWM reached %ld KiB (limit %ld KiB)", hwm_all,
 			      limit);
 	harness_tls_close(fl.t);
@@ -2201,20 +2184,6 @@ proc_nofile_soft(pid_t pid)
 	return v;
 }
 
-/* Polls until needle occurs n times in sluice's log, during a reload. */
-static void
-fx_wait_log_count(struct fixture *fx, const char *needle, int n)
-{
-	int64_t deadline = fixture_mono_ms() + T_IO_MS;
-
-	while (harness_count_log(fx->log, needle) < n && fixture_mono_ms() < deadline) {
-		ck_assert_msg(harness_alive(&fx->sluice), "sluice died; see %s", fx->log);
-		usleep(10 * 1000);
-	}
-	ck_assert_msg(harness_count_log(fx->log, needle) == n, "'%s' not logged %d times in %s",
-		      needle, n, fx->log);
-}
-
 /* Started with a soft limit below what the file needs and a hard limit
  * above it, sluice raises its soft limit to exactly that: 1000 clients,
  * 1 worker x 1 server x 2 connections and 64 of its own make 1066. */
@@ -2265,14 +2234,14 @@ START_TEST(test_nofile_reload)
 	o.limits = "  max_connections: 300\n";
 	fixture_write_config(&fx, &o);
 	ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
-	fx_wait_log_count(&fx, "configuration reloaded", 1);
+	fixture_wait_log_count(&fx, "configuration reloaded", 1);
 	ck_assert_int_eq(harness_count_log(fx.log, "file descriptor limit raised to 366"), 1);
 	ck_assert_int_eq(proc_nofile_soft(fx.sluice.pid), 366);
 
 	o.limits = "  max_connections: 1000\n";
 	fixture_write_config(&fx, &o);
 	ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
-	fx_wait_log_count(&fx, "reload rejected: the file descriptor limit is too low for it", 1);
+	fixture_wait_log_count(&fx, "reload rejected: the file descriptor limit is too low for it", 1);
 	ck_assert_int_eq(harness_count_log(fx.log, "limits.max_connections 1000 needs 1066 file "
 					   "descriptors, but the hard limit is 400"), 1);
 	ck_assert_int_eq(harness_count_log(fx.log, "configuration reloaded"), 1);

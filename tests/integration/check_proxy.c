@@ -20,7 +20,6 @@
 #include "../harness.h"
 #include "../testcerts.h"
 
-#define T_IO_MS 10000
 #define T_EXIT_MS 10000
 
 /* ---- echo through sluice ---------------------------------------------- */

@@ -26,67 +26,25 @@
 #include "../harness.h"
 #include "../testcerts.h"
 
-#define T_IO_MS 10000
 #define T_START_MS 15000
 #define T_EXIT_MS 20000
-#define T_RELOAD_MS 20000
 #define POLL_US (10 * 1000)
 
-#define RELOADED "configuration reloaded:"
-#define REJECTED "reload rejected:"
+#define RELOADED FIXTURE_RELOADED
+#define REJECTED FIXTURE_REJECTED
 
 /* ---- reloads ----------------------------------------------------------- */
-
-static int
-fx_count(const struct fixture *fx, const char *needle)
-{
-	return harness_count_log(fx->log, needle);
-}
-
-/* Polls until needle occurs at least min times in path; the count seen last
- * (smaller than min on timeout). */
-static int
-wait_count(const char *path, const char *needle, int min, int timeout_ms)
-{
-	int64_t deadline = fixture_mono_ms() + timeout_ms;
-	int n;
-
-	while ((n = harness_count_log(path, needle)) < min && fixture_mono_ms() < deadline)
-		usleep(POLL_US);
-	return n;
-}
-
-/* SIGHUP and wait for its outcome; both counts are checked exactly. */
-static void
-fx_hup(struct fixture *fx, int expect_ok)
-{
-	int ok = fx_count(fx, RELOADED), rejected = fx_count(fx, REJECTED);
-	int64_t deadline = fixture_mono_ms() + T_RELOAD_MS;
-
-	ck_assert_int_eq(harness_signal(&fx->sluice, SIGHUP), 0);
-	while (fx_count(fx, RELOADED) == ok && fx_count(fx, REJECTED) == rejected &&
-	       fixture_mono_ms() < deadline) {
-		ck_assert_msg(harness_alive(&fx->sluice), "sluice died during a reload; see %s", fx->log);
-		usleep(POLL_US);
-	}
-	ck_assert_msg(fx_count(fx, RELOADED) == ok + (expect_ok ? 1 : 0),
-		      "reload: %d success lines, expected %d (see %s)", fx_count(fx, RELOADED),
-		      ok + (expect_ok ? 1 : 0), fx->log);
-	ck_assert_msg(fx_count(fx, REJECTED) == rejected + (expect_ok ? 0 : 1),
-		      "reload: %d rejection lines, expected %d (see %s)", fx_count(fx, REJECTED),
-		      rejected + (expect_ok ? 0 : 1), fx->log);
-}
 
 static void
 fx_reload(struct fixture *fx)
 {
-	fx_hup(fx, 1);
+	fixture_hup(fx, 1);
 }
 
 static void
 fx_reload_rejected(struct fixture *fx)
 {
-	fx_hup(fx, 0);
+	fixture_hup(fx, 0);
 }
 
 /* ---- clients ------------------------------------------------------------ */
@@ -348,10 +306,10 @@ START_TEST(test_reload_under_steady_load)
 		load_total(loads, CLIENTS, 1), load_total(loads, CLIENTS, 2));
 	load_assert_clean(loads, CLIENTS);
 	ck_assert_int_gt(during, 0);
-	ck_assert_int_eq(fx_count(&fx, RELOADED), RELOADS);
+	ck_assert_int_eq(fixture_count_log(&fx, RELOADED), RELOADS);
 	snprintf(reloading, sizeof(reloading), "reloading %s\n", fx.conf);
-	ck_assert_int_eq(fx_count(&fx, reloading), RELOADS);
-	ck_assert_int_eq(fx_count(&fx, REJECTED), 0);
+	ck_assert_int_eq(fixture_count_log(&fx, reloading), RELOADS);
+	ck_assert_int_eq(fixture_count_log(&fx, REJECTED), 0);
 	fixture_down(&fx);
 }
 END_TEST
@@ -365,12 +323,12 @@ fx_wait_reloads_settled(struct fixture *fx)
 	int stable = 0, last = -1;
 
 	while (fixture_mono_ms() < deadline) {
-		int started = fx_count(fx, "reloading ");
-		int ended = fx_count(fx, RELOADED) + fx_count(fx, REJECTED);
+		int started = fixture_count_log(fx, "reloading ");
+		int ended = fixture_count_log(fx, RELOADED) + fixture_count_log(fx, REJECTED);
 
 		if (started == ended && started == last) {
 			if (++stable >= 30)
-				return fx_count(fx, RELOADED);
+				return fixture_count_log(fx, RELOADED);
 		} else {
 			stable = 0;
 		}
@@ -386,7 +344,7 @@ fx_wait_reloads_settled(struct fixture *fx)
 static int
 fx_storm(struct fixture *fx, int storm, unsigned gap_us, int64_t *took_ms)
 {
-	int before = fx_count(fx, RELOADED);
+	int before = fixture_count_log(fx, RELOADED);
 	int64_t t0 = fixture_mono_ms();
 
 	for (int i = 0; i < storm; i++) {
@@ -438,20 +396,21 @@ START_TEST(test_sighup_storm)
 		"%d signals 1 ms apart (sent in %lld ms) made %d reloads; %d rejected; "
 		"%lu requests answered meanwhile; %lu failed requests, %lu failed connections\n",
 		STORM, (long long)burst_ms, burst_ok, STORM, (long long)spaced_ms, spaced_ok,
-		fx_count(&fx, REJECTED), during, load_total(loads, CLIENTS, 1), load_total(loads, CLIENTS, 2));
+		fixture_count_log(&fx, REJECTED), during, load_total(loads, CLIENTS, 1),
+		load_total(loads, CLIENTS, 2));
 	ck_assert_int_ge(burst_ok, 1);
 	ck_assert_int_le(burst_ok, STORM);
 	ck_assert_int_ge(spaced_ok, 1);
 	ck_assert_int_le(spaced_ok, STORM);
-	ck_assert_int_eq(fx_count(&fx, REJECTED), 0);
+	ck_assert_int_eq(fixture_count_log(&fx, REJECTED), 0);
 
 	/* One more SIGHUP, with a second listener in the file: it applies. */
-	settled_ok = fx_count(&fx, RELOADED);
+	settled_ok = fixture_count_log(&fx, RELOADED);
 	fixture_write_config(&fx, &two);
 	ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
-	final_ok = wait_count(fx.log, RELOADED, settled_ok + 1, T_RELOAD_MS);
+	final_ok = harness_wait_count(fx.log, RELOADED, settled_ok + 1, &fx.sluice, FIXTURE_RELOAD_MS);
 	ck_assert_int_ge(final_ok, settled_ok + 1);
-	deadline = fixture_mono_ms() + T_RELOAD_MS;
+	deadline = fixture_mono_ms() + FIXTURE_RELOAD_MS;
 	while ((t = harness_tls_connect(fx.port2, "localhost", T_IO_MS)) == NULL &&
 	       fixture_mono_ms() < deadline)
 		usleep(POLL_US);
@@ -463,7 +422,7 @@ START_TEST(test_sighup_storm)
 	load_wait_progress(loads, CLIENTS, seen, 20);
 	load_stop(loads, CLIENTS, &stop);
 	load_assert_clean(loads, CLIENTS);
-	ck_assert_int_eq(fx_count(&fx, REJECTED), 0);
+	ck_assert_int_eq(fixture_count_log(&fx, REJECTED), 0);
 	fixture_down(&fx);
 }
 END_TEST
@@ -485,36 +444,24 @@ START_TEST(test_sighup_coalesces_during_slow_reload)
 	enum { CERTS = 1000, BURST = 20, ROUNDS = 2 };
 	struct fixture fx;
 	struct fixture_opts o = { .admin = 1, .untraced = 1, .grace = "5s", .level = "info" };
-	char base[4096], name[64], host[64], reloading[PATH_MAX + 64];
-	const char *anchor = "          key: server.key\n";
-	char *text, *at;
-	size_t cap, len;
+	struct fixture_opts many = o;
+	char names[CERTS][16], host[64], reloading[PATH_MAX + 64];
+	const char *more[CERTS + 1];
 	int64_t t0, made_ms, reload_ms;
 	double ok0;
 
 	fixture_up(&fx, &o);
 	t0 = fixture_mono_ms();
 	for (int i = 0; i < CERTS; i++) {
-		snprintf(name, sizeof(name), "many-%d", i);
+		snprintf(names[i], sizeof(names[i]), "many-%d", i);
 		snprintf(host, sizeof(host), "host%d.test", i);
-		ck_assert_int_eq(testcerts_write(fx.dir, name, host, 1), 0);
+		ck_assert_int_eq(testcerts_write(fx.dir, names[i], host, 1), 0);
+		more[i] = names[i];
 	}
+	more[CERTS] = NULL;
 	made_ms = fixture_mono_ms() - t0;
-	fixture_config_text(&fx, &o, base, sizeof(base));
-	at = strstr(base, anchor);
-	ck_assert_ptr_nonnull(at);
-	at += strlen(anchor);
-	cap = sizeof(base) + (size_t)CERTS * 96;
-	text = malloc(cap);
-	ck_assert_ptr_nonnull(text);
-	len = (size_t)snprintf(text, cap, "%.*s", (int)(at - base), base);
-	for (int i = 0; i < CERTS; i++)
-		len += (size_t)snprintf(text + len, cap - len,
-					"        - cert: many-%d.crt\n          key: many-%d.key\n", i, i);
-	len += (size_t)snprintf(text + len, cap - len, "%s", at);
-	ck_assert_uint_lt(len, cap);
-	fixture_write_text(&fx, text);
-	free(text);
+	many.more_certs = more;
+	fixture_write_config(&fx, &many);
 	/* The slow file applies: one reload, timed. */
 	t0 = fixture_mono_ms();
 	fx_reload(&fx);
@@ -526,11 +473,12 @@ START_TEST(test_sighup_coalesces_during_slow_reload)
 	snprintf(reloading, sizeof(reloading), "reloading %s\n", fx.conf);
 
 	for (int round = 0; round < ROUNDS; round++) {
-		int started = fx_count(&fx, reloading), done = fx_count(&fx, RELOADED), made;
+		int started = fixture_count_log(&fx, reloading), done = fixture_count_log(&fx, RELOADED), made;
 		int64_t burst_ms;
 
 		ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
-		ck_assert_msg(wait_count(fx.log, reloading, started + 1, T_RELOAD_MS) == started + 1,
+		ck_assert_msg(harness_wait_count(fx.log, reloading, started + 1, &fx.sluice,
+						 FIXTURE_RELOAD_MS) == started + 1,
 			      "the first SIGHUP of round %d started no reload", round);
 		t0 = fixture_mono_ms();
 		for (int i = 1; i < BURST; i++)
@@ -538,7 +486,7 @@ START_TEST(test_sighup_coalesces_during_slow_reload)
 		burst_ms = fixture_mono_ms() - t0;
 		/* Whether the burst landed inside the reload: it did if that
 		 * reload has not ended yet. */
-		ck_assert_msg(fx_count(&fx, RELOADED) == done,
+		ck_assert_msg(fixture_count_log(&fx, RELOADED) == done,
 			      "round %d: the reload ended before %d SIGHUPs were sent (%lld ms; a reload "
 			      "takes %lld ms): the test cannot aim at it", round, BURST - 1,
 			      (long long)burst_ms, (long long)reload_ms);
@@ -551,11 +499,11 @@ START_TEST(test_sighup_coalesces_during_slow_reload)
 		ck_assert_msg(made == 2, "round %d: %d SIGHUPs, %d of them during one reload, made %d reloads "
 			      "(expected that one and exactly one more; see %s)", round, BURST, BURST - 1, made,
 			      fx.log);
-		ck_assert_int_eq(fx_count(&fx, reloading), started + 2);
+		ck_assert_int_eq(fixture_count_log(&fx, reloading), started + 2);
 	}
 	ck_assert(fixture_metric(&fx, "sluice_reloads_total{result=\"success\"}") == ok0 + 2 * ROUNDS);
 	ck_assert(fixture_metric(&fx, "sluice_reloads_total{result=\"failure\"}") == 0);
-	ck_assert_int_eq(fx_count(&fx, REJECTED), 0);
+	ck_assert_int_eq(fixture_count_log(&fx, REJECTED), 0);
 	{
 		struct harness_tls *t = fixture_connect(&fx);
 
@@ -643,7 +591,7 @@ START_TEST(test_rejected_files_keep_running_config)
 		fx_reload_rejected(&fx);
 		snprintf(want, sizeof(want), "%s:%d:%d: %s", fx.conf, line, col + broken[i].mark_offset,
 			 broken[i].message);
-		ck_assert_msg(fx_count(&fx, want) == 1, "%s: '%s' not logged once in %s", broken[i].what,
+		ck_assert_msg(fixture_count_log(&fx, want) == 1, "%s: '%s' not logged once in %s", broken[i].what,
 			      want, fx.log);
 		/* Still the running configuration, for old and new clients. */
 		fixture_round_trip(old, broken[i].what);
@@ -652,8 +600,8 @@ START_TEST(test_rejected_files_keep_running_config)
 		fixture_round_trip(t, broken[i].what);
 		harness_tls_close(t);
 	}
-	ck_assert_int_eq(fx_count(&fx, "missing.crt: No such file or directory"), 1);
-	ck_assert_int_eq(fx_count(&fx, RELOADED), 0);
+	ck_assert_int_eq(fixture_count_log(&fx, "missing.crt: No such file or directory"), 1);
+	ck_assert_int_eq(fixture_count_log(&fx, RELOADED), 0);
 
 	/* A valid file reloads; the pool grows to its new size. */
 	c.connections = 3;
@@ -703,8 +651,8 @@ START_TEST(test_new_listener_address_in_use)
 	fixture_write_config(&fx, &next);
 	fx_reload_rejected(&fx);
 	snprintf(want, sizeof(want), "listener 127.0.0.1:%u: cannot listen", fx.port2);
-	ck_assert_msg(fx_count(&fx, want) == 1, "'%s' not logged once in %s", want, fx.log);
-	ck_assert_int_eq(fx_count(&fx, "a new listener cannot listen"), 1);
+	ck_assert_msg(fixture_count_log(&fx, want) == 1, "'%s' not logged once in %s", want, fx.log);
+	ck_assert_int_eq(fixture_count_log(&fx, "a new listener cannot listen"), 1);
 	/* The old limits are in force for old and new clients alike. */
 	ck_assert_int_eq(harness_send_frame(old, NULL, 0, big, sizeof(big)), 0);
 	fixture_expect_frame(old, big, sizeof(big));
@@ -804,7 +752,7 @@ START_TEST(test_listener_added_and_removed)
 	fixture_write_config(&fx, &second);
 	fx_reload(&fx);
 	snprintf(want, sizeof(want), "listener 127.0.0.1:%u: removed", fx.port);
-	ck_assert_int_eq(fx_count(&fx, want), 1);
+	ck_assert_int_eq(fixture_count_log(&fx, want), 1);
 	fixture_expect_quit(first_client);
 	/* Served until it answers QUIT (SPEC §3, proxy-initiated). */
 	fixture_round_trip(first_client, "between the two QUITs");
@@ -921,11 +869,11 @@ START_TEST(test_backend_server_replaced)
 	expect_reached(&fx, "fresh client", 1, 0);
 
 	/* Both old connections drained with QUIT and closed; none reopened. */
-	ck_assert_int_eq(wait_count(fx.echo[0].log, "QUIT received", 2, T_IO_MS), 2);
+	ck_assert_int_eq(harness_wait_count(fx.echo[0].log, "QUIT received", 2, &fx.echo[0], T_IO_MS), 2);
 	ck_assert_int_eq(wait_open(fx.trace[0], 0), 0);
 	ck_assert_int_eq(harness_trace_connections(fx.trace[0]), 2);
 	ck_assert_int_eq(wait_open(fx.trace[1], 2), 2);
-	ck_assert_int_eq(fx_count(&fx, "ERR"), 0);
+	ck_assert_int_eq(fixture_count_log(&fx, "ERR"), 0);
 	harness_tls_close(fresh);
 	harness_tls_close(t);
 	fixture_down(&fx);
@@ -964,23 +912,11 @@ START_TEST(test_retiring_server_takes_no_new_requests)
 		snprintf(payload, sizeof(payload), "after-%d", i);
 		expect_reached(&fx, payload, 1, 0);
 	}
-	ck_assert_int_eq(wait_count(fx.echo[0].log, "QUIT received", 2, T_IO_MS), 2);
+	ck_assert_int_eq(harness_wait_count(fx.echo[0].log, "QUIT received", 2, &fx.echo[0], T_IO_MS), 2);
 	harness_tls_close(t);
 	fixture_down(&fx);
 }
 END_TEST
-
-/* Polls /metrics until series reaches want; asserts it does. */
-static void
-wait_metric(const struct fixture *fx, const char *series, double want)
-{
-	int64_t deadline = fixture_mono_ms() + T_IO_MS;
-	double v;
-
-	while ((v = fixture_metric(fx, series)) != want && fixture_mono_ms() < deadline)
-		usleep(POLL_US);
-	ck_assert_msg(v == want, "%s is %g, expected %g", series, v, want);
-}
 
 /* The next frame is ERR code, within timeout_ms. */
 static void
@@ -1018,7 +954,7 @@ retire_stalled_server(struct fixture *fx, const char *backend_extra, const char 
 	fixture_round_trip(t, "before");   /* echo 0's connection is up */
 	fixture_stop_echo(fx, 0);
 	ck_assert_int_eq(harness_send_frame(t, NULL, 0, "stuck", 5), 0);
-	wait_metric(fx, "sluice_requests_pending", 1);
+	fixture_wait_metric(fx, "sluice_requests_pending", 1, FIXTURE_METRIC_EQUAL);
 	o.servers = 2;
 	o.backend_extra = backend_extra;
 	fixture_write_config(fx, &o);
@@ -1026,7 +962,7 @@ retire_stalled_server(struct fixture *fx, const char *backend_extra, const char 
 	snprintf(series, sizeof(series),
 		 "sluice_backend_connections{backend=\"app\",server=\"127.0.0.1:%u\",state=\"connected\"}",
 		 fx->echo_port[1]);
-	wait_metric(fx, series, 1);
+	fixture_wait_metric(fx, series, 1, FIXTURE_METRIC_EQUAL);
 	return t;
 }
 
@@ -1045,7 +981,7 @@ START_TEST(test_retired_server_never_ticked)
 	expect_err_within(t, "TIMEOUT", 3000);
 	fixture_round_trip(t, "after");
 	expect_reached(&fx, "after", 1, 0);
-	ck_assert_int_eq(fx_count(&fx, "no response within request_timeout"), 1);
+	ck_assert_int_eq(fixture_count_log(&fx, "no response within request_timeout"), 1);
 	harness_tls_close(t);
 	fixture_down(&fx);
 }
@@ -1068,7 +1004,8 @@ START_TEST(test_retiring_without_deadline)
 	expect_err_within(t, "UNAVAILABLE", 4000);
 	ck_assert_msg(fixture_mono_ms() - t0 < 4000, "answered %lld ms after the reload",
 		      (long long)(fixture_mono_ms() - t0));
-	ck_assert_int_eq(fx_count(&fx, "requests still unanswered when the grace period ended"), 1);
+	ck_assert_int_eq(fixture_count_log(&fx, "requests still unanswered when the grace period ended"),
+			 1);
 	fixture_round_trip(t, "after");
 	expect_reached(&fx, "after", 1, 0);
 	harness_tls_close(t);
@@ -1093,7 +1030,7 @@ START_TEST(test_waiting_request_busy_while_connection_idle)
 
 	t = retire_stalled_server(&fx, "    request_timeout: 60s\n    queue_timeout: 8s\n", "10s");
 	ck_assert_int_eq(harness_send_frame(t, NULL, 0, "queued", 6), 0);
-	wait_metric(&fx, "sluice_requests_pending", 2);
+	fixture_wait_metric(&fx, "sluice_requests_pending", 2, FIXTURE_METRIC_EQUAL);
 	harness_kill(&fx.echo[0]);   /* its connection closes */
 	fx.echo_stopped[0] = 0;
 	expect_err_within(t, "UNAVAILABLE", 3000);
@@ -1183,7 +1120,7 @@ START_TEST(test_limits_apply_to_new_work)
 	fixture_expect_quit(old);
 	expect_closed(old);
 	harness_tls_close(old);
-	ck_assert_int_eq(fx_count(&fx, "protocol error"), 2);
+	ck_assert_int_eq(fixture_count_log(&fx, "protocol error"), 2);
 	fixture_down(&fx);
 }
 END_TEST

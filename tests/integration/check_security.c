@@ -59,7 +59,6 @@
 #include "../harness.h"
 #include "../testcerts.h"
 
-#define T_IO_MS 10000
 #define T_START_MS 15000
 #define T_EXIT_MS 20000
 /* Closing a refused handshake "promptly": far below the 30 s
@@ -134,70 +133,14 @@ allowed_index_of_name(const char *name)
 static void
 sec_up(struct fixture *fx, const struct fixture_opts *o)
 {
-	static const char ecdsa_entry[] = "          key: server.key\n";
-	static const char rsa_entry[] = "        - cert: server-rsa.crt\n          key: server-rsa.key\n";
+	static const char *const rsa_cert[] = { "server-rsa", NULL };
 	const struct testcerts_spec rsa = { .cn = "localhost", .san = "DNS:localhost" };
-	const char *bin = getenv("SLUICE_BIN");
-	char *argv[] = { (char *)(bin ? bin : "./proxy/sluice"), "-c", fx->conf, NULL };
-	char text[8192], with_rsa[8192 + sizeof(rsa_entry)];
-	const char *at;
-	size_t head;
+	struct fixture_opts with_rsa = *o;
 
-	memset(fx, 0, sizeof(*fx));
-	ck_assert_msg(harness_tmpdir(fx->dir, sizeof(fx->dir)) == 0, "%s", harness_last_error());
-	ck_assert_int_eq(testcerts_write(fx->dir, "server", "localhost", 1), 0);
+	with_rsa.more_certs = rsa_cert;
+	fixture_prepare(fx, &with_rsa);
 	ck_assert_int_eq(testcerts_make(fx->dir, "server-rsa", &rsa), 0);
-	snprintf(fx->conf, sizeof(fx->conf), "%s/sluice.yaml", fx->dir);
-	snprintf(fx->log, sizeof(fx->log), "%s/sluice.log", fx->dir);
-	fx->n_echos = 1;
-	fx->port = harness_free_port();
-	fx->echo_port[0] = harness_free_port();
-	if (o->admin)
-		fx->admin_port = harness_free_port();
-	ck_assert(fx->port != 0 && fx->echo_port[0] != 0 && (!o->admin || fx->admin_port != 0));
-	fixture_start_echo(fx, 0, o->echo_args);
-
-	fixture_config_text(fx, o, text, sizeof(text));
-	at = strstr(text, ecdsa_entry);
-	ck_assert_ptr_nonnull(at);
-	head = (size_t)(at - text) + strlen(ecdsa_entry);
-	snprintf(with_rsa, sizeof(with_rsa), "%.*s%s%s", (int)head, text, rsa_entry, text + head);
-	fixture_write_text(fx, with_rsa);
-	ck_assert_int_eq(harness_spawn(&fx->sluice, fx->log, argv), 0);
-	ck_assert_msg(harness_wait_ready(&fx->sluice, "running", T_START_MS) == 0,
-		      "sluice did not start: %s (see %s)", harness_last_error(), fx->log);
-	fixture_check_max_read(fx);
-}
-
-static int
-count_log(const struct fixture *fx, const char *needle)
-{
-	return harness_count_log(fx->log, needle);
-}
-
-/* Polls until the series shows want: a refused client may see the alert
- * before sluice has counted it, and connections a test closed leave
- * sluice_connections_active a little later. */
-static void
-wait_metric(const struct fixture *fx, const char *series, double want)
-{
-	int64_t deadline = fixture_mono_ms() + T_IO_MS;
-	double got;
-
-	while ((got = fixture_metric(fx, series)) != want && fixture_mono_ms() < deadline)
-		usleep(20 * 1000);   /* polling period */
-	ck_assert_msg(got == want, "%s is %g, expected %g", series, got, want);
-}
-
-static void
-wait_log_count(const struct fixture *fx, const char *needle, int want)
-{
-	int64_t deadline = fixture_mono_ms() + T_IO_MS;
-
-	while (count_log(fx, needle) < want && fixture_mono_ms() < deadline)
-		usleep(20 * 1000);   /* polling period */
-	ck_assert_msg(count_log(fx, needle) == want, "\"%s\" logged %d times, expected %d (see %s)",
-		      needle, count_log(fx, needle), want, fx->log);
+	fixture_start_sluice(fx, &with_rsa);
 }
 
 /* ---- sluice's memory ----------------------------------------------------- */
@@ -221,29 +164,6 @@ rss_settled_kib(const struct fixture *fx)
 	return v;
 }
 
-/* The instrumentation sluice runs under, from the libraries it has
- * mapped: "ASan" (redzones around every block, a quarantine of freed
- * ones), "valgrind" (its shadow memory and heap live in the process, and
- * sluice runs 20-50 times slower), or NULL for a plain build, the one
- * whose memory and latency figures are sluice's. */
-static const char *
-instrumented(const struct fixture *fx)
-{
-	const char *what = NULL;
-	char path[64];
-	char *maps;
-
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)fx->sluice.pid);
-	maps = harness_read_file(path, NULL);
-	ck_assert_ptr_nonnull(maps);
-	if (strstr(maps, "libasan") != NULL)
-		what = "ASan";
-	else if (strstr(maps, "vgpreload_memcheck") != NULL)
-		what = "valgrind";
-	free(maps);
-	return what;
-}
-
 /* Asserts that sluice's resident memory grew by less than limit_kib while
  * it took what. Not when instrumented: ASan's quarantine keeps every
  * freed block (up to 256 MiB), so the resident size grows with the number
@@ -252,7 +172,7 @@ instrumented(const struct fixture *fx)
 static void
 expect_rss_growth_below(const struct fixture *fx, long growth_kib, long limit_kib, const char *what)
 {
-	const char *under = instrumented(fx);
+	const char *under = fixture_instrumented(fx, FIXTURE_ASAN | FIXTURE_VALGRIND);
 
 	if (under != NULL) {
 		fprintf(stderr, "check_security: (%s: %ld KiB under %s, not asserted)\n", what, growth_kib,
@@ -1132,7 +1052,7 @@ START_TEST(test_protocol_floor)
 	h = (struct hello){ .suites = fallback, .n_suites = 3 };
 	ck_assert_uint_eq(expect_hello_refused(fx.port, &h, "TLS_FALLBACK_SCSV"),
 			  ALERT_INAPPROPRIATE_FALLBACK);
-	wait_metric(&fx, "sluice_tls_handshake_failures_total", 4);
+	fixture_wait_metric(&fx, "sluice_tls_handshake_failures_total", 4, FIXTURE_METRIC_COUNTER);
 
 	/* OpenSSL itself at TLS 1.0 and 1.1: the hello reaches sluice (it is
 	 * counted) and comes back refused with protocol_version. */
@@ -1145,7 +1065,8 @@ START_TEST(test_protocol_floor)
 		ck_assert_msg(reason == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION, "%s client: %s",
 			      refused[i].name, why);
 		SSL_CTX_free(ctx);
-		wait_metric(&fx, "sluice_tls_handshake_failures_total", 4.0 + (double)i + 1);
+		fixture_wait_metric(&fx, "sluice_tls_handshake_failures_total", 4.0 + (double)i + 1,
+				    FIXTURE_METRIC_COUNTER);
 	}
 
 	/* TLS 1.2 and 1.3 are served, and carry frames. */
@@ -1164,7 +1085,7 @@ START_TEST(test_protocol_floor)
 		harness_tls_close(t);
 	}
 	/* The raw probe above left after the ServerHello: one more failure. */
-	wait_metric(&fx, "sluice_tls_handshake_failures_total", 7);
+	fixture_wait_metric(&fx, "sluice_tls_handshake_failures_total", 7, FIXTURE_METRIC_COUNTER);
 	fixture_down(&fx);
 }
 END_TEST
@@ -1496,7 +1417,7 @@ START_TEST(test_renegotiation_refused)
 	sec_up(&fx, &o);
 	bystander = fixture_connect(&fx);
 	fixture_round_trip(bystander, "bystander before");
-	errors0 = count_log(&fx, "closed (reset)");
+	errors0 = fixture_count_log(&fx, "closed (reset)");
 	rss0 = fixture_rss_kib(&fx);
 	for (int i = 0; i < RENEGOTIATIONS; i++) {
 		t = harness_tls_connect_opts(fx.port, &ho, T_IO_MS);
@@ -1513,7 +1434,7 @@ START_TEST(test_renegotiation_refused)
 		harness_tls_abort(t);
 		fixture_round_trip(bystander, "bystander during");
 	}
-	wait_log_count(&fx, "closed (reset)", errors0 + RENEGOTIATIONS);
+	fixture_wait_log_count(&fx, "closed (reset)", errors0 + RENEGOTIATIONS);
 	rss1 = fixture_rss_kib(&fx);
 	fprintf(stderr, "check_security: %d renegotiations refused, each connection closed within %lld ms; "
 		"sluice VmRSS %ld -> %ld KiB\n", RENEGOTIATIONS, (long long)worst, rss0, rss1);
@@ -1880,7 +1801,8 @@ flood_open_all(const struct fixture *fx, const struct bytes *hello, int fds[FLOO
 		fds[i] = flood_open(fx->port, kind, hello);
 		opened[i] = fixture_mono_ms();
 		if ((i + 1) % FLOOD_BATCH == 0 || last_of_kind)
-			wait_metric(fx, "sluice_connections_total", total0 + i + 1);
+			fixture_wait_metric(fx, "sluice_connections_total", total0 + i + 1,
+					    FIXTURE_METRIC_COUNTER);
 		if (rss != NULL && last_of_kind)
 			rss[kind] = rss_settled_kib(fx);
 	}
@@ -1890,7 +1812,7 @@ flood_open_all(const struct fixture *fx, const struct bytes *hello, int fds[FLOO
 static void
 wait_active(const struct fixture *fx, double want)
 {
-	wait_metric(fx, "sluice_connections_active", want);
+	fixture_wait_metric(fx, "sluice_connections_active", want, FIXTURE_METRIC_EQUAL);
 }
 
 /* After a burst of clients, most of whom have left, sluice's resident
@@ -1914,7 +1836,7 @@ START_TEST(test_memory_returned_after_burst)
 	int64_t deadline;
 
 	sec_up(&fx, &o);
-	under = instrumented(&fx);
+	under = fixture_instrumented(&fx, FIXTURE_ASAN | FIXTURE_VALGRIND);
 	for (int i = 0; i < 20; i++) {
 		t[0] = fixture_connect(&fx);
 		fixture_round_trip(t[0], "warm-up");
@@ -1975,7 +1897,7 @@ START_TEST(test_handshake_flood)
 	unsigned trips0, trips;
 
 	sec_up(&fx, &o);
-	under = instrumented(&fx);
+	under = fixture_instrumented(&fx, FIXTURE_ASAN | FIXTURE_VALGRIND);
 	openssl_hello(0, &hello);
 	/* Warm up: what the first handshakes allocate once (OpenSSL's
 	 * tables, the session cache) is not the flood's. */
@@ -2095,9 +2017,10 @@ START_TEST(test_handshake_flood_timeout)
 	fprintf(stderr, "check_security: handshake_timeout 1s: %d half-open connections opened in %lld ms, "
 		"each closed %lld to %lld ms after it connected\n", FLOOD_N,
 		(long long)(opened[FLOOD_N - 1] - opened[0]), (long long)first, (long long)last);
-	wait_metric(&fx, "sluice_timeouts_total{kind=\"handshake\"}", FLOOD_N);
+	fixture_wait_metric(&fx, "sluice_timeouts_total{kind=\"handshake\"}", FLOOD_N,
+			    FIXTURE_METRIC_COUNTER);
 	ck_assert_int_eq(fixture_metric(&fx, "sluice_tls_handshake_failures_total"), 0);
-	ck_assert_int_eq(count_log(&fx, "TLS handshake not completed"), FLOOD_N);
+	ck_assert_int_eq(fixture_count_log(&fx, "TLS handshake not completed"), FLOOD_N);
 	wait_active(&fx, 1);
 	fixture_round_trip(bystander, "bystander after");
 	harness_tls_close(bystander);
@@ -2252,7 +2175,8 @@ START_TEST(test_oversized_client_hello)
 		fixture_round_trip(bystander, "bystander during");
 	}
 	if (k != BIG_HELLO_FRAGMENTED)
-		wait_metric(&fx, "sluice_tls_handshake_failures_total", OVERSIZED_TRIES);
+		fixture_wait_metric(&fx, "sluice_tls_handshake_failures_total", OVERSIZED_TRIES,
+				    FIXTURE_METRIC_COUNTER);
 	rss1 = fixture_rss_kib(&fx);
 	fprintf(stderr, "check_security: %s: %s %d times, slowest %lld ms; sluice VmRSS %ld -> %ld KiB\n",
 		oversized_name[k], k == BIG_HELLO_FRAGMENTED ? "served" : "refused and closed",
@@ -2450,7 +2374,7 @@ START_TEST(test_records_byte_by_byte)
 	int reason, n_done = 0, go = 0;
 
 	sec_up(&fx, &o);
-	under = instrumented(&fx);
+	under = fixture_instrumented(&fx, FIXTURE_ASAN | FIXTURE_VALGRIND);
 	ctx = sc_ctx(versions[_i], versions[_i]);
 	dribble_requests(&requests, &quit, lens);
 	/* Warm up: what the first handshakes allocate once (OpenSSL's tables,
@@ -2604,7 +2528,7 @@ START_TEST(test_garbage_after_handshake)
 	fixture_round_trip(bystander, "bystander before");
 	victim = fixture_connect(&fx);
 	fixture_round_trip(victim, "victim before");
-	errors0 = count_log(&fx, "closed (reset)");
+	errors0 = fixture_count_log(&fx, "closed (reset)");
 	garbage_fill(junk, sizeof(junk), 0x5eed1234u + (uint32_t)_i);
 	if (_i == 0) {
 		junk[0] = 0x99;         /* no TLS content type */
@@ -2623,7 +2547,7 @@ START_TEST(test_garbage_after_handshake)
 	fprintf(stderr, "check_security: garbage after the handshake (%s): closed in %lld ms\n",
 		_i == 0 ? "random bytes" : "a forged record", (long long)closed);
 	harness_tls_abort(victim);
-	wait_log_count(&fx, "closed (reset)", errors0 + 1);
+	fixture_wait_log_count(&fx, "closed (reset)", errors0 + 1);
 	fixture_round_trip(bystander, "bystander after");
 	harness_tls_close(bystander);
 	t = fixture_connect(&fx);

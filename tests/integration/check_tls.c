@@ -34,11 +34,7 @@
 #include "../harness.h"
 #include "../testcerts.h"
 
-#define T_RELOAD_MS 20000
 #define POLL_US (20 * 1000)
-
-#define RELOADED "configuration reloaded:"
-#define REJECTED "reload rejected:"
 
 /* One certificates[] entry for name.crt and name.key. */
 #define CERT(name) "        - cert: " name ".crt\n          key: " name ".key\n"
@@ -186,35 +182,11 @@ start_sluice(struct fixture *fx, const struct tls_conf *c)
 	start_sluice_env(fx, c, NULL, NULL);
 }
 
-static int
-count(const struct fixture *fx, const char *needle)
-{
-	return harness_count_log(fx->log, needle);
-}
-
-/* SIGHUP and wait for its outcome, checked exactly. */
-static void
-hup(struct fixture *fx, int expect_ok)
-{
-	int ok = count(fx, RELOADED), rejected = count(fx, REJECTED);
-	int64_t deadline = fixture_mono_ms() + T_RELOAD_MS;
-
-	ck_assert_int_eq(harness_signal(&fx->sluice, SIGHUP), 0);
-	while (count(fx, RELOADED) == ok && count(fx, REJECTED) == rejected &&
-	       fixture_mono_ms() < deadline) {
-		ck_assert_msg(harness_alive(&fx->sluice), "sluice died during a reload; see %s", fx->log);
-		usleep(POLL_US);
-	}
-	ck_assert_msg(count(fx, RELOADED) == ok + (expect_ok ? 1 : 0) &&
-		      count(fx, REJECTED) == rejected + (expect_ok ? 0 : 1),
-		      "reload: expected it %s (see %s)", expect_ok ? "applied" : "rejected", fx->log);
-}
-
 static void
 reload_with(struct fixture *fx, const struct tls_conf *c)
 {
 	write_conf(fx, c);
-	hup(fx, 1);
+	fixture_hup(fx, 1);
 }
 
 /* ---- clients ------------------------------------------------------------------ */
@@ -336,32 +308,6 @@ resumes(uint16_t port, const struct harness_tls_opts *base, SSL_SESSION *session
 	return reused;
 }
 
-/* ---- metrics and logs ------------------------------------------------------------ */
-
-/* The counter reaches want: a refused client may see the alert before
- * sluice has counted it. */
-static void
-wait_metric(const struct fixture *fx, const char *series, double want)
-{
-	int64_t deadline = fixture_mono_ms() + FIXTURE_IO_MS;
-	double got;
-
-	while ((got = fixture_metric(fx, series)) < want && fixture_mono_ms() < deadline)
-		usleep(POLL_US);
-	ck_assert_msg(got == want, "%s is %g, expected %g", series, got, want);
-}
-
-static void
-wait_log(const struct fixture *fx, const char *needle, int times)
-{
-	int64_t deadline = fixture_mono_ms() + FIXTURE_IO_MS;
-
-	while (count(fx, needle) < times && fixture_mono_ms() < deadline)
-		usleep(POLL_US);
-	ck_assert_msg(count(fx, needle) == times, "\"%s\" logged %d times, expected %d (see %s)",
-		      needle, count(fx, needle), times, fx->log);
-}
-
 /* ---- SNI ---------------------------------------------------------------------------- */
 
 /* Certificates are chosen by the client's server name: exact names from
@@ -432,7 +378,7 @@ START_TEST(test_sni_required)
 	expect_reason(expect_refused(fx.port, &unknown), "unrecognized name");
 	expect_served(&fx, "b.test", "ab");
 	expect_served(&fx, "default.test", "def");
-	wait_log(&fx, "TLS handshake failed", 2);
+	fixture_wait_log_count(&fx, "TLS handshake failed", 2);
 	fixture_down(&fx);
 }
 END_TEST
@@ -501,7 +447,7 @@ START_TEST(test_default_after_reload)
 	expect_served(&fx, NULL, "two");
 	expect_served(&fx, "unknown.test", "two");
 	expect_served(&fx, "one.test", "one");
-	hup(&fx, 1);
+	fixture_hup(&fx, 1);
 	expect_served(&fx, NULL, "two");
 	reload_with(&fx, &one_two);
 	expect_served(&fx, NULL, "one");
@@ -649,26 +595,26 @@ START_TEST(test_client_cert_required)
 	expect_refused(fx.port, &o);
 	o = client(&fx, "a.test", NULL, &f);
 	expect_refused(fx.port, &o);
-	wait_metric(&fx, FAILURES "no_certificate\"}", 2);
+	fixture_wait_metric(&fx, FAILURES "no_certificate\"}", 2, FIXTURE_METRIC_COUNTER);
 	o = client(&fx, "default.test", "expired", &f);
 	expect_refused(fx.port, &o);
-	wait_metric(&fx, FAILURES "expired\"}", 1);
+	fixture_wait_metric(&fx, FAILURES "expired\"}", 1, FIXTURE_METRIC_COUNTER);
 	o = client(&fx, "a.test", "future", &f);
 	expect_refused(fx.port, &o);
-	wait_metric(&fx, FAILURES "not_yet_valid\"}", 1);
+	fixture_wait_metric(&fx, FAILURES "not_yet_valid\"}", 1, FIXTURE_METRIC_COUNTER);
 	o = client(&fx, "default.test", "revoked", &f);
 	expect_refused(fx.port, &o);
-	wait_metric(&fx, FAILURES "revoked\"}", 1);
+	fixture_wait_metric(&fx, FAILURES "revoked\"}", 1, FIXTURE_METRIC_COUNTER);
 	o = client(&fx, "a.test", "stranger", &f);
 	expect_refused(fx.port, &o);
-	wait_metric(&fx, FAILURES "unknown_ca\"}", 1);
+	fixture_wait_metric(&fx, FAILURES "unknown_ca\"}", 1, FIXTURE_METRIC_COUNTER);
 	o = client(&fx, "default.test", "forged", &f);
 	expect_refused(fx.port, &o);
-	wait_metric(&fx, FAILURES "bad_signature\"}", 1);
+	fixture_wait_metric(&fx, FAILURES "bad_signature\"}", 1, FIXTURE_METRIC_COUNTER);
 	ck_assert_int_eq(fixture_metric(&fx, FAILURES "other\"}"), 0);
 	ck_assert_int_eq(fixture_metric(&fx, "sluice_tls_handshake_failures_total"), 7);
-	ck_assert_int_eq(count(&fx, "(client certificate: revoked)"), 1);
-	ck_assert_int_eq(count(&fx, "(client certificate: no_certificate)"), 2);
+	ck_assert_int_eq(fixture_count_log(&fx, "(client certificate: revoked)"), 1);
+	ck_assert_int_eq(fixture_count_log(&fx, "(client certificate: no_certificate)"), 2);
 	fixture_down(&fx);
 }
 END_TEST
@@ -698,7 +644,7 @@ START_TEST(test_client_cert_optional)
 	harness_tls_close(t);
 	o = client(&fx, "default.test", "stranger", &f);
 	expect_refused(fx.port, &o);
-	wait_metric(&fx, FAILURES "unknown_ca\"}", 1);
+	fixture_wait_metric(&fx, FAILURES "unknown_ca\"}", 1, FIXTURE_METRIC_COUNTER);
 	ck_assert_int_eq(fixture_metric(&fx, FAILURES "no_certificate\"}"), 0);
 	fixture_down(&fx);
 }
@@ -733,7 +679,7 @@ START_TEST(test_client_verify_depth)
 	start_sluice(&fx, &shallow);
 	o = client(&fx, "default.test", "leaf", &f);
 	expect_refused(fx.port, &o);
-	wait_metric(&fx, FAILURES "other\"}", 1);
+	fixture_wait_metric(&fx, FAILURES "other\"}", 1, FIXTURE_METRIC_COUNTER);
 	reload_with(&fx, &deep);
 	t = connect_opts(fx.port, &o);
 	fixture_round_trip(t, "deep chain");
@@ -817,11 +763,11 @@ START_TEST(test_ticket_survives_rotation)
 	start_sluice(&fx, &c);
 	s = new_session(fx.port, &o);
 	ck_assert(resumes(fx.port, &o, s));
-	hup(&fx, 1);
+	fixture_hup(&fx, 1);
 	ck_assert_msg(resumes(fx.port, &o, s), "a ticket from before one rotation was refused");
-	hup(&fx, 1);
+	fixture_hup(&fx, 1);
 	ck_assert_msg(resumes(fx.port, &o, s), "a ticket from before two rotations was refused");
-	hup(&fx, 1);
+	fixture_hup(&fx, 1);
 	ck_assert_msg(!resumes(fx.port, &o, s), "a ticket three keys old was still accepted");
 	SSL_SESSION_free(s);
 	fixture_down(&fx);
@@ -840,15 +786,10 @@ END_TEST
 static void
 wait_rotations(struct fixture *fx, int n)
 {
-	int64_t deadline = fixture_mono_ms() + FIXTURE_IO_MS;
+	int got = harness_wait_count(fx->log, ROTATED, n, &fx->sluice, FIXTURE_IO_MS);
 
-	while (count(fx, ROTATED) < n && fixture_mono_ms() < deadline) {
-		ck_assert_msg(harness_alive(&fx->sluice), "sluice died; see %s", fx->log);
-		usleep(POLL_US);
-	}
-	ck_assert_msg(count(fx, ROTATED) >= n,
-		      "%d scheduled rotations logged after %d ms, expected %d every %d ms (see %s)",
-		      count(fx, ROTATED), FIXTURE_IO_MS, n, ROTATE_MS, fx->log);
+	ck_assert_msg(got >= n, "%d scheduled rotations logged, expected %d every %d ms: %s", got, n,
+		      ROTATE_MS, harness_last_error());
 }
 
 /* resumes(), and the rotations logged before (*lo) and after (*hi) it. */
@@ -858,9 +799,9 @@ resumes_counted(const struct fixture *fx, const struct harness_tls_opts *o, SSL_
 {
 	int reused;
 
-	*lo = count(fx, ROTATED);
+	*lo = fixture_count_log(fx, ROTATED);
 	reused = resumes(fx->port, o, s);
-	*hi = count(fx, ROTATED);
+	*hi = fixture_count_log(fx, ROTATED);
 	return reused;
 }
 
@@ -874,12 +815,12 @@ resumes_after(struct fixture *fx, const struct harness_tls_opts *o, int age,
 	      SSL_SESSION **ticket, int *gen)
 {
 	for (int attempt = 0; attempt < 3; attempt++) {
-		int before = count(fx, ROTATED), lo, hi, reused;
+		int before = fixture_count_log(fx, ROTATED), lo, hi, reused;
 		SSL_SESSION *s = new_session(fx->port, o);
 
 		ck_assert_msg(SSL_SESSION_get_protocol_version(s) == TLS1_3_VERSION &&
 			      SSL_SESSION_has_ticket(s), "no TLS 1.3 session ticket");
-		if (count(fx, ROTATED) == before) {
+		if (fixture_count_log(fx, ROTATED) == before) {
 			wait_rotations(fx, before + age);
 			reused = resumes_counted(fx, o, s, &lo, &hi);
 			if (lo == before + age && hi == lo) {
@@ -916,7 +857,7 @@ START_TEST(test_ticket_scheduled_rotation)
 	start_sluice_env(&fx, &c, "SLUICE_TICKET_ROTATE_MS", period);
 	snprintf(started, sizeof(started), "SLUICE_TICKET_ROTATE_MS=%d: ticket keys rotate every %d ms",
 		 ROTATE_MS, ROTATE_MS);
-	ck_assert_msg(count(&fx, started) == 1, "no \"%s\" in %s", started, fx.log);
+	ck_assert_msg(fixture_count_log(&fx, started) == 1, "no \"%s\" in %s", started, fx.log);
 
 	ck_assert_msg(resumes_after(&fx, &o, 1, &s, &gen),
 		      "a ticket from before one scheduled rotation was refused (see %s)", fx.log);
@@ -954,12 +895,12 @@ START_TEST(test_ticket_keys_across_reloads)
 	start_sluice(&fx, &c);
 	s = new_session(fx.port, &o);
 	make_server(&fx, "def", "DNS:default.test");
-	hup(&fx, 1);
-	wait_log(&fx, "0 TLS contexts reused, 1 built", 1);
+	fixture_hup(&fx, 1);
+	fixture_wait_log_count(&fx, "0 TLS contexts reused, 1 built", 1);
 	expect_served(&fx, "default.test", "def");
 	for (int i = 0; i < 3; i++) {
 		ck_assert_msg(resumes(fx.port, &o, s), "not resumed after reload %d", i + 1);
-		hup(&fx, 1);
+		fixture_hup(&fx, 1);
 	}
 	/* The operator's rotation: a new key first, the old one kept below. */
 	ck_assert_int_eq(testcerts_ticket_keys(fresh, 1), 0);
@@ -968,10 +909,10 @@ START_TEST(test_ticket_keys_across_reloads)
 	ck_assert(old_text != NULL && new_text != NULL);
 	snprintf(both, sizeof(both), "%s%s", new_text, old_text);
 	ck_assert_int_eq(harness_write_file(keys, both), 0);
-	hup(&fx, 1);
+	fixture_hup(&fx, 1);
 	ck_assert_msg(resumes(fx.port, &o, s), "the old key no longer decrypts");
 	ck_assert_int_eq(harness_write_file(keys, new_text), 0);
-	hup(&fx, 1);
+	fixture_hup(&fx, 1);
 	ck_assert_msg(!resumes(fx.port, &o, s), "a removed key still decrypts");
 	free(old_text);
 	free(new_text);
@@ -1025,7 +966,7 @@ START_TEST(test_ticket_keys_shared_by_instances)
 		 "          key: %s/def.key\n      ticket_keys: %s\n", fx.dir, fx.dir, other);
 	conf_text(&fx2, &c, text, sizeof(text));
 	fixture_write_text(&fx2, text);
-	hup(&fx2, 1);
+	fixture_hup(&fx2, 1);
 	ck_assert_msg(!resumes(fx2.port, &o, s), "resumed with keys from another file");
 	SSL_SESSION_free(s);
 	fixture_down(&fx2);
@@ -1066,8 +1007,8 @@ START_TEST(test_ticket_keys_file_error)
 	ck_assert_int_eq(harness_wait_exit(&check, 15000, &status), 0);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "sluice -t exit status 0x%x", status);
 	ck_assert_msg(harness_count_log(out, want) == 1, "no \"%s\" in %s", want, out);
-	hup(&fx, 0);
-	ck_assert_int_eq(count(&fx, want), 1);
+	fixture_hup(&fx, 0);
+	ck_assert_int_eq(fixture_count_log(&fx, want), 1);
 	ck_assert_msg(resumes(fx.port, &o, s), "the rejected reload lost the running keys");
 	SSL_SESSION_free(s);
 	free(good);
@@ -1201,12 +1142,12 @@ START_TEST(test_ocsp_not_stapled_once_expired)
 	ck_assert_msg(!still, "still stapled %d s after nextUpdate", 20);
 	for (int i = 0; i < 3; i++)
 		ck_assert(!stapled(&fx, &o, "ec.ocsp"));
-	wait_log(&fx, "no longer stapled", 1);
+	fixture_wait_log_count(&fx, "no longer stapled", 1);
 
 	/* expired before it is loaded */
 	make_ocsp(&fx, "ec", -7200, -60, "ec.ocsp");
-	hup(&fx, 1);
-	wait_log(&fx, "expired at", 2);
+	fixture_hup(&fx, 1);
+	fixture_wait_log_count(&fx, "expired at", 2);
 	ck_assert(!stapled(&fx, &o, "ec.ocsp"));
 	fixture_down(&fx);
 }
@@ -1233,8 +1174,8 @@ START_TEST(test_ocsp_replaced_on_reload)
 	path_of(&fx, "ec2.ocsp", fresh, sizeof(fresh));
 	path_of(&fx, "ec.ocsp", current, sizeof(current));
 	ck_assert_int_eq(rename(fresh, current), 0);
-	hup(&fx, 1);
-	wait_log(&fx, "1 TLS contexts reused, 1 built", 1);
+	fixture_hup(&fx, 1);
+	fixture_wait_log_count(&fx, "1 TLS contexts reused, 1 built", 1);
 	ck_assert_msg(stapled(&fx, &o, "ec.ocsp"), "the new response was not stapled");
 	fixture_down(&fx);
 }
@@ -1260,18 +1201,18 @@ START_TEST(test_unchanged_contexts_reused)
 	make_server(&fx, "c", "DNS:c.test");
 	start_sluice(&fx, &c);
 	fingerprint_of(&fx, "b", before);
-	hup(&fx, 1);
-	wait_log(&fx, "3 TLS contexts reused, 0 built", 1);
+	fixture_hup(&fx, 1);
+	fixture_wait_log_count(&fx, "3 TLS contexts reused, 0 built", 1);
 	expect_served(&fx, "b.test", "b");
 	make_server(&fx, "b", "DNS:b.test");
 	fingerprint_of(&fx, "b", after);
 	ck_assert_str_ne(before, after);
-	hup(&fx, 1);
-	wait_log(&fx, "2 TLS contexts reused, 1 built", 1);
+	fixture_hup(&fx, 1);
+	fixture_wait_log_count(&fx, "2 TLS contexts reused, 1 built", 1);
 	expect_served(&fx, "b.test", "b");
 	expect_served(&fx, "a.test", "a");
 	reload_with(&fx, &alpn);
-	wait_log(&fx, "0 TLS contexts reused, 3 built", 1);
+	fixture_wait_log_count(&fx, "0 TLS contexts reused, 3 built", 1);
 	expect_served(&fx, "c.test", "c");
 	fixture_down(&fx);
 }

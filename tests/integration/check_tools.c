@@ -30,7 +30,9 @@
 #include "../harness.h"
 #include "../testcerts.h"
 
-#define T_IO_MS 5000
+/* Tighter than the fixture's T_IO_MS (10 s): the tools under test answer
+ * at once. */
+#define TOOLS_IO_MS 5000
 #define T_EXIT_MS 5000
 #define T_CASE_TIMEOUT_S 60
 
@@ -41,14 +43,6 @@ struct fx {
 	uint16_t port;
 	struct harness_proc echo;
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Starts an echo with extra options; with_trace adds --trace dir/trace.log. */
 static void fx_up(struct fx *fx, const char *extra, int with_trace)
@@ -83,7 +77,7 @@ static void fx_down(struct fx *fx)
 
 static struct harness_tls *plain(const struct fx *fx)
 {
-	struct harness_tls *t = harness_plain_connect(fx->port, T_IO_MS);
+	struct harness_tls *t = harness_plain_connect(fx->port, TOOLS_IO_MS);
 
 	ck_assert_msg(t != NULL, "connect: %s", harness_last_error());
 	return t;
@@ -100,7 +94,7 @@ static void expect_frame(struct harness_tls *t, const void *hdr, uint16_t hlen,
 {
 	struct harness_frame f;
 
-	ck_assert_msg(harness_recv_frame(t, &f, T_IO_MS) == 0, "%s", harness_last_error());
+	ck_assert_msg(harness_recv_frame(t, &f, TOOLS_IO_MS) == 0, "%s", harness_last_error());
 	ck_assert_uint_eq(f.header_len, hlen);
 	ck_assert_uint_eq(f.payload_len, plen);
 	ck_assert(hlen == 0 || memcmp(f.header, hdr, hlen) == 0);
@@ -116,7 +110,7 @@ static void expect_text(struct harness_tls *t, const char *hdr, const char *text
 static void expect_closed(struct harness_tls *t)
 {
 	struct harness_frame f;
-	int rc = harness_recv_frame(t, &f, T_IO_MS);
+	int rc = harness_recv_frame(t, &f, TOOLS_IO_MS);
 
 	ck_assert_msg(rc == 1, "expected a close, got %d (%s)", rc,
 		      rc == 0 ? "a frame" : harness_last_error());
@@ -229,12 +223,12 @@ START_TEST(echo_fixed_delay_is_per_frame_not_cumulative)
 
 	fx_up(&fx, "--delay 150", 0);
 	t = plain(&fx);
-	start = mono_ms();
+	start = fixture_mono_ms();
 	send_numbered(t, "d", 3);
 	expect_numbered(t, "d", 3);
 	/* Three frames arriving together leave together, after one delay. */
-	ck_assert_int_ge(mono_ms() - start, 145);
-	ck_assert_int_lt(mono_ms() - start, 3 * 150 + 1000);
+	ck_assert_int_ge(fixture_mono_ms() - start, 145);
+	ck_assert_int_lt(fixture_mono_ms() - start, 3 * 150 + 1000);
 	harness_tls_close(t);
 	fx_down(&fx);
 }
@@ -247,16 +241,16 @@ static int race_trial(const struct fx *fx)
 	struct harness_tls *a = plain(fx), *b = plain(fx);
 	struct pollfd pfd[2];
 	struct harness_frame f;
-	int64_t deadline = mono_ms() + T_IO_MS;
+	int64_t deadline = fixture_mono_ms() + TOOLS_IO_MS;
 	int a_got = 0, b_got = 0, overtaken = 0;
 	char want[16];
 
 	send_numbered(a, "A", 8);
 	send_text(b, "", "B0");
-	while ((a_got < 8 || !b_got) && mono_ms() < deadline) {
+	while ((a_got < 8 || !b_got) && fixture_mono_ms() < deadline) {
 		pfd[0] = (struct pollfd){ .fd = harness_tls_fd(a), .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = harness_tls_fd(b), .events = POLLIN };
-		ck_assert_int_ge(poll(pfd, 2, T_IO_MS), 0);
+		ck_assert_int_ge(poll(pfd, 2, TOOLS_IO_MS), 0);
 		/* A first: B only counts as overtaking when A is truly behind. */
 		while (a_got < 8 && harness_recv_frame(a, &f, 0) == 0) {
 			numbered(want, sizeof(want), "A", a_got++);
@@ -264,7 +258,7 @@ static int race_trial(const struct fx *fx)
 			harness_frame_free(&f);
 		}
 		if (!b_got && (pfd[1].revents & POLLIN)) {
-			ck_assert_int_eq(harness_recv_frame(b, &f, T_IO_MS), 0);
+			ck_assert_int_eq(harness_recv_frame(b, &f, TOOLS_IO_MS), 0);
 			ck_assert_str_eq((char *)f.payload, "B0");
 			harness_frame_free(&f);
 			b_got = 1;
@@ -314,7 +308,7 @@ static void check_quit(const char *extra)
 	len = 24;
 	ck_assert(harness_tls_send(t, buf, len) == 0);
 	expect_text(t, "", "a");
-	ck_assert_int_eq(harness_recv_frame(t, &f, T_IO_MS), 0);
+	ck_assert_int_eq(harness_recv_frame(t, &f, TOOLS_IO_MS), 0);
 	ck_assert(harness_frame_is_quit(&f));
 	ck_assert_uint_eq(f.payload_len, 0);
 	harness_frame_free(&f);
@@ -359,12 +353,10 @@ END_TEST
 
 /* ---- sluice-echo: trace ----------------------------------------------- */
 
+/* Polls until needle occurs want times in path; asserts exactly that. */
 static void wait_count(const char *path, const char *needle, int want)
 {
-	int64_t deadline = mono_ms() + T_IO_MS;
-
-	while (harness_count_log(path, needle) < want && mono_ms() < deadline)
-		(void)usleep(2000);
+	(void)harness_wait_count(path, needle, want, NULL, TOOLS_IO_MS);
 	ck_assert_int_eq(harness_count_log(path, needle), want);
 }
 
@@ -508,7 +500,7 @@ START_TEST(echo_garbage_after_sends_invalid_prefix_in_place)
 	harness_frame_prefix(want + 15, 0, 11);
 	memcpy(want + 21, "three", 5);
 	while (have < 26) {
-		n = harness_tls_recv_raw(t, got + have, sizeof(got) - have, T_IO_MS);
+		n = harness_tls_recv_raw(t, got + have, sizeof(got) - have, TOOLS_IO_MS);
 		ck_assert_msg(n > 0, "after %zu bytes: %s", have, harness_last_error());
 		have += (size_t)n;
 	}
@@ -576,7 +568,7 @@ START_TEST(echo_stops_reading_while_its_answers_are_not_read)
 	ck_assert_msg(harness_tls_send(t, buf + sent, (size_t)flen * nframes - sent) == 0, "%s",
 		      harness_last_error());
 	for (done = 0; done < nframes; done++) {
-		ck_assert_msg(harness_recv_frame(t, &f, T_IO_MS) == 0, "frame %zu: %s", done,
+		ck_assert_msg(harness_recv_frame(t, &f, TOOLS_IO_MS) == 0, "frame %zu: %s", done,
 			      harness_last_error());
 		ck_assert_uint_eq(f.payload_len, flen - 6);
 		ck_assert_uint_eq(f.payload[0], done & 0xff);
@@ -646,7 +638,7 @@ START_TEST(echo_exits_zero_on_sigint_with_open_connections)
 	ck_assert_int_eq(harness_signal(&fx.echo, SIGINT), 0);
 	ck_assert_int_eq(harness_wait_exit(&fx.echo, T_EXIT_MS, &status), 0);
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	ck_assert_int_eq(harness_tls_wait_closed(t, T_IO_MS), 0);
+	ck_assert_int_eq(harness_tls_wait_closed(t, TOOLS_IO_MS), 0);
 	harness_tls_close(t);
 	harness_rmdir(fx.dir);
 }
@@ -728,9 +720,9 @@ START_TEST(harness_files_and_logs)
 	ck_assert_int_eq(harness_count_log(path, "two"), 2);
 	ck_assert_int_eq(harness_count_log(path, "four"), 0);
 	ck_assert_int_eq(harness_wait_log(path, "three", 100), 0);
-	start = mono_ms();
+	start = fixture_mono_ms();
 	ck_assert_int_eq(harness_wait_log(path, "four", 100), -1);
-	ck_assert_int_lt(mono_ms() - start, 1000);
+	ck_assert_int_lt(fixture_mono_ms() - start, 1000);
 	harness_rmdir(dir);
 	ck_assert_int_eq(stat(dir, &st), -1);
 }
@@ -770,9 +762,9 @@ START_TEST(harness_processes_spawn_wait_and_kill)
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 3);
 	/* A process that dies without the line fails the wait at once. */
 	ck_assert(harness_spawn(&p, log, quick) == 0);
-	start = mono_ms();
+	start = fixture_mono_ms();
 	ck_assert_int_eq(harness_wait_ready(&p, "never printed", 10000), -1);
-	ck_assert_int_lt(mono_ms() - start, 5000);
+	ck_assert_int_lt(fixture_mono_ms() - start, 5000);
 
 	ck_assert(harness_spawn(&p, log, slow) == 0);
 	ck_assert_int_eq(harness_wait_exit(&p, 50, &status), -1);
@@ -902,11 +894,11 @@ static void *tls_acceptor(void *arg)
 	struct tls_srv *srv = arg;
 	struct pollfd pfd[2] = { { .fd = srv->lfd, .events = POLLIN },
 				 { .fd = srv->stop[0], .events = POLLIN } };
-	int64_t deadline = mono_ms() + T_CASE_TIMEOUT_S * 1000;
+	int64_t deadline = fixture_mono_ms() + T_CASE_TIMEOUT_S * 1000;
 	struct tls_job *job;
 	int fd;
 
-	while (srv->nworkers < TLS_MAX_CONNS && mono_ms() < deadline) {
+	while (srv->nworkers < TLS_MAX_CONNS && fixture_mono_ms() < deadline) {
 		if (poll(pfd, 2, 100) < 0 || (pfd[1].revents & POLLIN))
 			break;
 		if (!(pfd[0].revents & POLLIN))
@@ -981,7 +973,7 @@ START_TEST(harness_tls_client_round_trip_and_fingerprint)
 	X509 *cert;
 
 	tls_srv_start(&srv, TLS_ECHO);
-	t = harness_tls_connect(srv.port, "localhost", T_IO_MS);
+	t = harness_tls_connect(srv.port, "localhost", TOOLS_IO_MS);
 	ck_assert_msg(t != NULL, "%s", harness_last_error());
 	ck_assert_ptr_nonnull(harness_tls_ssl(t));
 	send_text(t, "H", "over TLS");
@@ -1007,16 +999,16 @@ START_TEST(harness_tls_client_verifies_against_ca)
 	struct tls_srv srv;
 
 	tls_srv_start(&srv, TLS_ECHO);
-	t = harness_tls_connect_ca(srv.port, "localhost", srv.crt, T_IO_MS);
+	t = harness_tls_connect_ca(srv.port, "localhost", srv.crt, TOOLS_IO_MS);
 	ck_assert_msg(t != NULL, "%s", harness_last_error());
 	harness_tls_close(t);
-	t = harness_tls_connect_ca(srv.port, "other.example", srv.crt, T_IO_MS);
+	t = harness_tls_connect_ca(srv.port, "other.example", srv.crt, TOOLS_IO_MS);
 	ck_assert_ptr_null(t);
 	ck_assert_ptr_nonnull(strstr(harness_last_error(), "verify"));
 	o.ca_file = srv.crt;
 	o.min_version = TLS1_2_VERSION;
 	o.max_version = TLS1_2_VERSION;
-	t = harness_tls_connect_opts(srv.port, &o, T_IO_MS);
+	t = harness_tls_connect_opts(srv.port, &o, TOOLS_IO_MS);
 	ck_assert_msg(t != NULL, "%s", harness_last_error());
 	ck_assert_int_eq(SSL_version(harness_tls_ssl(t)), TLS1_2_VERSION);
 	harness_tls_close(t);
@@ -1030,7 +1022,7 @@ START_TEST(harness_tls_client_sees_close_notify)
 	struct tls_srv srv;
 
 	tls_srv_start(&srv, TLS_ECHO_ONCE);
-	t = harness_tls_connect(srv.port, NULL, T_IO_MS);
+	t = harness_tls_connect(srv.port, NULL, TOOLS_IO_MS);
 	ck_assert_msg(t != NULL, "%s", harness_last_error());
 	send_text(t, "", "once");
 	expect_text(t, "", "once");
@@ -1044,11 +1036,11 @@ END_TEST
 START_TEST(harness_tls_connect_fails_fast_when_refused)
 {
 	uint16_t port = harness_free_port();
-	int64_t start = mono_ms();
+	int64_t start = fixture_mono_ms();
 
-	ck_assert_ptr_null(harness_tls_connect(port, NULL, T_IO_MS));
-	ck_assert_int_lt(mono_ms() - start, 1000);
-	ck_assert_ptr_null(harness_plain_connect(port, T_IO_MS));
+	ck_assert_ptr_null(harness_tls_connect(port, NULL, TOOLS_IO_MS));
+	ck_assert_int_lt(fixture_mono_ms() - start, 1000);
+	ck_assert_ptr_null(harness_plain_connect(port, TOOLS_IO_MS));
 	ck_assert_int_eq(harness_tcp_connect(port), -1);
 }
 END_TEST
@@ -1181,9 +1173,9 @@ START_TEST(client_times_out_instead_of_hanging)
 
 	tls_srv_start(&srv, TLS_SILENT);
 	snprintf(args, sizeof(args), "-q --timeout 300 127.0.0.1:%u", (unsigned)srv.port);
-	start = mono_ms();
+	start = fixture_mono_ms();
 	ck_assert_int_eq(run_client(srv.dir, args, log, sizeof(log)), 1);
-	ck_assert_int_lt(mono_ms() - start, 5000);
+	ck_assert_int_lt(fixture_mono_ms() - start, 5000);
 	ck_assert_int_eq(harness_count_log(log, "timeout"), 1);
 	ck_assert_int_eq(run_client(srv.dir, "--bogus", log, sizeof(log)), 2);
 	ck_assert_int_eq(run_client(srv.dir, "-q", log, sizeof(log)), 2);
