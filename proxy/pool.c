@@ -255,15 +255,36 @@ fail:
 	return NULL;
 }
 
+bool
+pool_shares_server(const struct pool *p, const struct config_backend *conf)
+{
+	for (unsigned i = 0; i < p->n_servers; i++) {
+		for (size_t j = 0; j < conf->n_servers; j++) {
+			if (config_addr_equal(&p->servers[i]->addr, &conf->servers[j].addr))
+				return true;
+		}
+	}
+	return false;
+}
+
 int
 pool_reconfigure(struct pool *p, struct config *cfg, const struct config_backend *conf)
 {
-	bool *taken = calloc(p->n_servers + 1, sizeof(*taken));
+	/* A renamed backend keeps its pool (worker.c): logs and metrics
+	 * follow the new name. */
+	bool renamed = strcmp(p->name, conf->name) != 0;
+	char *name = renamed ? strdup(conf->name) : NULL;
+	bool *taken = renamed && name == NULL ? NULL : calloc(p->n_servers + 1, sizeof(*taken));
 	struct pool_server **next = taken ? pool_plan_servers(p, conf, taken) : NULL;
 
 	if (next == NULL) {
+		free(name);
 		free(taken);
 		return -1;
+	}
+	if (name != NULL) {
+		free(p->name);
+		p->name = name;
 	}
 	for (unsigned i = 0; i < p->n_servers; i++) {
 		if (!taken[i])

@@ -6,6 +6,7 @@
  * worker is done through events the main thread handed it.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -160,18 +161,54 @@ worker_abort_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- configuration: start-up and reload ------------------------------- */
 
+/* Takes the old pool that serves backend name (NULL when none). */
 static struct pool *
-worker_find_pool(struct worker *w, const char *name)
+worker_take_pool(struct worker *w, const char *name)
 {
 	for (unsigned i = 0; i < w->n_pools; i++) {
-		if (w->pools[i] != NULL && strcmp(w->pools[i]->name, name) == 0)
-			return w->pools[i];
+		struct pool *p = w->pools[i];
+
+		if (p != NULL && strcmp(p->name, name) == 0) {
+			w->pools[i] = NULL;
+			return p;
+		}
+	}
+	return NULL;
+}
+
+static bool
+worker_backend_named(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_backends; i++) {
+		if (strcmp(cfg->backends[i].name, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* A backend renamed by the reload (no old pool of its name) takes over the
+ * old pool, left without a backend of its name, that shares a server with
+ * it: otherwise that server would see the old pool's connections, kept for
+ * the clients placed on it, besides the new pool's, more than workers x
+ * connections (SPEC §2). */
+static struct pool *
+worker_take_renamed(struct worker *w, const struct config *next, const struct config_backend *b)
+{
+	for (unsigned i = 0; i < w->n_pools; i++) {
+		struct pool *p = w->pools[i];
+
+		if (p == NULL || worker_backend_named(next, p->name) || !pool_shares_server(p, b))
+			continue;
+		log_info("backend %s: takes over the connections of backend %s (renamed)", b->name, p->name);
+		w->pools[i] = NULL;
+		return p;
 	}
 	return NULL;
 }
 
 /* Pools of the new snapshot: the same backend name keeps its pool (and its
- * connections); a backend no longer configured drains once unused. */
+ * connections), and so does a renamed one; a backend no longer configured
+ * drains once unused. */
 static int
 worker_apply_pools(struct worker *w, struct config *next)
 {
@@ -179,21 +216,20 @@ worker_apply_pools(struct worker *w, struct config *next)
 
 	if (pools == NULL)
 		return -1;
+	for (size_t i = 0; i < next->n_backends; i++)
+		pools[i] = worker_take_pool(w, next->backends[i].name);
 	for (size_t i = 0; i < next->n_backends; i++) {
-		struct pool *p = worker_find_pool(w, next->backends[i].name);
+		if (pools[i] == NULL)
+			pools[i] = worker_take_renamed(w, next, &next->backends[i]);
+	}
+	for (size_t i = 0; i < next->n_backends; i++) {
+		struct pool *p = pools[i];
 
-		if (p != NULL) {
-			if (pool_reconfigure(p, next, &next->backends[i]) < 0)
-				log_error("backend %s: out of memory applying the new configuration; keeping the old servers",
-					  p->name);
-		} else {
-			p = pool_new(w, next, &next->backends[i]);
-		}
-		pools[i] = p;
-		for (unsigned j = 0; j < w->n_pools; j++) {
-			if (w->pools[j] == p)
-				w->pools[j] = NULL;
-		}
+		if (p == NULL)
+			pools[i] = pool_new(w, next, &next->backends[i]);
+		else if (pool_reconfigure(p, next, &next->backends[i]) < 0)
+			log_error("backend %s: out of memory applying the new configuration; keeping the old servers",
+				  p->name);
 	}
 	for (unsigned j = 0; j < w->n_pools; j++) {
 		struct pool *p = w->pools[j];

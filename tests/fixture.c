@@ -57,6 +57,7 @@ fixture_config_alloc(const struct fixture *fx, const struct fixture_opts *o)
 	/* Every echo the fixture has, unless the file picks some. */
 	unsigned servers = o->servers ? o->servers : (1u << fx->n_echos) - 1;
 	const uint16_t lport[2] = { fx->port, fx->port2 };
+	const char *backend = o->backend ? o->backend : "app";
 	char *text = NULL;
 	size_t size = 0;
 	FILE *f = open_memstream(&text, &size);
@@ -68,16 +69,16 @@ fixture_config_alloc(const struct fixture *fx, const struct fixture_opts *o)
 			continue;
 		fprintf(f,
 			"  - address: 127.0.0.1:%u\n"
-			"    backend: app\n"
+			"    backend: %s\n"
 			"    tls:\n"
 			"      certificates:\n"
 			"        - cert: server.crt\n"
 			"          key: server.key\n",
-			lport[i]);
+			lport[i], backend);
 		for (const char *const *c = o->more_certs; c != NULL && *c != NULL; c++)
 			fprintf(f, "        - cert: %s.crt\n          key: %s.key\n", *c, *c);
 	}
-	fprintf(f, "backends:\n  app:\n    servers:\n");
+	fprintf(f, "backends:\n  %s:\n    servers:\n", backend);
 	for (int i = 0; i < FIXTURE_MAX_ECHOS; i++) {
 		if (servers & (1u << i))
 			fprintf(f, "      - address: 127.0.0.1:%u\n", fx->echo_port[i]);

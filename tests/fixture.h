@@ -82,6 +82,7 @@ struct fixture_opts {
 	/* the file, read by fixture_write_config too */
 	const char *top;             /* YAML lines at the top level (user:, group:) */
 	const char *workers;         /* workers: ["1"] */
+	const char *backend;         /* the one backend's name ["app"] */
 	unsigned listeners;          /* bit 0: listen on port, bit 1: on port2 [port] */
 	/* more certificates every listener serves after server.crt: the
 	 * basenames of NAME.crt and NAME.key in the folder, NULL-terminated */

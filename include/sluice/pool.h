@@ -140,6 +140,9 @@ void pool_free(struct pool *p);
  * of memory: the pool keeps its old shape). */
 int pool_reconfigure(struct pool *p, struct config *cfg, const struct config_backend *conf);
 
+/* Whether the pool has a server that conf lists too. */
+bool pool_shares_server(const struct pool *p, const struct config_backend *conf);
+
 /* Retires every connection (shutdown, or backend removed and unused). */
 void pool_retire(struct pool *p);
 /* Every connection, serving or retired, is closed. */

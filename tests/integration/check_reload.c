@@ -1081,6 +1081,38 @@ START_TEST(test_connection_count_change)
 }
 END_TEST
 
+/* SPEC §2: a backend sees at most workers x connections per server. A
+ * reload that renames the backend (app -> renamed, same server) while a
+ * client is connected: the renamed backend takes over the pool, so the
+ * echo still has exactly its 2 connections, the old client and a new one
+ * are served over them. Before, the old pool stayed for the old client
+ * and the new backend opened 2 more: 4 connections from one worker. */
+START_TEST(test_backend_renamed_keeps_connections)
+{
+	struct fixture fx;
+	struct fixture_opts c = { .connections = 2, .level = "info" };
+	struct harness_tls *t, *fresh;
+
+	fixture_up(&fx, &c);
+	ck_assert_int_eq(wait_open(fx.trace[0], 2), 2);
+	t = fixture_connect(&fx);
+	fixture_round_trip(t, "before");
+
+	c.backend = "renamed";
+	fixture_write_config(&fx, &c);
+	fx_reload(&fx);
+	fixture_round_trip(t, "old client after");
+	fresh = fixture_connect(&fx);
+	fixture_round_trip(fresh, "new client after");
+	ck_assert_int_eq(harness_trace_connections(fx.trace[0]), 2);
+	ck_assert_int_eq(trace_open_now(fx.trace[0]), 2);
+	ck_assert_int_eq(fixture_count_log(&fx, "backend renamed: takes over the connections of backend app"), 1);
+	harness_tls_close(fresh);
+	harness_tls_close(t);
+	fixture_down(&fx);
+}
+END_TEST
+
 /* limits.max_frame_size 1MiB -> 1KiB: a 2 KiB frame echoed before the
  * reload is ERR PROTOCOL afterwards, from a new client and from one
  * connected before (limits apply to new work); a frame within the new
@@ -1142,6 +1174,7 @@ reload_suite(void)
 	tcase_add_test(tc, test_backend_server_replaced);
 	tcase_add_test(tc, test_retiring_server_takes_no_new_requests);
 	tcase_add_test(tc, test_connection_count_change);
+	tcase_add_test(tc, test_backend_renamed_keeps_connections);
 	tcase_add_test(tc, test_limits_apply_to_new_work);
 	tcase_add_test(tc, test_new_listener_address_in_use);
 	suite_add_tcase(s, tc);
