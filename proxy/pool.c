@@ -735,20 +735,33 @@ pool_upstream_failed(struct pool *p, struct upstream *u)
 	pool_wake(p);
 }
 
-/* request_timeout, on the connections of removed servers too: a removed
- * server that stops answering must not hold its requests forever. */
+/* request_timeout: the head of u's FIFO is its oldest written request. A
+ * request written during this tick (the tick's own timeouts move waiting
+ * requests onto connections) is younger than now_ms: clock_since, not a
+ * difference that wraps. */
+static void
+pool_tick_upstream(struct pool *p, struct upstream *u, uint64_t now_ms)
+{
+	struct request *req = TAILQ_FIRST(&u->fifo);
+
+	if (req != NULL && clock_since(now_ms, req->written_us / 1000) >= p->conf->request_timeout_ms)
+		upstream_timeout(u);
+}
+
+/* On the connections of removed servers too: a removed server that stops
+ * answering must not hold its requests forever. */
 static void
 pool_tick_upstreams(struct pool *p, uint64_t now_ms)
 {
 	struct pool_server *srv;
 
 	for (unsigned i = 0; i < p->n_all; i++)
-		upstream_tick(p->all[i], now_ms);
+		pool_tick_upstream(p, p->all[i], now_ms);
 	/* Nothing a tick does removes a server from the list: pool_collect
 	 * does, later in the worker's tick. */
 	TAILQ_FOREACH(srv, &p->retired, link) {
 		for (unsigned j = 0; j < srv->n_ups; j++)
-			upstream_tick(srv->ups[j], now_ms);
+			pool_tick_upstream(p, srv->ups[j], now_ms);
 	}
 }
 

@@ -717,16 +717,12 @@ upstream_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 void
-upstream_tick(struct upstream *u, uint64_t now_ms)
+upstream_timeout(struct upstream *u)
 {
-	struct request *req = TAILQ_FIRST(&u->fifo);
 	uint64_t limit = u->pool->conf->request_timeout_ms;
+	struct request *req;
 	char reason[128];
 
-	/* A request written during this tick (the tick's own timeouts move
-	 * waiting requests onto connections) is younger than now_ms. */
-	if (req == NULL || clock_since(now_ms, req->written_us / 1000) < limit)
-		return;
 	/* The late response must never be matched to the next request: the
 	 * connection is closed and the head answered TIMEOUT. */
 	WORKER_STAT_ADD(u->pool->worker, timeouts_request, 1);

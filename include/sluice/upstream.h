@@ -65,8 +65,11 @@ bool upstream_congested(const struct upstream *u);
 /* Retired for good (draining, or closed): serves nothing new. */
 bool upstream_retired(const struct upstream *u);
 
-/* request_timeout: the FIFO head waited too long → ERR TIMEOUT, close. */
-void upstream_tick(struct upstream *u, uint64_t now_ms);
+/* The FIFO's head waited request_timeout (the pool's tick decides): it is
+ * answered ERR TIMEOUT and the connection fails (its other written
+ * requests ERR UNAVAILABLE), so that a late answer is never matched to the
+ * next request. */
+void upstream_timeout(struct upstream *u);
 
 /* Graceful retirement (SPEC §3 "Backends"). */
 void upstream_retire(struct upstream *u);

@@ -1372,7 +1372,7 @@ END_TEST
  * answered ERR TIMEOUT about request_timeout after its write; the
  * connection is then closed, so the second, written too, is answered ERR
  * UNAVAILABLE at the same moment — not TIMEOUT, not later, never replayed
- * (upstream_tick times out the head of the connection's queue, then
+ * (the pool's tick times out the head of the connection's queue, then
  * upstream_fail answers every other written request). The connection
  * reconnects: once the backend runs again, the next request is answered
  * on a new connection, and the stalled ones' late answers reach no one. */
