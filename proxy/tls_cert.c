@@ -18,6 +18,7 @@
 #include <sluice/tls.h>
 #include <sluice/tls_cert.h>
 #include <sluice/tls_ocsp.h>
+#include <sluice/tls_util.h>
 
 #define TLS_CERT_FILE_MAX (4u << 20)    /* a chain file; far more than any real one */
 #define TLS_CERT_CHAIN_MAX 32           /* certificates after the leaf */
@@ -88,7 +89,7 @@ tls_cert_why(char *err, size_t errlen, const char *what, const char *path, const
 	char reason[256];
 
 	if (why == NULL) {
-		tls_openssl_reason(reason, sizeof(reason));
+		tls_util_openssl_reason(reason, sizeof(reason));
 		why = reason;
 	}
 	snprintf(err, errlen, "%s %s: %s", what, path, why);
@@ -115,12 +116,12 @@ tls_cert_read(const struct tls_cert_report *r, struct tls_cert_files *f)
 	char why[256];
 	int rc = 0;
 
-	if (tls_file_read(conf->cert, TLS_CERT_FILE_MAX, &f->cert, &f->cert_len, why, sizeof(why)) < 0)
+	if (tls_util_file_read(conf->cert, TLS_CERT_FILE_MAX, &f->cert, &f->cert_len, why, sizeof(why)) < 0)
 		rc = tls_cert_fail(r, TLS_KEY_CERT, "cannot load certificate chain from", conf->cert, why);
-	if (tls_file_read(conf->key, TLS_CERT_FILE_MAX, &f->key, &f->key_len, why, sizeof(why)) < 0)
+	if (tls_util_file_read(conf->key, TLS_CERT_FILE_MAX, &f->key, &f->key_len, why, sizeof(why)) < 0)
 		rc = tls_cert_fail(r, TLS_KEY_KEY, "cannot load private key from", conf->key, why);
 	if (conf->ocsp != NULL &&
-	    tls_file_read(conf->ocsp, TLS_CERT_FILE_MAX, &f->ocsp, &f->ocsp_len, why, sizeof(why)) < 0)
+	    tls_util_file_read(conf->ocsp, TLS_CERT_FILE_MAX, &f->ocsp, &f->ocsp_len, why, sizeof(why)) < 0)
 		rc = tls_cert_fail(r, TLS_KEY_OCSP, "cannot read OCSP response", conf->ocsp, why);
 	return rc;
 }
@@ -334,9 +335,9 @@ tls_cert_digest(struct tls_cert *c, const struct tls_cert_files *f)
 	int ok;
 
 	ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
-	     tls_digest_part(md, f->cert, f->cert_len) == 0 &&
-	     tls_digest_part(md, f->key, f->key_len) == 0 &&
-	     tls_digest_part(md, f->ocsp, f->ocsp_len) == 0 &&
+	     tls_util_digest_part(md, f->cert, f->cert_len) == 0 &&
+	     tls_util_digest_part(md, f->key, f->key_len) == 0 &&
+	     tls_util_digest_part(md, f->ocsp, f->ocsp_len) == 0 &&
 	     EVP_DigestFinal_ex(md, c->digest, &n) == 1 && n == TLS_DIGEST;
 	EVP_MD_CTX_free(md);
 	ERR_clear_error();

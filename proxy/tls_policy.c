@@ -24,6 +24,7 @@
 #include <sluice/tls.h>
 #include <sluice/tls_policy.h>
 #include <sluice/tls_tickets.h>
+#include <sluice/tls_util.h>
 
 #define TLS_DEFAULT_CIPHERS \
 	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
@@ -90,7 +91,7 @@ tls_policy_fail(const struct tls_policy_report *r, enum tls_key key, const char 
 {
 	char reason[256], msg[4600];
 
-	tls_openssl_reason(reason, sizeof(reason));
+	tls_util_openssl_reason(reason, sizeof(reason));
 	snprintf(msg, sizeof(msg), "%s: %s", what, reason);
 	return tls_policy_problem(r, key, msg);
 }
@@ -102,14 +103,14 @@ tls_hash_str(EVP_MD_CTX *md, const char *s)
 {
 	/* NULL (the default) and "" must differ: "\x01" marks a value. */
 	if (s == NULL)
-		return tls_digest_part(md, "", 0);
-	return tls_digest_part(md, "\x01", 1) == 0 ? tls_digest_part(md, s, strlen(s)) : -1;
+		return tls_util_digest_part(md, "", 0);
+	return tls_util_digest_part(md, "\x01", 1) == 0 ? tls_util_digest_part(md, s, strlen(s)) : -1;
 }
 
 static int
 tls_hash_num(EVP_MD_CTX *md, long long v)
 {
-	return tls_digest_part(md, &v, sizeof(v));
+	return tls_util_digest_part(md, &v, sizeof(v));
 }
 
 static EVP_MD_CTX *
@@ -144,7 +145,7 @@ tls_policy_read(const struct tls_policy_report *r, enum tls_key key, const char 
 {
 	char why[256], msg[4600];
 
-	if (tls_file_read(path, TLS_POLICY_FILE_MAX, data, len, why, sizeof(why)) == 0)
+	if (tls_util_file_read(path, TLS_POLICY_FILE_MAX, data, len, why, sizeof(why)) == 0)
 		return 0;
 	snprintf(msg, sizeof(msg), "cannot load %s %s: %s", what, path, why);
 	return tls_policy_problem(r, key, msg);
@@ -265,16 +266,16 @@ tls_policy_digest(struct tls_policy *pol, const unsigned char *files[3], const s
 
 	/* Who may resume: sessions made under another client policy never do. */
 	ok = ok && tls_hash_num(md, c->client_verify) == 0 && tls_hash_num(md, c->verify_depth) == 0 &&
-	     tls_digest_part(md, files[0], lens[0]) == 0 && tls_digest_part(md, files[1], lens[1]) == 0;
+	     tls_util_digest_part(md, files[0], lens[0]) == 0 && tls_util_digest_part(md, files[1], lens[1]) == 0;
 	if (tls_hash_end(md, pol->sid_ctx, ok) < 0)
 		return -1;
 	md = tls_hash_begin("sluice SSL_CTX");
-	ok = md != NULL && tls_digest_part(md, pol->sid_ctx, TLS_DIGEST) == 0 &&
+	ok = md != NULL && tls_util_digest_part(md, pol->sid_ctx, TLS_DIGEST) == 0 &&
 	     tls_hash_num(md, c->min_version) == 0 && tls_hash_str(md, c->ciphers) == 0 &&
 	     tls_hash_str(md, c->ciphersuites) == 0 && tls_hash_num(md, (long long)c->n_alpn) == 0 &&
 	     tls_hash_num(md, c->alpn_required) == 0 && tls_hash_num(md, c->session_tickets) == 0 &&
 	     tls_hash_str(md, c->ticket_keys != NULL ? "file" : NULL) == 0 &&
-	     tls_digest_part(md, files[2], lens[2]) == 0;
+	     tls_util_digest_part(md, files[2], lens[2]) == 0;
 	for (size_t i = 0; ok && i < c->n_alpn; i++)
 		ok = tls_hash_str(md, c->alpn[i]) == 0;
 	return tls_hash_end(md, pol->digest, ok);
@@ -340,10 +341,10 @@ tls_policy_group_key(const struct tls_policy *pol, const unsigned char *const *c
 		     unsigned char out[TLS_DIGEST])
 {
 	EVP_MD_CTX *md = tls_hash_begin("sluice group");
-	int ok = md != NULL && tls_digest_part(md, pol->digest, TLS_DIGEST) == 0;
+	int ok = md != NULL && tls_util_digest_part(md, pol->digest, TLS_DIGEST) == 0;
 
 	for (size_t i = 0; ok && i < n; i++)
-		ok = tls_digest_part(md, certs[i], TLS_DIGEST) == 0;
+		ok = tls_util_digest_part(md, certs[i], TLS_DIGEST) == 0;
 	return tls_hash_end(md, out, ok);
 }
 

@@ -82,16 +82,4 @@ enum tls_cert_failure tls_cert_failure_of(const SSL *ssl, unsigned long err);
 /* "no_certificate", "expired", ... (the metric's label values). */
 const char *tls_cert_failure_name(enum tls_cert_failure why);
 
-/* For the tls_ modules. Reads a whole file of at most max bytes into a
- * malloc'd buffer; -1 with why (strerror, "larger than N bytes") in err. */
-int tls_file_read(const char *path, size_t max, unsigned char **data, size_t *len,
-		  char *err, size_t errlen);
-/* The cause of the oldest error in OpenSSL's queue ("no start line", "No
- * such file or directory"), then clears the queue. */
-void tls_openssl_reason(char *buf, size_t len);
-/* Feeds len bytes into a digest, length-prefixed, so that no two different
- * sequences of parts run together into the same bytes (the keys of reused
- * contexts and certificates). 0 or -1. */
-int tls_digest_part(EVP_MD_CTX *md, const void *data, size_t len);
-
 #endif
