@@ -94,8 +94,14 @@ tls_util_file_read(const char *path, size_t max, unsigned char **data, size_t *l
 		snprintf(err, errlen, "%s", strerror(errno));
 		return -1;
 	}
-	if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "%s", strerror(S_ISDIR(st.st_mode) ? EISDIR : errno));
+	if (fstat(fd, &st) != 0) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	/* A folder opens fine: say what read(2) would. */
+	if (S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s", strerror(EISDIR));
 		close(fd);
 		return -1;
 	}
