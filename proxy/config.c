@@ -727,16 +727,16 @@ config_parse_client_verify(struct config_cx *cx, yaml_node_t *node, const char *
 			   void *field)
 {
 	static const struct config_enum values[] = {
-		{ "required", CONFIG_VERIFY_REQUIRED },
-		{ "optional", CONFIG_VERIFY_OPTIONAL },
+		{ "required", TLS_VERIFY_REQUIRED },
+		{ "optional", TLS_VERIFY_OPTIONAL },
 		{ NULL, 0 },
 	};
-	enum config_client_verify *dst = field;
+	enum tls_client_verify *dst = field;
 	int v;
 
 	if (config_enum(cx, node, kpath, values, &v) < 0)
 		return -1;
-	*dst = (enum config_client_verify)v;
+	*dst = (enum tls_client_verify)v;
 	return 0;
 }
 
@@ -948,7 +948,7 @@ static int
 config_parse_alpn(struct config_cx *cx, yaml_node_t *node, const char *kpath,
 		  void *field)
 {
-	struct config_tls *tls = field;
+	struct tls_settings *tls = field;
 	char ipath[CONFIG_KPATH];
 	size_t n;
 
@@ -977,20 +977,20 @@ config_parse_alpn(struct config_cx *cx, yaml_node_t *node, const char *kpath,
 struct config_tls_where {
 	const char *name;         /* NULL: the entry or section as a whole */
 	bool in_cert;
-	size_t mark;              /* offset in struct config_cert or config_tls */
+	size_t mark;              /* offset in struct config_cert_marks or config_tls_marks */
 };
 
 static const struct config_tls_where config_tls_where[TLS_KEY_COUNT] = {
 	[TLS_KEY_NONE] = { NULL, false, 0 },
-	[TLS_KEY_CERT] = { "cert", true, offsetof(struct config_cert, cert_mark) },
-	[TLS_KEY_KEY] = { "key", true, offsetof(struct config_cert, key_mark) },
-	[TLS_KEY_OCSP] = { "ocsp", true, offsetof(struct config_cert, ocsp_mark) },
-	[TLS_KEY_CIPHERS] = { "ciphers", false, offsetof(struct config_tls, ciphers_mark) },
-	[TLS_KEY_CIPHERSUITES] = { "ciphersuites", false, offsetof(struct config_tls, ciphersuites_mark) },
-	[TLS_KEY_ALPN] = { "alpn", false, offsetof(struct config_tls, alpn_mark) },
-	[TLS_KEY_CLIENT_CA] = { "client_ca", false, offsetof(struct config_tls, client_ca_mark) },
-	[TLS_KEY_CRL] = { "crl", false, offsetof(struct config_tls, crl_mark) },
-	[TLS_KEY_TICKET_KEYS] = { "ticket_keys", false, offsetof(struct config_tls, ticket_keys_mark) },
+	[TLS_KEY_CERT] = { "cert", true, offsetof(struct config_cert_marks, cert) },
+	[TLS_KEY_KEY] = { "key", true, offsetof(struct config_cert_marks, key) },
+	[TLS_KEY_OCSP] = { "ocsp", true, offsetof(struct config_cert_marks, ocsp) },
+	[TLS_KEY_CIPHERS] = { "ciphers", false, offsetof(struct config_tls_marks, ciphers) },
+	[TLS_KEY_CIPHERSUITES] = { "ciphersuites", false, offsetof(struct config_tls_marks, ciphersuites) },
+	[TLS_KEY_ALPN] = { "alpn", false, offsetof(struct config_tls_marks, alpn) },
+	[TLS_KEY_CLIENT_CA] = { "client_ca", false, offsetof(struct config_tls_marks, client_ca) },
+	[TLS_KEY_CRL] = { "crl", false, offsetof(struct config_tls_marks, crl) },
+	[TLS_KEY_TICKET_KEYS] = { "ticket_keys", false, offsetof(struct config_tls_marks, ticket_keys) },
 };
 
 static struct config_mark *
@@ -999,8 +999,9 @@ config_tls_mark(void *owner, const struct config_tls_where *w)
 	return (struct config_mark *)((char *)owner + w->mark);
 }
 
-/* Keeps where the values of a certificates[] entry (in_cert) or of a tls:
- * section were written, for config_tls_report. */
+/* Keeps where the values of a certificates[] entry (in_cert: owner is its
+ * config_cert_marks) or of a tls: section (its config_tls_marks) were
+ * written, for config_tls_report. */
 static void
 config_keep_tls_marks(void *owner, bool in_cert, const struct config_seen *seen,
 		      const struct config_key *keys)
@@ -1020,18 +1021,19 @@ config_keep_tls_marks(void *owner, bool in_cert, const struct config_seen *seen,
 /* ---- sections ------------------------------------------------------------ */
 
 static const struct config_key config_cert_keys[] = {
-	{ "cert", config_parse_path, offsetof(struct config_cert, cert), true },
-	{ "key", config_parse_path, offsetof(struct config_cert, key), true },
-	{ "ocsp", config_parse_file, offsetof(struct config_cert, ocsp), false },
+	{ "cert", config_parse_path, offsetof(struct tls_cert_files, cert), true },
+	{ "key", config_parse_path, offsetof(struct tls_cert_files, key), true },
+	{ "ocsp", config_parse_file, offsetof(struct tls_cert_files, ocsp), false },
 	{ NULL, NULL, 0, false },
 };
 
-/* Needs the whole tls section: fills certs and n_certs. */
+/* Needs the whole listener: fills tls.certs, tls.n_certs and tls_at.certs. */
 static int
 config_parse_certificates(struct config_cx *cx, yaml_node_t *node, const char *kpath,
 			  void *field)
 {
-	struct config_tls *tls = field;
+	struct config_listener *l = field;
+	struct tls_settings *tls = &l->tls;
 	struct config_seen seen;
 	char ipath[CONFIG_KPATH];
 	size_t n;
@@ -1039,39 +1041,49 @@ config_parse_certificates(struct config_cx *cx, yaml_node_t *node, const char *k
 	tls->certs = config_seq_alloc(cx, node, kpath, sizeof(*tls->certs), "certificate", &n);
 	if (tls->certs == NULL)
 		return -1;
+	l->tls_at.certs = calloc(n, sizeof(*l->tls_at.certs));
+	if (l->tls_at.certs == NULL) {
+		free(tls->certs);
+		tls->certs = NULL;
+		config_oom(cx, node, kpath);
+		return -1;
+	}
 	tls->n_certs = n;
 	for (size_t i = 0; i < n; i++) {
 		yaml_node_t *item = config_seq_item(cx, node, i);
 
 		config_pathf(ipath, sizeof(ipath), "%s[%zu]", kpath, i);
-		tls->certs[i].mark = config_mark_of(item);
+		l->tls_at.certs[i].entry = config_mark_of(item);
 		if (config_walk(cx, item, ipath, config_cert_keys, &tls->certs[i], &seen) == 0)
-			config_keep_tls_marks(&tls->certs[i], true, &seen, config_cert_keys);
+			config_keep_tls_marks(&l->tls_at.certs[i], true, &seen, config_cert_keys);
 	}
 	return 0;
 }
 
+/* Offsets into struct config_listener: the values go to its tls settings,
+ * and the certificates' marks to tls_at beside them. */
+#define CONFIG_TLS_FIELD(name) offsetof(struct config_listener, tls.name)
 static const struct config_key config_tls_keys[] = {
 	{ "certificates", config_parse_certificates, 0, true },
-	{ "min_version", config_parse_min_version, offsetof(struct config_tls, min_version), false },
-	{ "ciphers", config_parse_string, offsetof(struct config_tls, ciphers), false },
-	{ "ciphersuites", config_parse_string, offsetof(struct config_tls, ciphersuites), false },
-	{ "sni_required", config_parse_bool, offsetof(struct config_tls, sni_required), false },
-	{ "alpn", config_parse_alpn, 0, false },
-	{ "alpn_required", config_parse_bool, offsetof(struct config_tls, alpn_required), false },
-	{ "client_ca", config_parse_path, offsetof(struct config_tls, client_ca), false },
-	{ "client_verify", config_parse_client_verify, offsetof(struct config_tls, client_verify), false },
-	{ "verify_depth", config_parse_verify_depth, offsetof(struct config_tls, verify_depth), false },
-	{ "crl", config_parse_file, offsetof(struct config_tls, crl), false },
-	{ "session_tickets", config_parse_bool, offsetof(struct config_tls, session_tickets), false },
-	{ "ticket_keys", config_parse_ticket_keys, offsetof(struct config_tls, ticket_keys), false },
+	{ "min_version", config_parse_min_version, CONFIG_TLS_FIELD(min_version), false },
+	{ "ciphers", config_parse_string, CONFIG_TLS_FIELD(ciphers), false },
+	{ "ciphersuites", config_parse_string, CONFIG_TLS_FIELD(ciphersuites), false },
+	{ "sni_required", config_parse_bool, CONFIG_TLS_FIELD(sni_required), false },
+	{ "alpn", config_parse_alpn, offsetof(struct config_listener, tls), false },
+	{ "alpn_required", config_parse_bool, CONFIG_TLS_FIELD(alpn_required), false },
+	{ "client_ca", config_parse_path, CONFIG_TLS_FIELD(client_ca), false },
+	{ "client_verify", config_parse_client_verify, CONFIG_TLS_FIELD(client_verify), false },
+	{ "verify_depth", config_parse_verify_depth, CONFIG_TLS_FIELD(verify_depth), false },
+	{ "crl", config_parse_file, CONFIG_TLS_FIELD(crl), false },
+	{ "session_tickets", config_parse_bool, CONFIG_TLS_FIELD(session_tickets), false },
+	{ "ticket_keys", config_parse_ticket_keys, CONFIG_TLS_FIELD(ticket_keys), false },
 	{ NULL, NULL, 0, false },
 };
 
 /* A key that only means something with client_ca (client_verify, crl,
  * verify_depth) is an error without it, rather than silently ignored. */
 static void
-config_needs_client_ca(struct config_cx *cx, const struct config_tls *tls, const char *kpath,
+config_needs_client_ca(struct config_cx *cx, const struct tls_settings *tls, const char *kpath,
 		       const struct config_seen *seen, const char *key, const char *why)
 {
 	const struct config_mark *at = config_seen_at(seen, config_tls_keys, key);
@@ -1085,7 +1097,7 @@ config_needs_client_ca(struct config_cx *cx, const struct config_tls *tls, const
 }
 
 static void
-config_check_tls(struct config_cx *cx, struct config_tls *tls, const char *kpath,
+config_check_tls(struct config_cx *cx, struct tls_settings *tls, const char *kpath,
 		 const struct config_seen *seen)
 {
 	const struct config_mark *verify = config_seen_at(seen, config_tls_keys, "client_verify");
@@ -1100,7 +1112,7 @@ config_check_tls(struct config_cx *cx, struct config_tls *tls, const char *kpath
 	config_needs_client_ca(cx, tls, kpath, seen, "verify_depth",
 			       "the CA file that client certificate chains lead to");
 	if (verify == NULL && tls->client_ca != NULL)
-		tls->client_verify = CONFIG_VERIFY_REQUIRED;
+		tls->client_verify = TLS_VERIFY_REQUIRED;
 	if (alpn_req != NULL && tls->alpn_required && tls->n_alpn == 0 &&
 	    !config_seen_at(seen, config_tls_keys, "alpn")) {
 		config_child_path(child, sizeof(child), kpath, "alpn_required");
@@ -1112,19 +1124,20 @@ config_check_tls(struct config_cx *cx, struct config_tls *tls, const char *kpath
 	}
 }
 
+/* Needs the whole listener: fills tls and tls_at. */
 static int
 config_parse_tls(struct config_cx *cx, yaml_node_t *node, const char *kpath,
 		 void *field)
 {
-	struct config_tls *tls = field;
+	struct config_listener *l = field;
 	struct config_seen seen;
 
 	unsigned before = cx->n_errors;
 
-	tls->mark = config_mark_of(node);
-	if (config_walk(cx, node, kpath, config_tls_keys, tls, &seen) == 0) {
-		config_keep_tls_marks(tls, false, &seen, config_tls_keys);
-		config_check_tls(cx, tls, kpath, &seen);
+	l->tls_at.section = config_mark_of(node);
+	if (config_walk(cx, node, kpath, config_tls_keys, l, &seen) == 0) {
+		config_keep_tls_marks(&l->tls_at, false, &seen, config_tls_keys);
+		config_check_tls(cx, &l->tls, kpath, &seen);
 	}
 	/* A half-parsed section (a NULL in the ALPN list, a default where a
 	 * value was refused) must not reach OpenSSL. */
@@ -1135,7 +1148,7 @@ config_parse_tls(struct config_cx *cx, yaml_node_t *node, const char *kpath,
 static const struct config_key config_listener_keys[] = {
 	{ "address", config_parse_address, offsetof(struct config_listener, addr), true },
 	{ "backend", config_parse_string, offsetof(struct config_listener, backend_name), true },
-	{ "tls", config_parse_tls, offsetof(struct config_listener, tls), true },
+	{ "tls", config_parse_tls, 0, true },
 	{ NULL, NULL, 0, false },
 };
 
@@ -1144,7 +1157,7 @@ config_listener_init(struct config_listener *l)
 {
 	l->tls.min_version = TLS1_2_VERSION;
 	l->tls.session_tickets = true;
-	l->tls.client_verify = CONFIG_VERIFY_NONE;
+	l->tls.client_verify = TLS_VERIFY_NONE;
 	l->tls.verify_depth = CONFIG_VERIFY_DEPTH;
 }
 
@@ -1542,7 +1555,7 @@ config_check_addresses(struct config_cx *cx, struct config *cfg)
  * what concerns no one key, the certificates[] entry or the tls: mapping. */
 struct config_tls_report {
 	struct config_cx *cx;
-	struct config_tls *tls;
+	struct config_listener *l;
 	size_t listener;
 };
 
@@ -1550,9 +1563,10 @@ static void
 config_tls_report(void *arg, long cert, enum tls_key key, const char *message)
 {
 	struct config_tls_report *r = arg;
-	bool in_cert = cert >= 0 && (size_t)cert < r->tls->n_certs;
-	void *owner = in_cert ? (void *)&r->tls->certs[cert] : (void *)r->tls;
-	const struct config_mark *at = in_cert ? &r->tls->certs[cert].mark : &r->tls->mark;
+	struct config_tls_marks *marks = &r->l->tls_at;
+	bool in_cert = cert >= 0 && (size_t)cert < r->l->tls.n_certs;
+	void *owner = in_cert ? (void *)&marks->certs[cert] : (void *)marks;
+	const struct config_mark *at = in_cert ? &marks->certs[cert].entry : &marks->section;
 	const struct config_tls_where *w = NULL;
 	char base[CONFIG_KPATH], kpath[CONFIG_KPATH];
 
@@ -1578,8 +1592,8 @@ config_tls_report(void *arg, long cert, enum tls_key key, const char *message)
 static void
 config_load_listener_tls(struct config_cx *cx, struct config_listener *l, size_t i)
 {
-	struct config_tls *tls = &l->tls;
-	struct config_tls_report r = { cx, tls, i };
+	struct tls_settings *tls = &l->tls;
+	struct config_tls_report r = { cx, l, i };
 	unsigned built = 0, reused = 0;
 
 	if (tls->n_certs == 0 || cx->tls_bad == NULL || cx->tls_bad[i])
@@ -1747,8 +1761,9 @@ config_dir_of(const char *path)
 /* ---- lifetime ------------------------------------------------------------------- */
 
 static void
-config_tls_free(struct config_tls *tls)
+config_tls_free(struct tls_settings *tls, struct config_tls_marks *marks)
 {
+	free(marks->certs);
 	for (size_t i = 0; i < tls->n_certs; i++) {
 		free(tls->certs[i].cert);
 		free(tls->certs[i].key);
@@ -1773,7 +1788,7 @@ config_free(struct config *cfg)
 
 		free(l->addr.text);
 		free(l->backend_name);
-		config_tls_free(&l->tls);
+		config_tls_free(&l->tls, &l->tls_at);
 		tls_ctx_free(l->tls_ctx);
 	}
 	free(cfg->listeners);

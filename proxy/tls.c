@@ -27,13 +27,13 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
-#include <sluice/config.h>
 #include <sluice/log.h>
 #include <sluice/tls.h>
 #include <sluice/tls_cert.h>
 #include <sluice/tls_ocsp.h>
 #include <sluice/tls_policy.h>
 #include <sluice/tls_registry.h>
+#include <sluice/tls_settings.h>
 #include <sluice/tls_tickets.h>
 #include <sluice/tls_util.h>
 
@@ -63,7 +63,7 @@ struct tls_ctx {
 
 /* One tls_ctx_build call. */
 struct tls_build {
-	const struct config_tls *conf;
+	const struct tls_settings *conf;
 	tls_report_fn report;
 	void *arg;
 	struct tls_cert *certs;     /* conf->n_certs, parsed */
@@ -484,7 +484,7 @@ fail:
 }
 
 struct tls_ctx *
-tls_ctx_build(const struct config_tls *conf, tls_report_fn report, void *arg)
+tls_ctx_build(const struct tls_settings *conf, tls_report_fn report, void *arg)
 {
 	struct tls_build b = { .conf = conf, .report = report, .arg = arg, };
 	struct tls_ctx *t = NULL;

@@ -19,10 +19,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
-#include <sluice/config.h>
 #include <sluice/log.h>
-#include <sluice/tls.h>
 #include <sluice/tls_policy.h>
+#include <sluice/tls_settings.h>
 #include <sluice/tls_tickets.h>
 #include <sluice/tls_util.h>
 
@@ -260,7 +259,7 @@ tls_policy_crl(struct tls_policy *pol, const unsigned char *data, size_t len,
 static int
 tls_policy_digest(struct tls_policy *pol, const unsigned char *files[3], const size_t lens[3])
 {
-	const struct config_tls *c = pol->conf;
+	const struct tls_settings *c = pol->conf;
 	EVP_MD_CTX *md = tls_hash_begin("sluice sid_ctx");
 	int ok = md != NULL;
 
@@ -294,11 +293,11 @@ tls_policy_tickets(struct tls_policy *pol, const unsigned char *data, size_t len
 /* Reads client_ca, crl and ticket_keys once for every group; each file on
  * its own, so that each one's problems are reported. */
 int
-tls_policy_load(struct tls_policy *pol, const struct config_tls *conf, tls_report_fn report,
+tls_policy_load(struct tls_policy *pol, const struct tls_settings *conf, tls_report_fn report,
 		void *arg)
 {
 	const struct tls_policy_report r = { report, arg };
-	const struct config_tls *c = conf;
+	const struct tls_settings *c = conf;
 	unsigned char *data[3] = { NULL, NULL, NULL };
 	size_t len[3] = { 0, 0, 0 };
 	int rc = 0;
@@ -353,7 +352,7 @@ tls_policy_group_key(const struct tls_policy *pol, const unsigned char *const *c
 /* Both cipher lists are tried whatever became of the other: each is its
  * own problem. */
 static int
-tls_set_protocols(SSL_CTX *ctx, const struct config_tls *conf, const struct tls_policy_report *r)
+tls_set_protocols(SSL_CTX *ctx, const struct tls_settings *conf, const struct tls_policy_report *r)
 {
 	const char *ciphers = conf->ciphers != NULL ? conf->ciphers : TLS_DEFAULT_CIPHERS;
 	char what[1200];
@@ -438,7 +437,7 @@ tls_alpn_hello(SSL *ssl, int *alert, void *arg)
 }
 
 static struct tls_alpn *
-tls_alpn_build(const struct config_tls *conf)
+tls_alpn_build(const struct tls_settings *conf)
 {
 	struct tls_alpn *alpn = calloc(1, sizeof(*alpn));
 	size_t total = 0, off = 0;
@@ -466,7 +465,7 @@ tls_alpn_build(const struct config_tls *conf)
 }
 
 static int
-tls_set_alpn(SSL_CTX *ctx, const struct config_tls *conf, const struct tls_policy_report *r)
+tls_set_alpn(SSL_CTX *ctx, const struct tls_settings *conf, const struct tls_policy_report *r)
 {
 	struct tls_alpn *alpn;
 
@@ -496,7 +495,7 @@ tls_set_alpn(SSL_CTX *ctx, const struct config_tls *conf, const struct tls_polic
 static int
 tls_set_client_ca(SSL_CTX *ctx, const struct tls_policy *pol, const struct tls_policy_report *r)
 {
-	const struct config_tls *conf = pol->conf;
+	const struct tls_settings *conf = pol->conf;
 	STACK_OF(X509_NAME) *names;
 	int mode = SSL_VERIFY_PEER;
 
@@ -511,7 +510,7 @@ tls_set_client_ca(SSL_CTX *ctx, const struct tls_policy *pol, const struct tls_p
 	    X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_CRL_CHECK |
 					X509_V_FLAG_CRL_CHECK_ALL) != 1)
 		return tls_policy_fail(r, TLS_KEY_CRL, "cannot enable CRL checks");
-	if (conf->client_verify != CONFIG_VERIFY_OPTIONAL)
+	if (conf->client_verify != TLS_VERIFY_OPTIONAL)
 		mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
 	SSL_CTX_set_verify(ctx, mode, NULL);
 	SSL_CTX_set_verify_depth(ctx, (int)conf->verify_depth);

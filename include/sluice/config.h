@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include <sluice/log.h>
+#include <sluice/tls_settings.h>
 
 struct tls_ctx;
 
@@ -46,41 +47,20 @@ struct config_backend {
 	struct config_mark mark;
 };
 
-enum config_client_verify {
-	CONFIG_VERIFY_NONE = 0,        /* no client_ca */
-	CONFIG_VERIFY_OPTIONAL,
-	CONFIG_VERIFY_REQUIRED,
+/* Where the values of one certificates[] entry were written (0:0 when
+ * absent), so that the TLS build's complaints point at them. */
+struct config_cert_marks {
+	struct config_mark entry;      /* the certificates[] item */
+	struct config_mark cert, key, ocsp;
 };
 
-struct config_cert {
-	char *cert;                    /* absolute or relative to the file's folder, resolved */
-	char *key;
-	char *ocsp;                    /* NULL when absent */
-	struct config_mark mark;       /* the entry */
-	struct config_mark cert_mark, key_mark, ocsp_mark; /* their values; 0:0 when absent */
-};
-
-struct config_tls {
-	struct config_cert *certs;     /* n_certs >= 1, the first is the default */
-	size_t n_certs;
-	int min_version;               /* TLS1_2_VERSION (default) or TLS1_3_VERSION */
-	char *ciphers;                 /* NULL: forward-secret AEAD only (docs/CONFIG.md) */
-	char *ciphersuites;            /* NULL: OpenSSL's default */
-	bool sni_required;
-	char **alpn;                   /* NULL-free array of n_alpn protocol names */
-	size_t n_alpn;
-	bool alpn_required;
-	char *client_ca;
-	enum config_client_verify client_verify;
-	unsigned verify_depth;         /* intermediate CAs allowed; default 5 */
-	char *crl;
-	bool session_tickets;          /* default true */
-	char *ticket_keys;
-	struct config_mark mark;       /* the tls: mapping */
-	/* Where the values that OpenSSL judges were written (0:0 when absent),
-	 * so that its complaints point at them. */
-	struct config_mark ciphers_mark, ciphersuites_mark, alpn_mark;
-	struct config_mark client_ca_mark, crl_mark, ticket_keys_mark;
+/* Where the tls: section and the values that OpenSSL judges were written
+ * (0:0 when absent). */
+struct config_tls_marks {
+	struct config_mark section;    /* the tls: mapping */
+	struct config_cert_marks *certs; /* one per tls.certs[] entry */
+	struct config_mark ciphers, ciphersuites, alpn;
+	struct config_mark client_ca, crl, ticket_keys;
 };
 
 struct config_listener {
@@ -88,8 +68,9 @@ struct config_listener {
 	char *backend_name;
 	struct config_mark backend_mark; /* where backend: was written */
 	struct config_backend *backend; /* resolved reference into config.backends */
-	struct config_tls tls;
-	struct tls_ctx *tls_ctx;       /* built at load; owned by the snapshot */
+	struct tls_settings tls;       /* the tls: section, as tls_ctx_build takes it */
+	struct config_tls_marks tls_at; /* where its values were written */
+	struct tls_ctx *tls_ctx;       /* built at load from tls; owned by the snapshot */
 	struct config_mark mark;
 };
 

@@ -658,7 +658,7 @@ START_TEST(test_spec_example)
 {
 	struct config *cfg = load_ok(spec_example);
 	const struct config_listener *l;
-	const struct config_tls *tls;
+	const struct tls_settings *tls;
 	const struct config_backend *b;
 
 	ck_assert_int_eq(cfg->refs, 1);
@@ -681,8 +681,8 @@ START_TEST(test_spec_example)
 	assert_path(tls->certs[0].cert, "config/demo/server.crt");
 	assert_path(tls->certs[0].key, "config/demo/server.key");
 	assert_path(tls->certs[0].ocsp, "server.ocsp");
-	ck_assert_uint_eq(tls->certs[0].mark.line, 9);
-	ck_assert_uint_eq(tls->certs[0].mark.column, 11);
+	ck_assert_uint_eq(l->tls_at.certs[0].entry.line, 9);
+	ck_assert_uint_eq(l->tls_at.certs[0].entry.column, 11);
 	ck_assert_int_eq(tls->min_version, TLS1_2_VERSION);
 	ck_assert_str_eq(tls->ciphers, "ECDHE-ECDSA-AES256-GCM-SHA384");
 	ck_assert_str_eq(tls->ciphersuites, "TLS_AES_256_GCM_SHA384");
@@ -691,7 +691,7 @@ START_TEST(test_spec_example)
 	ck_assert_str_eq(tls->alpn[0], "sluice/1");
 	ck_assert(!tls->alpn_required);
 	assert_path(tls->client_ca, "path.pem");
-	ck_assert_int_eq(tls->client_verify, CONFIG_VERIFY_REQUIRED);
+	ck_assert_int_eq(tls->client_verify, TLS_VERIFY_REQUIRED);
 	assert_path(tls->crl, "path.pem");
 	ck_assert(tls->session_tickets);
 	assert_path(tls->ticket_keys, "path");
@@ -794,10 +794,10 @@ START_TEST(test_every_key_changes_its_field)
 	ck_assert_str_eq(l0->tls.alpn[0], "sluice/2");
 	ck_assert_str_eq(l0->tls.alpn[1], "sluice/1");
 	ck_assert(l0->tls.alpn_required);
-	ck_assert_int_eq(l0->tls.client_verify, CONFIG_VERIFY_OPTIONAL);
+	ck_assert_int_eq(l0->tls.client_verify, TLS_VERIFY_OPTIONAL);
 	ck_assert(!l0->tls.session_tickets);
 	/* client_ca alone means required */
-	ck_assert_int_eq(l1->tls.client_verify, CONFIG_VERIFY_REQUIRED);
+	ck_assert_int_eq(l1->tls.client_verify, TLS_VERIFY_REQUIRED);
 	assert_ipv4(&l1->addr, "localhost:8444", "127.0.0.1", 8444);
 	ck_assert_ptr_eq(l1->backend, &cfg->backends[0]);
 
@@ -827,7 +827,7 @@ END_TEST
 START_TEST(test_defaults)
 {
 	struct config *cfg = load_ok(VALID);
-	const struct config_tls *tls = &cfg->listeners[0].tls;
+	const struct tls_settings *tls = &cfg->listeners[0].tls;
 	const struct config_backend *b = &cfg->backends[0];
 
 	ck_assert_uint_eq(cfg->workers, 0);
@@ -841,7 +841,7 @@ START_TEST(test_defaults)
 	ck_assert_ptr_null(tls->alpn);
 	ck_assert(!tls->alpn_required);
 	ck_assert_ptr_null(tls->client_ca);
-	ck_assert_int_eq(tls->client_verify, CONFIG_VERIFY_NONE);
+	ck_assert_int_eq(tls->client_verify, TLS_VERIFY_NONE);
 	ck_assert_ptr_null(tls->crl);
 	ck_assert(tls->session_tickets);
 	ck_assert_ptr_null(tls->ticket_keys);
