@@ -3,13 +3,13 @@
  * reference-counted snapshot. One loader serves `sluice -t`, start-up and
  * SIGHUP: it parses, validates and loads every certificate before anything
  * uses the result, so a snapshot that exists is a snapshot that works.
- * The snapshot's structs are in config_types.h, included here.
+ * The snapshot's structs are in config_types.h, and config_addr_equal in
+ * config_addr.h, both included here.
  */
 #ifndef SLUICE_CONFIG_H
 #define SLUICE_CONFIG_H
 
-#include <stdbool.h>
-
+#include <sluice/config_addr.h>
 #include <sluice/config_types.h>
 
 /*
@@ -23,10 +23,6 @@ struct config *config_load(const char *path, char **errors);
 
 struct config *config_ref(struct config *cfg);
 void config_unref(struct config *cfg);
-
-/* Same family, address and port (what a reload compares listeners and
- * servers by). */
-bool config_addr_equal(const struct config_addr *a, const struct config_addr *b);
 
 /* Workers this snapshot asks for, with auto resolved to the CPU count. */
 unsigned config_workers(const struct config *cfg);

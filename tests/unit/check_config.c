@@ -22,6 +22,7 @@
 #include <openssl/ssl.h>
 
 #include <sluice/config.h>
+#include <sluice/config_addr.h>
 #include <sluice/tls.h>
 
 #include "../fixture.h"
@@ -1254,9 +1255,84 @@ START_TEST(test_tls_rsa_certificate)
 }
 END_TEST
 
+/* ---- config_addr on its own ------------------------------------------------------- */
+
+/* Each text that config_addr_parse refuses, with the reason it gives. */
+static const struct {
+	const char *text;
+	const char *why;
+} addr_rows[] = {
+	{ "127.0.0.1", "missing port (expected host:port)" },
+	{ "127.0.0.1:", "missing port (expected host:port)" },
+	{ "127.0.0.1:0", "port must be a number from 1 to 65535" },
+	{ "127.0.0.1:65536", "port must be a number from 1 to 65535" },
+	{ "127.0.0.1:+80", "port must be a number from 1 to 65535" },
+	{ "127.0.0.1: 80", "port must be a number from 1 to 65535" },
+	{ "127.0.0.1:000080", "port must be a number from 1 to 65535" },
+	{ "127.0.0.1:0x50", "port must be a number from 1 to 65535" },
+	{ ":80", "missing host (use 0.0.0.0 or [::] for every address)" },
+	{ "::1:80", "IPv6 addresses go in brackets, e.g. [::1]:8443" },
+	{ "example.com:80", "not a numeric IPv4 address (host names are not resolved)" },
+	{ "1.2.3:80", "not a numeric IPv4 address (host names are not resolved)" },
+	{ "[::1]", "missing port (expected [v6]:port)" },
+	{ "[::1:80", "missing ']'" },
+	{ "[]:80", "not a numeric IPv6 address" },
+	{ "[127.0.0.1]:80", "not a numeric IPv6 address" },
+	{ "[::1]:99999", "port must be a number from 1 to 65535" },
+};
+
+START_TEST(test_addr_refused)
+{
+	struct config_addr a = { .len = 99 };
+	const char *why = NULL;
+
+	ck_assert_int_eq(config_addr_parse(addr_rows[_i].text, &a, &why), -1);
+	ck_assert_ptr_nonnull(why);
+	ck_assert_str_eq(why, addr_rows[_i].why);
+	ck_assert_uint_eq(a.len, 0);
+}
+END_TEST
+
+START_TEST(test_addr_parsed_and_compared)
+{
+	struct config_addr v4 = { .text = "127.0.0.1:80" }, local = { .text = "localhost:80" };
+	struct config_addr zeros = { .text = "127.0.0.1:00080" }, other = { .text = "127.0.0.1:81" };
+	struct config_addr v6 = { .text = "[::1]:80" }, v6b = { .text = "[0:0::1]:80" };
+	struct config_addr unparsed = { .text = NULL };
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&v6.ss;
+	const char *why = NULL;
+
+	ck_assert_int_eq(config_addr_parse(v4.text, &v4, &why), 0);
+	assert_ipv4(&v4, "127.0.0.1:80", "127.0.0.1", 80);
+	ck_assert_int_eq(config_addr_parse(local.text, &local, &why), 0);
+	assert_ipv4(&local, "localhost:80", "127.0.0.1", 80);
+	ck_assert_int_eq(config_addr_parse(zeros.text, &zeros, &why), 0);
+	assert_ipv4(&zeros, "127.0.0.1:00080", "127.0.0.1", 80);
+	ck_assert_int_eq(config_addr_parse(other.text, &other, &why), 0);
+	ck_assert_int_eq(config_addr_parse(v6.text, &v6, &why), 0);
+	ck_assert_int_eq(sin6->sin6_family, AF_INET6);
+	ck_assert_uint_eq(v6.len, sizeof(struct sockaddr_in6));
+	ck_assert_uint_eq(ntohs(sin6->sin6_port), 80);
+	ck_assert(IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr));
+	ck_assert_int_eq(config_addr_parse(v6b.text, &v6b, &why), 0);
+
+	/* By value, not by text. */
+	ck_assert(config_addr_equal(&v4, &local));
+	ck_assert(config_addr_equal(&v4, &zeros));
+	ck_assert(config_addr_equal(&v6, &v6b));
+	ck_assert(!config_addr_equal(&v4, &other));
+	ck_assert(!config_addr_equal(&v4, &v6));
+	/* An address that was never parsed equals nothing, not even itself. */
+	unparsed.ss = v4.ss;
+	ck_assert(!config_addr_equal(&v4, &unparsed));
+	ck_assert(!config_addr_equal(&unparsed, &unparsed));
+}
+END_TEST
+
 /* ---- runner ----------------------------------------------------------------------- */
 
 #define N_ROWS ((int)(sizeof(error_rows) / sizeof(error_rows[0])))
+#define N_ADDR_ROWS ((int)(sizeof(addr_rows) / sizeof(addr_rows[0])))
 
 static Suite *
 config_suite(void)
@@ -1294,6 +1370,11 @@ config_suite(void)
 	tcase_add_test(tc, test_tls_client_ca);
 	tcase_add_test(tc, test_tls_rsa_certificate);
 	tcase_add_test(tc, test_tls_files_accepted);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("addr");
+	tcase_add_loop_test(tc, test_addr_refused, 0, N_ADDR_ROWS);
+	tcase_add_test(tc, test_addr_parsed_and_compared);
 	suite_add_tcase(s, tc);
 	return s;
 }
