@@ -58,12 +58,15 @@ struct config_cert_marks {
 };
 
 /* Where the tls: section and the values that OpenSSL judges were written
- * (0:0 when absent). */
+ * (0:0 when absent), and whether the section parsed cleanly: the TLS
+ * build loads the section's files only then, and reports what it finds
+ * at these lines. Used while the snapshot is built. */
 struct config_tls_marks {
 	struct config_mark section;    /* the tls: mapping */
 	struct config_cert_marks *certs; /* one per tls.certs[] entry */
 	struct config_mark ciphers, ciphersuites, alpn;
 	struct config_mark client_ca, crl, ticket_keys;
+	bool failed;                   /* the section had errors: its files are not loaded */
 };
 
 struct config_listener {

@@ -23,6 +23,7 @@
 
 #include <sluice/config.h>
 #include <sluice/config_addr.h>
+#include <sluice/config_yaml.h>
 #include <sluice/tls.h>
 
 #include "../fixture.h"
@@ -1329,6 +1330,142 @@ START_TEST(test_addr_parsed_and_compared)
 }
 END_TEST
 
+/* ---- config_yaml on its own ------------------------------------------------------- */
+
+/* The error list is the contract of SPEC §5: "file:line:col: key.path:
+ * message", one line per problem, however odd the key or value. */
+START_TEST(test_yaml_error_lines)
+{
+	struct config_yaml y;
+	struct config_mark at = { 3, 7 };
+	char *text = NULL;
+
+	ck_assert_int_eq(config_yaml_init(&y, "conf/t.yaml"), 0);
+	config_yaml_error(&y, &at, "backends.app", "bad %s", "value");
+	config_yaml_error(&y, NULL, NULL, "cannot open: %s", "No such file or directory");
+	config_yaml_error(&y, &at, "", "no key path");
+	/* A line break, a tab, a carriage return, an escape and DEL from a
+	 * key or a value: escaped, never a second line or a terminal code. */
+	config_yaml_error(&y, &at, "a\nb", "found \"x\ty\rz\x1b[31m\x7f\"");
+	ck_assert_uint_eq(config_yaml_finish(&y, &text), 4);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_str_eq(text,
+			 "conf/t.yaml:3:7: backends.app: bad value\n"
+			 "conf/t.yaml: cannot open: No such file or directory\n"
+			 "conf/t.yaml:3:7: no key path\n"
+			 "conf/t.yaml:3:7: a\\nb: found \"x\\ty\\rz\\x1b[31m\\x7f\"");
+	free(text);
+
+	/* No error, no text. */
+	ck_assert_int_eq(config_yaml_init(&y, "t.yaml"), 0);
+	text = (char *)"unchanged";
+	ck_assert_uint_eq(config_yaml_finish(&y, &text), 0);
+	ck_assert_ptr_null(text);
+}
+END_TEST
+
+/* Every error is counted, but the list stops with one line saying so. */
+START_TEST(test_yaml_error_cap)
+{
+	struct config_yaml y;
+	struct config_mark at = { 1, 1 };
+	char *text = NULL;
+	const char *last;
+
+	ck_assert_int_eq(config_yaml_init(&y, "t.yaml"), 0);
+	for (int i = 0; i < CONFIG_YAML_MAX_ERRORS + 10; i++)
+		config_yaml_error(&y, &at, "k", "error %d", i);
+	ck_assert_uint_eq(config_yaml_finish(&y, &text), CONFIG_YAML_MAX_ERRORS + 10);
+	ck_assert_uint_eq(count_lines(text), CONFIG_YAML_MAX_ERRORS + 1);
+	last = strrchr(text, '\n');
+	ck_assert_ptr_nonnull(last);
+	ck_assert_str_eq(last + 1, "t.yaml: too many errors, stopping here");
+	free(text);
+}
+END_TEST
+
+START_TEST(test_yaml_number)
+{
+	static const char *const refused[] = {
+		"", "-1", "+1", "1e3", "0x10", " 1", "1 ", "1_000", "18446744073709551616",
+	};
+	uint64_t v = 7;
+
+	ck_assert_int_eq(config_yaml_number("0", &v), 0);
+	ck_assert_uint_eq(v, 0);
+	ck_assert_int_eq(config_yaml_number("0042", &v), 0);
+	ck_assert_uint_eq(v, 42);
+	ck_assert_int_eq(config_yaml_number("18446744073709551615", &v), 0);
+	ck_assert(v == UINT64_MAX);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		v = 7;
+		ck_assert_msg(config_yaml_number(refused[i], &v) == -1, "accepted \"%s\"", refused[i]);
+		ck_assert_uint_eq(v, 7);
+	}
+}
+END_TEST
+
+/* The walker with a table of its own, to show it knows no key of sluice's:
+ * unknown, duplicate and missing keys, values through the table's parsers,
+ * and where each value was written. */
+struct yaml_toy {
+	unsigned count;
+	char *name;
+	bool flag;
+};
+
+static const struct config_yaml_bound yaml_toy_bound = { 9, "a toy" };
+
+static int
+yaml_toy_count(struct config_yaml *y, yaml_node_t *node, const char *kpath, void *field)
+{
+	return config_yaml_count_uint(y, node, kpath, &yaml_toy_bound, field);
+}
+
+static const struct config_yaml_key yaml_toy_keys[] = {
+	{ "count", yaml_toy_count, offsetof(struct yaml_toy, count), true },
+	{ "name", config_yaml_parse_string, offsetof(struct yaml_toy, name), true },
+	{ "flag", config_yaml_parse_bool, offsetof(struct yaml_toy, flag), false },
+	{ NULL, NULL, 0, false },
+};
+
+START_TEST(test_yaml_walk)
+{
+	const char *path = write_config("toy.yaml", "count: 3\nflag: true\nsize: 1\ncount: 4\n");
+	struct yaml_toy toy = { 0 };
+	struct config_yaml_seen seen;
+	const struct config_mark *at;
+	struct config_yaml y;
+	yaml_node_t *root = NULL;
+	char *text = NULL;
+
+	ck_assert_int_eq(config_yaml_init(&y, path), 0);
+	ck_assert_int_eq(config_yaml_load(&y, &root), 0);
+	ck_assert_ptr_nonnull(root);
+	ck_assert_int_eq(config_yaml_walk(&y, root, "toy", yaml_toy_keys, &toy, &seen), 0);
+	ck_assert_uint_eq(toy.count, 3);
+	ck_assert(toy.flag);
+	ck_assert_ptr_null(toy.name);
+	at = config_yaml_seen_at(&seen, yaml_toy_keys, "flag");
+	ck_assert_ptr_nonnull(at);
+	ck_assert_uint_eq(at->line, 2);
+	ck_assert_uint_eq(at->column, 7);
+	ck_assert_ptr_null(config_yaml_seen_at(&seen, yaml_toy_keys, "name"));
+	ck_assert_uint_eq(config_yaml_finish(&y, &text), 3);
+	assert_contains(text, "{dir}/toy.yaml:3:1: toy.size: unknown key (expected one of: count, name, flag)");
+	assert_contains(text, "{dir}/toy.yaml:4:1: toy.count: duplicate key (first set at line 1)");
+	assert_contains(text, "{dir}/toy.yaml:1:1: toy.name: missing required key");
+	free(text);
+
+	/* "---" alone: loaded, but no root to walk. */
+	ck_assert_int_eq(config_yaml_init(&y, write_config("empty.yaml", "---\n")), 0);
+	ck_assert_int_eq(config_yaml_load(&y, &root), 0);
+	ck_assert_ptr_null(root);
+	ck_assert_uint_eq(config_yaml_finish(&y, &text), 0);
+	ck_assert_ptr_null(text);
+}
+END_TEST
+
 /* ---- runner ----------------------------------------------------------------------- */
 
 #define N_ROWS ((int)(sizeof(error_rows) / sizeof(error_rows[0])))
@@ -1370,6 +1507,14 @@ config_suite(void)
 	tcase_add_test(tc, test_tls_client_ca);
 	tcase_add_test(tc, test_tls_rsa_certificate);
 	tcase_add_test(tc, test_tls_files_accepted);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("yaml");
+	tcase_add_unchecked_fixture(tc, setup_files, teardown_files);
+	tcase_add_test(tc, test_yaml_error_lines);
+	tcase_add_test(tc, test_yaml_error_cap);
+	tcase_add_test(tc, test_yaml_number);
+	tcase_add_test(tc, test_yaml_walk);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("addr");
