@@ -1,770 +1,33 @@
 /*
- * config — loads the YAML file into a struct config. Each mapping has a table
- * of keys {name, parser, offset, required}; one walker applies a table to a
- * mapping, checks after it the rules that tie keys together, then loads
- * every certificate. Every problem is reported, each with file:line:col and
- * the key's path, and only a fully valid file yields a snapshot.
+ * config — the loader: a file becomes an immutable, reference-counted
+ * snapshot only if it has no problem at all. config_yaml reads it,
+ * config_schema fills the structs of config_types.h section by section,
+ * and this file assembles them: backend names resolved, no address used
+ * twice, every listener's TLS contexts built from its tls settings.
+ *
+ *   config_load ─▶ config_yaml_load ─▶ config_schema_apply ─▶ resolve, check
+ *                  (file, syntax)      (keys, values)          ─▶ tls_ctx_build
+ *   every problem, whoever finds it ─▶ config_yaml_error ─▶ one line each
  */
 #include <errno.h>
-#include <limits.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 
-#include <openssl/ssl.h>
 #include <yaml.h>
 
 #include <sluice/config.h>
 #include <sluice/config_addr.h>
+#include <sluice/config_schema.h>
+#include <sluice/config_types.h>
 #include <sluice/config_yaml.h>
-#include <sluice/log.h>
 #include <sluice/tls.h>
-#include <sluice/tls_tickets.h>
-#include <sluice/units.h>
+#include <sluice/tls_settings.h>
 
-#define CONFIG_VERIFY_DEPTH 5
-#define CONFIG_MAX_FRAME UINT64_C(0xFFFFFFFF)
+/* ---- assembling the sections ------------------------------------------------- */
 
-/*
- * Upper bounds of the counts (docs/CONFIG.md gives the reasons too). Far
- * above any sane setting, they turn a typo (an extra digit or three) into
- * an error at load rather than a daemon that tries to open a billion
- * descriptors or threads.
- */
-/* 256 is more CPUs than nearly any host has. */
-static const struct config_yaml_bound config_max_workers = {
-	256, "more threads than CPUs only contend, and each opens its own backend connections",
-};
-/* With 256 workers, 262144 connections to one server: more than any
- * backend accepts. */
-static const struct config_yaml_bound config_max_backend_conns = {
-	1024, "per server and per worker: workers multiply it",
-};
-/* Queued requests of one backend in one worker, each holding its frame. */
-static const struct config_yaml_bound config_max_pending = {
-	1048576, "requests queued that long would outlast any queue_timeout",
-};
-/* What is left of fs.nr_open leaves room for backends and listeners. */
-static const struct config_yaml_bound config_max_clients = {
-	1000000, "each client needs a file descriptor, and Linux allows a process "
-	"at most fs.nr_open, 1048576 by default",
-};
-/* 5 intermediates (the default) is already a deep PKI. */
-static const struct config_yaml_bound config_max_verify_depth = {
-	100, "OpenSSL's own limit",
-};
-
-/* The key file is checked here, so that a bad line is reported at the
- * ticket_keys key with its own line number; the keys themselves are
- * loaded again with the certificates. */
-static int
-config_parse_ticket_keys(struct config_yaml *y, yaml_node_t *node, const char *kpath,
-			 void *field)
-{
-	char **dst = field;
-	struct config_mark at = config_yaml_mark(node);
-	char err[CONFIG_YAML_LINE];
-
-	if (config_yaml_parse_file(y, node, kpath, field) < 0)
-		return -1;
-	if (tls_ticket_keys_check_file(*dst, err, sizeof(err)) < 0) {
-		config_yaml_error(y, &at, kpath, "%s", err);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-config_parse_backend_conns(struct config_yaml *y, yaml_node_t *node, const char *kpath,
-			   void *field)
-{
-	return config_yaml_count_uint(y, node, kpath, &config_max_backend_conns, field);
-}
-
-static int
-config_parse_max_pending(struct config_yaml *y, yaml_node_t *node, const char *kpath,
-			 void *field)
-{
-	return config_yaml_count_uint(y, node, kpath, &config_max_pending, field);
-}
-
-static int
-config_parse_verify_depth(struct config_yaml *y, yaml_node_t *node, const char *kpath,
-			  void *field)
-{
-	return config_yaml_count_uint(y, node, kpath, &config_max_verify_depth, field);
-}
-
-static int
-config_parse_max_clients(struct config_yaml *y, yaml_node_t *node, const char *kpath,
-			 void *field)
-{
-	return config_yaml_count(y, node, kpath, &config_max_clients, field);
-}
-
-static int
-config_parse_min_version(struct config_yaml *y, yaml_node_t *node, const char *kpath,
-			 void *field)
-{
-	static const struct config_yaml_enum values[] = {
-		{ "TLSv1.2", TLS1_2_VERSION },
-		{ "TLSv1.3", TLS1_3_VERSION },
-		{ NULL, 0 },
-	};
-
-	return config_yaml_enum(y, node, kpath, values, field);
-}
-
-static int
-config_parse_client_verify(struct config_yaml *y, yaml_node_t *node, const char *kpath,
-			   void *field)
-{
-	static const struct config_yaml_enum values[] = {
-		{ "required", TLS_VERIFY_REQUIRED },
-		{ "optional", TLS_VERIFY_OPTIONAL },
-		{ NULL, 0 },
-	};
-	enum tls_client_verify *dst = field;
-	int v;
-
-	if (config_yaml_enum(y, node, kpath, values, &v) < 0)
-		return -1;
-	*dst = (enum tls_client_verify)v;
-	return 0;
-}
-
-static int
-config_parse_log_level(struct config_yaml *y, yaml_node_t *node, const char *kpath,
-		       void *field)
-{
-	static const struct config_yaml_enum values[] = {
-		{ "error", LOG_ERROR },
-		{ "warn", LOG_WARN },
-		{ "info", LOG_INFO },
-		{ "debug", LOG_DEBUG },
-		{ NULL, 0 },
-	};
-	enum log_level *dst = field;
-	int v;
-
-	if (config_yaml_enum(y, node, kpath, values, &v) < 0)
-		return -1;
-	*dst = (enum log_level)v;
-	return 0;
-}
-
-/* "auto" is stored as 0 and resolved by config_workers(). */
-static int
-config_parse_workers(struct config_yaml *y, yaml_node_t *node, const char *kpath,
-		     void *field)
-{
-	unsigned *dst = field;
-	uint64_t v;
-
-	if (node->type == YAML_SCALAR_NODE &&
-	    strcmp((const char *)node->data.scalar.value, "auto") == 0) {
-		*dst = 0;
-		return 0;
-	}
-	if (node->type == YAML_SCALAR_NODE &&
-	    config_yaml_number((const char *)node->data.scalar.value, &v) < 0) {
-		struct config_mark at = config_yaml_mark(node);
-
-		config_yaml_error(y, &at, kpath, "expected auto or a number of threads, found \"%s\"",
-				  (const char *)node->data.scalar.value);
-		return -1;
-	}
-	return config_yaml_count_uint(y, node, kpath, &config_max_workers, dst);
-}
-
-/* ---- addresses --------------------------------------------------------- */
-
-static int
-config_parse_address(struct config_yaml *y, yaml_node_t *node, const char *kpath,
-		     void *field)
-{
-	struct config_addr *a = field;
-	const char *text = config_yaml_nonempty(y, node, kpath);
-	const char *why = NULL;
-
-	a->mark = config_yaml_mark(node);
-	if (text == NULL)
-		return -1;
-	if (config_addr_parse(text, a, &why) < 0) {
-		config_yaml_error(y, &a->mark, kpath, "invalid address \"%s\": %s", text, why);
-		return -1;
-	}
-	a->text = strdup(text);
-	if (a->text == NULL) {
-		config_yaml_oom(y, node, kpath);
-		return -1;
-	}
-	return 0;
-}
-
-/* ---- sequences ---------------------------------------------------------- */
-
-/* Needs the whole tls section: fills alpn and n_alpn. */
-static int
-config_parse_alpn(struct config_yaml *y, yaml_node_t *node, const char *kpath,
-		  void *field)
-{
-	struct tls_settings *tls = field;
-	char ipath[CONFIG_YAML_KPATH];
-	size_t n;
-
-	tls->alpn = config_yaml_seq_alloc(y, node, kpath, sizeof(char *), "protocol", &n);
-	if (tls->alpn == NULL)
-		return -1;
-	tls->n_alpn = n;
-	for (size_t i = 0; i < n; i++) {
-		yaml_node_t *item = config_yaml_seq_item(y, node, i);
-		struct config_mark at = config_yaml_mark(item);
-
-		config_yaml_pathf(ipath, sizeof(ipath), "%s[%zu]", kpath, i);
-		if (config_yaml_parse_string(y, item, ipath, &tls->alpn[i]) < 0)
-			continue;
-		if (strlen(tls->alpn[i]) > 255)
-			config_yaml_error(y, &at, ipath, "a protocol name is at most 255 bytes");
-	}
-	return 0;
-}
-
-/* ---- where TLS problems point ------------------------------------------- */
-
-/* The key a problem found while building a listener's TLS context names
- * (tls.h), and where its value's mark is kept: in the certificates[] entry
- * or in the tls: section. */
-struct config_tls_where {
-	const char *name;         /* NULL: the entry or section as a whole */
-	bool in_cert;
-	size_t mark;              /* offset in struct config_cert_marks or config_tls_marks */
-};
-
-static const struct config_tls_where config_tls_where[TLS_KEY_COUNT] = {
-	[TLS_KEY_NONE] = { NULL, false, 0 },
-	[TLS_KEY_CERT] = { "cert", true, offsetof(struct config_cert_marks, cert) },
-	[TLS_KEY_KEY] = { "key", true, offsetof(struct config_cert_marks, key) },
-	[TLS_KEY_OCSP] = { "ocsp", true, offsetof(struct config_cert_marks, ocsp) },
-	[TLS_KEY_CIPHERS] = { "ciphers", false, offsetof(struct config_tls_marks, ciphers) },
-	[TLS_KEY_CIPHERSUITES] = { "ciphersuites", false, offsetof(struct config_tls_marks, ciphersuites) },
-	[TLS_KEY_ALPN] = { "alpn", false, offsetof(struct config_tls_marks, alpn) },
-	[TLS_KEY_CLIENT_CA] = { "client_ca", false, offsetof(struct config_tls_marks, client_ca) },
-	[TLS_KEY_CRL] = { "crl", false, offsetof(struct config_tls_marks, crl) },
-	[TLS_KEY_TICKET_KEYS] = { "ticket_keys", false, offsetof(struct config_tls_marks, ticket_keys) },
-};
-
-static struct config_mark *
-config_tls_mark(void *owner, const struct config_tls_where *w)
-{
-	return (struct config_mark *)((char *)owner + w->mark);
-}
-
-/* Keeps where the values of a certificates[] entry (in_cert: owner is its
- * config_cert_marks) or of a tls: section (its config_tls_marks) were
- * written, for config_tls_report. */
-static void
-config_keep_tls_marks(void *owner, bool in_cert, const struct config_yaml_seen *seen,
-		      const struct config_yaml_key *keys)
-{
-	for (size_t k = 0; k < TLS_KEY_COUNT; k++) {
-		const struct config_tls_where *w = &config_tls_where[k];
-		const struct config_mark *at;
-
-		if (w->name == NULL || w->in_cert != in_cert)
-			continue;
-		at = config_yaml_seen_at(seen, keys, w->name);
-		if (at != NULL)
-			*config_tls_mark(owner, w) = *at;
-	}
-}
-
-/* ---- sections ------------------------------------------------------------ */
-
-static const struct config_yaml_key config_cert_keys[] = {
-	{ "cert", config_yaml_parse_path, offsetof(struct tls_cert_files, cert), true },
-	{ "key", config_yaml_parse_path, offsetof(struct tls_cert_files, key), true },
-	{ "ocsp", config_yaml_parse_file, offsetof(struct tls_cert_files, ocsp), false },
-	{ NULL, NULL, 0, false },
-};
-
-/* Needs the whole listener: fills tls.certs, tls.n_certs and tls_at.certs. */
-static int
-config_parse_certificates(struct config_yaml *y, yaml_node_t *node, const char *kpath,
-			  void *field)
-{
-	struct config_listener *l = field;
-	struct tls_settings *tls = &l->tls;
-	struct config_yaml_seen seen;
-	char ipath[CONFIG_YAML_KPATH];
-	size_t n;
-
-	tls->certs = config_yaml_seq_alloc(y, node, kpath, sizeof(*tls->certs), "certificate", &n);
-	if (tls->certs == NULL)
-		return -1;
-	l->tls_at.certs = calloc(n, sizeof(*l->tls_at.certs));
-	if (l->tls_at.certs == NULL) {
-		free(tls->certs);
-		tls->certs = NULL;
-		config_yaml_oom(y, node, kpath);
-		return -1;
-	}
-	tls->n_certs = n;
-	for (size_t i = 0; i < n; i++) {
-		yaml_node_t *item = config_yaml_seq_item(y, node, i);
-
-		config_yaml_pathf(ipath, sizeof(ipath), "%s[%zu]", kpath, i);
-		l->tls_at.certs[i].entry = config_yaml_mark(item);
-		if (config_yaml_walk(y, item, ipath, config_cert_keys, &tls->certs[i], &seen) == 0)
-			config_keep_tls_marks(&l->tls_at.certs[i], true, &seen, config_cert_keys);
-	}
-	return 0;
-}
-
-/* Offsets into struct config_listener: the values go to its tls settings,
- * and the certificates' marks to tls_at beside them. */
-#define CONFIG_TLS_FIELD(name) offsetof(struct config_listener, tls.name)
-static const struct config_yaml_key config_tls_keys[] = {
-	{ "certificates", config_parse_certificates, 0, true },
-	{ "min_version", config_parse_min_version, CONFIG_TLS_FIELD(min_version), false },
-	{ "ciphers", config_yaml_parse_string, CONFIG_TLS_FIELD(ciphers), false },
-	{ "ciphersuites", config_yaml_parse_string, CONFIG_TLS_FIELD(ciphersuites), false },
-	{ "sni_required", config_yaml_parse_bool, CONFIG_TLS_FIELD(sni_required), false },
-	{ "alpn", config_parse_alpn, offsetof(struct config_listener, tls), false },
-	{ "alpn_required", config_yaml_parse_bool, CONFIG_TLS_FIELD(alpn_required), false },
-	{ "client_ca", config_yaml_parse_path, CONFIG_TLS_FIELD(client_ca), false },
-	{ "client_verify", config_parse_client_verify, CONFIG_TLS_FIELD(client_verify), false },
-	{ "verify_depth", config_parse_verify_depth, CONFIG_TLS_FIELD(verify_depth), false },
-	{ "crl", config_yaml_parse_file, CONFIG_TLS_FIELD(crl), false },
-	{ "session_tickets", config_yaml_parse_bool, CONFIG_TLS_FIELD(session_tickets), false },
-	{ "ticket_keys", config_parse_ticket_keys, CONFIG_TLS_FIELD(ticket_keys), false },
-	{ NULL, NULL, 0, false },
-};
-
-/* A key that only means something with client_ca (client_verify, crl,
- * verify_depth) is an error without it, rather than silently ignored. */
-static void
-config_needs_client_ca(struct config_yaml *y, const struct tls_settings *tls, const char *kpath,
-		       const struct config_yaml_seen *seen, const char *key, const char *why)
-{
-	const struct config_mark *at = config_yaml_seen_at(seen, config_tls_keys, key);
-	char child[CONFIG_YAML_KPATH];
-
-	if (at == NULL || tls->client_ca != NULL ||
-	    config_yaml_seen_at(seen, config_tls_keys, "client_ca") != NULL)
-		return;
-	config_yaml_child_path(child, sizeof(child), kpath, key);
-	config_yaml_error(y, at, child, "needs client_ca, %s", why);
-}
-
-static void
-config_check_tls(struct config_yaml *y, struct tls_settings *tls, const char *kpath,
-		 const struct config_yaml_seen *seen)
-{
-	const struct config_mark *verify = config_yaml_seen_at(seen, config_tls_keys, "client_verify");
-	const struct config_mark *alpn_req = config_yaml_seen_at(seen, config_tls_keys, "alpn_required");
-	const struct config_mark *keys = config_yaml_seen_at(seen, config_tls_keys, "ticket_keys");
-	char child[CONFIG_YAML_KPATH];
-
-	config_needs_client_ca(y, tls, kpath, seen, "client_verify",
-			       "the CA file that client certificates are checked against");
-	config_needs_client_ca(y, tls, kpath, seen, "crl",
-			       "the CA file whose client certificates it revokes");
-	config_needs_client_ca(y, tls, kpath, seen, "verify_depth",
-			       "the CA file that client certificate chains lead to");
-	if (verify == NULL && tls->client_ca != NULL)
-		tls->client_verify = TLS_VERIFY_REQUIRED;
-	if (alpn_req != NULL && tls->alpn_required && tls->n_alpn == 0 &&
-	    !config_yaml_seen_at(seen, config_tls_keys, "alpn")) {
-		config_yaml_child_path(child, sizeof(child), kpath, "alpn_required");
-		config_yaml_error(y, alpn_req, child, "needs alpn, the list of protocols to accept");
-	}
-	if (keys != NULL && !tls->session_tickets) {
-		config_yaml_child_path(child, sizeof(child), kpath, "ticket_keys");
-		config_yaml_error(y, keys, child, "has no use with session_tickets: false");
-	}
-}
-
-/* Needs the whole listener: fills tls and tls_at. */
-static int
-config_parse_tls(struct config_yaml *y, yaml_node_t *node, const char *kpath,
-		 void *field)
-{
-	struct config_listener *l = field;
-	struct config_yaml_seen seen;
-
-	unsigned before = y->n_errors;
-
-	l->tls_at.section = config_yaml_mark(node);
-	if (config_yaml_walk(y, node, kpath, config_tls_keys, l, &seen) == 0) {
-		config_keep_tls_marks(&l->tls_at, false, &seen, config_tls_keys);
-		config_check_tls(y, &l->tls, kpath, &seen);
-	}
-	/* A half-parsed section (a NULL in the ALPN list, a default where a
-	 * value was refused) must not reach OpenSSL. */
-	l->tls_at.failed = y->n_errors != before;
-	return l->tls_at.failed ? -1 : 0;
-}
-
-static const struct config_yaml_key config_listener_keys[] = {
-	{ "address", config_parse_address, offsetof(struct config_listener, addr), true },
-	{ "backend", config_yaml_parse_string, offsetof(struct config_listener, backend_name), true },
-	{ "tls", config_parse_tls, 0, true },
-	{ NULL, NULL, 0, false },
-};
-
-static void
-config_listener_init(struct config_listener *l)
-{
-	l->tls.min_version = TLS1_2_VERSION;
-	l->tls.session_tickets = true;
-	l->tls.client_verify = TLS_VERIFY_NONE;
-	l->tls.verify_depth = CONFIG_VERIFY_DEPTH;
-}
-
-/* Needs the whole struct config: fills listeners and n_listeners. */
-static int
-config_parse_listen(struct config_yaml *y, yaml_node_t *node, const char *kpath,
-		    void *field)
-{
-	struct config *cfg = field;
-	struct config_yaml_seen seen;
-	const struct config_mark *at;
-	char ipath[CONFIG_YAML_KPATH];
-	size_t n;
-
-	cfg->listeners = config_yaml_seq_alloc(y, node, kpath, sizeof(*cfg->listeners),
-					       "listener", &n);
-	if (cfg->listeners == NULL)
-		return -1;
-	cfg->n_listeners = n;
-	for (size_t i = 0; i < n; i++) {
-		struct config_listener *l = &cfg->listeners[i];
-		yaml_node_t *item = config_yaml_seq_item(y, node, i);
-
-		config_yaml_pathf(ipath, sizeof(ipath), "%s[%zu]", kpath, i);
-		config_listener_init(l);
-		l->mark = config_yaml_mark(item);
-		if (config_yaml_walk(y, item, ipath, config_listener_keys, l, &seen) < 0)
-			continue;
-		at = config_yaml_seen_at(&seen, config_listener_keys, "backend");
-		if (at != NULL)
-			l->backend_mark = *at;
-	}
-	return 0;
-}
-
-static const struct config_yaml_key config_server_keys[] = {
-	{ "address", config_parse_address, offsetof(struct config_server, addr), true },
-	{ NULL, NULL, 0, false },
-};
-
-/* Needs the whole backend: fills servers and n_servers. */
-static int
-config_parse_servers(struct config_yaml *y, yaml_node_t *node, const char *kpath,
-		     void *field)
-{
-	struct config_backend *b = field;
-	struct config_yaml_seen seen;
-	char ipath[CONFIG_YAML_KPATH];
-	size_t n;
-
-	b->servers = config_yaml_seq_alloc(y, node, kpath, sizeof(*b->servers), "server", &n);
-	if (b->servers == NULL)
-		return -1;
-	b->n_servers = n;
-	for (size_t i = 0; i < n; i++) {
-		yaml_node_t *item = config_yaml_seq_item(y, node, i);
-
-		config_yaml_pathf(ipath, sizeof(ipath), "%s[%zu]", kpath, i);
-		b->servers[i].mark = config_yaml_mark(item);
-		config_yaml_walk(y, item, ipath, config_server_keys, &b->servers[i], &seen);
-	}
-	return 0;
-}
-
-static const struct config_yaml_key config_backend_keys[] = {
-	{ "servers", config_parse_servers, 0, true },
-	{ "connections", config_parse_backend_conns, offsetof(struct config_backend, connections), false },
-	{ "connect_timeout", config_yaml_parse_duration, offsetof(struct config_backend, connect_timeout_ms), false },
-	{ "queue_timeout", config_yaml_parse_duration, offsetof(struct config_backend, queue_timeout_ms), false },
-	{ "request_timeout", config_yaml_parse_duration, offsetof(struct config_backend, request_timeout_ms), false },
-	{ "max_pending", config_parse_max_pending, offsetof(struct config_backend, max_pending), false },
-	{ NULL, NULL, 0, false },
-};
-
-static void
-config_backend_init(struct config_backend *b)
-{
-	b->connections = 4;
-	b->connect_timeout_ms = 2000;
-	b->queue_timeout_ms = 5000;
-	b->request_timeout_ms = 30000;
-	b->max_pending = 4096;
-}
-
-/* The same server twice would share one metrics label and double its
- * share of the load without saying so. */
-static void
-config_check_servers(struct config_yaml *y, struct config_backend *b, const char *kpath)
-{
-	char ipath[CONFIG_YAML_KPATH];
-
-	for (size_t i = 0; i < b->n_servers; i++) {
-		for (size_t j = 0; j < i; j++) {
-			if (!config_addr_equal(&b->servers[i].addr, &b->servers[j].addr))
-				continue;
-			config_yaml_pathf(ipath, sizeof(ipath), "%s.servers[%zu].address", kpath, i);
-			config_yaml_error(y, &b->servers[i].addr.mark, ipath,
-					  "%s is already listed as servers[%zu]",
-					  b->servers[i].addr.text, j);
-			break;
-		}
-	}
-}
-
-/* Backend names end up in logs and metric labels: keep them plain. */
-static int
-config_backend_name_ok(const char *name)
-{
-	if (name[0] == '\0')
-		return 0;
-	for (const char *p = name; *p != '\0'; p++) {
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.'))
-			return 0;
-	}
-	return 1;
-}
-
-static struct config_backend *
-config_find_backend(struct config *cfg, const char *name)
-{
-	for (size_t i = 0; i < cfg->n_backends; i++) {
-		if (cfg->backends[i].name != NULL && strcmp(cfg->backends[i].name, name) == 0)
-			return &cfg->backends[i];
-	}
-	return NULL;
-}
-
-static void
-config_parse_backend_pair(struct config_yaml *y, yaml_node_pair_t *pair,
-			  const char *kpath, struct config *cfg)
-{
-	yaml_node_t *key = config_yaml_node(y, pair->key);
-	struct config_mark at = config_yaml_mark(key);
-	struct config_backend *b, *first;
-	struct config_yaml_seen seen;
-	const char *name = config_yaml_scalar(y, key, kpath);
-	char child[CONFIG_YAML_KPATH];
-
-	if (name == NULL)
-		return;
-	config_yaml_child_path(child, sizeof(child), kpath, name);
-	if (!config_backend_name_ok(name)) {
-		config_yaml_error(y, &at, child, "a backend name uses only letters, "
-				  "digits, '_', '-' and '.'");
-		return;
-	}
-	first = config_find_backend(cfg, name);
-	if (first != NULL) {
-		config_yaml_error(y, &at, child, "duplicate key (first set at line %u)",
-				  first->mark.line);
-		return;
-	}
-	b = &cfg->backends[cfg->n_backends++];
-	config_backend_init(b);
-	b->mark = at;
-	b->name = strdup(name);
-	if (b->name == NULL) {
-		config_yaml_oom(y, key, child);
-		return;
-	}
-	if (config_yaml_walk(y, config_yaml_node(y, pair->value), child, config_backend_keys,
-			     b, &seen) == 0)
-		config_check_servers(y, b, child);
-}
-
-/* Needs the whole struct config: fills backends and n_backends. */
-static int
-config_parse_backends(struct config_yaml *y, yaml_node_t *node, const char *kpath,
-		      void *field)
-{
-	struct config *cfg = field;
-	struct config_mark at = config_yaml_mark(node);
-	size_t n;
-
-	if (config_yaml_expect(y, node, YAML_MAPPING_NODE, kpath) < 0)
-		return -1;
-	n = (size_t)(node->data.mapping.pairs.top - node->data.mapping.pairs.start);
-	if (n == 0) {
-		config_yaml_error(y, &at, kpath, "must define at least one backend");
-		return -1;
-	}
-	cfg->backends = calloc(n, sizeof(*cfg->backends));
-	if (cfg->backends == NULL) {
-		config_yaml_oom(y, node, kpath);
-		return -1;
-	}
-	for (size_t i = 0; i < n; i++)
-		config_parse_backend_pair(y, &node->data.mapping.pairs.start[i], kpath, cfg);
-	return 0;
-}
-
-static const struct config_yaml_key config_limits_keys[] = {
-	{ "max_connections", config_parse_max_clients, offsetof(struct config_limits, max_connections), false },
-	{ "max_frame_size", config_yaml_parse_size, offsetof(struct config_limits, max_frame_size), false },
-	{ "client_buffer", config_yaml_parse_size, offsetof(struct config_limits, client_buffer), false },
-	{ "handshake_timeout", config_yaml_parse_duration, offsetof(struct config_limits, handshake_timeout_ms), false },
-	{ "idle_timeout", config_yaml_parse_duration, offsetof(struct config_limits, idle_timeout_ms), false },
-	{ NULL, NULL, 0, false },
-};
-
-static void
-config_check_frame_size(struct config_yaml *y, const struct config_limits *lim,
-			const struct config_mark *at)
-{
-	char size[32];
-
-	units_format_size(lim->max_frame_size, size, sizeof(size));
-	if (lim->max_frame_size < 6)
-		config_yaml_error(y, at, "limits.max_frame_size", "%s is too small: the "
-				  "6-byte frame prefix alone needs 6B", size);
-	else if (lim->max_frame_size > CONFIG_MAX_FRAME)
-		config_yaml_error(y, at, "limits.max_frame_size", "%s is too large: "
-				  "total_len is a 32-bit field, so at most 4294967295B "
-				  "(4GiB - 1)", size);
-}
-
-/* A client must be able to have at least one whole frame in flight, or its
- * first large request would stall it for good. */
-static void
-config_check_client_buffer(struct config_yaml *y, const struct config_limits *lim,
-			   const struct config_mark *frame_at,
-			   const struct config_mark *buffer_at)
-{
-	char frame[32], buffer[32];
-
-	if (lim->client_buffer >= lim->max_frame_size)
-		return;
-	units_format_size(lim->max_frame_size, frame, sizeof(frame));
-	units_format_size(lim->client_buffer, buffer, sizeof(buffer));
-	if (buffer_at != NULL)
-		config_yaml_error(y, buffer_at, "limits.client_buffer", "%s is smaller than "
-				  "max_frame_size (%s): a client must be able to hold one "
-				  "whole frame in its buffer", buffer, frame);
-	else
-		config_yaml_error(y, frame_at, "limits.max_frame_size", "%s is larger than "
-				  "client_buffer (%s by default): raise limits.client_buffer "
-				  "to at least %s so a client can hold one whole frame",
-				  frame, buffer, frame);
-}
-
-static int
-config_parse_limits(struct config_yaml *y, yaml_node_t *node, const char *kpath,
-		    void *field)
-{
-	struct config_limits *lim = field;
-	const struct config_mark *frame_at, *buffer_at;
-	struct config_yaml_seen seen;
-	unsigned before = y->n_errors;
-
-	if (config_yaml_walk(y, node, kpath, config_limits_keys, lim, &seen) < 0)
-		return -1;
-	if (y->n_errors != before)
-		return -1;  /* a size failed to parse: comparing defaults would mislead */
-	frame_at = config_yaml_seen_at(&seen, config_limits_keys, "max_frame_size");
-	buffer_at = config_yaml_seen_at(&seen, config_limits_keys, "client_buffer");
-	if (frame_at != NULL)
-		config_check_frame_size(y, lim, frame_at);
-	if (y->n_errors == before && (frame_at != NULL || buffer_at != NULL))
-		config_check_client_buffer(y, lim, frame_at, buffer_at);
-	return 0;
-}
-
-static const struct config_yaml_key config_shutdown_keys[] = {
-	{ "grace_timeout", config_yaml_parse_duration0, offsetof(struct config, grace_timeout_ms), false },
-	{ NULL, NULL, 0, false },
-};
-
-static const struct config_yaml_key config_admin_keys[] = {
-	{ "address", config_parse_address, offsetof(struct config, admin_addr), true },
-	{ NULL, NULL, 0, false },
-};
-
-static const struct config_yaml_key config_log_keys[] = {
-	{ "level", config_parse_log_level, offsetof(struct config, log_level), false },
-	{ NULL, NULL, 0, false },
-};
-
-/* shutdown:, admin: and log: keep their few fields directly in struct
- * config, so their tables' offsets are into struct config. */
-static int
-config_parse_shutdown(struct config_yaml *y, yaml_node_t *node, const char *kpath,
-		      void *field)
-{
-	struct config_yaml_seen seen;
-
-	return config_yaml_walk(y, node, kpath, config_shutdown_keys, field, &seen);
-}
-
-static int
-config_parse_admin(struct config_yaml *y, yaml_node_t *node, const char *kpath,
-		   void *field)
-{
-	struct config *cfg = field;
-	struct config_yaml_seen seen;
-
-	if (config_yaml_walk(y, node, kpath, config_admin_keys, cfg, &seen) < 0)
-		return -1;
-	cfg->has_admin = cfg->admin_addr.text != NULL;
-	return 0;
-}
-
-static int
-config_parse_log(struct config_yaml *y, yaml_node_t *node, const char *kpath,
-		 void *field)
-{
-	struct config_yaml_seen seen;
-
-	return config_yaml_walk(y, node, kpath, config_log_keys, field, &seen);
-}
-
-static const struct config_yaml_key config_top_keys[] = {
-	{ "workers", config_parse_workers, offsetof(struct config, workers), false },
-	{ "user", config_yaml_parse_string, offsetof(struct config, user), false },
-	{ "group", config_yaml_parse_string, offsetof(struct config, group), false },
-	{ "listen", config_parse_listen, 0, true },
-	{ "backends", config_parse_backends, 0, true },
-	{ "limits", config_parse_limits, offsetof(struct config, limits), false },
-	{ "shutdown", config_parse_shutdown, 0, false },
-	{ "admin", config_parse_admin, 0, false },
-	{ "log", config_parse_log, 0, false },
-	{ NULL, NULL, 0, false },
-};
-
-/* ---- cross-section rules --------------------------------------------------- */
-
-/* group: alone would change only the group of a process that keeps
- * running as root (process_drop_privileges keeps the uid it has): an
- * operator who wrote it meant to give up root, so say it cannot be done
- * that way instead of doing half of it. */
-static void
-config_check_identity(struct config_yaml *y, const struct config_yaml_seen *seen)
-{
-	const struct config_mark *group = config_yaml_seen_at(seen, config_top_keys, "group");
-
-	if (group == NULL || config_yaml_seen_at(seen, config_top_keys, "user") != NULL)
-		return;
-	config_yaml_error(y, group, "group", "needs user: without it sluice would go on "
-			  "running as root with only its group changed");
-}
-
+/* listen[i].backend names a key under backends:, which the schema made
+ * unique; the snapshot keeps the pointer. */
 static void
 config_resolve_backends(struct config_yaml *y, struct config *cfg)
 {
@@ -775,7 +38,11 @@ config_resolve_backends(struct config_yaml *y, struct config *cfg)
 
 		if (l->backend_name == NULL)
 			continue;
-		l->backend = config_find_backend(cfg, l->backend_name);
+		for (size_t b = 0; b < cfg->n_backends && l->backend == NULL; b++) {
+			if (cfg->backends[b].name != NULL &&
+			    strcmp(cfg->backends[b].name, l->backend_name) == 0)
+				l->backend = &cfg->backends[b];
+		}
 		/* Without a backends: section, that one error says enough. */
 		if (l->backend != NULL || cfg->backends == NULL)
 			continue;
@@ -785,6 +52,9 @@ config_resolve_backends(struct config_yaml *y, struct config *cfg)
 	}
 }
 
+/* One address, one listener: with SO_REUSEPORT (listener.c) a second
+ * listener would bind it too, and the kernel would share its clients
+ * between two tls: sections; the admin endpoint's bind would just fail. */
 static void
 config_check_addresses(struct config_yaml *y, struct config *cfg)
 {
@@ -807,14 +77,14 @@ config_check_addresses(struct config_yaml *y, struct config *cfg)
 	}
 }
 
-/* ---- certificates ----------------------------------------------------------- */
+/* ---- TLS contexts -------------------------------------------------------- */
 
 /* Where tls_ctx_build's problems go: the key they name, at its value
  * (listen[0].tls.certificates[1].key, listen[0].tls.ciphers); or, for
  * what concerns no one key, the certificates[] entry or the tls: mapping. */
 struct config_tls_report {
 	struct config_yaml *y;
-	struct config_listener *l;
+	const struct config_listener *l;
 	size_t listener;
 };
 
@@ -822,37 +92,23 @@ static void
 config_tls_report(void *arg, long cert, enum tls_key key, const char *message)
 {
 	struct config_tls_report *r = arg;
-	struct config_tls_marks *marks = &r->l->tls_at;
-	bool in_cert = cert >= 0 && (size_t)cert < r->l->tls.n_certs;
-	void *owner = in_cert ? (void *)&marks->certs[cert] : (void *)marks;
-	const struct config_mark *at = in_cert ? &marks->certs[cert].entry : &marks->section;
-	const struct config_tls_where *w = NULL;
-	char base[CONFIG_YAML_KPATH], kpath[CONFIG_YAML_KPATH];
+	const struct config_mark *at;
+	char kpath[CONFIG_YAML_KPATH];
 
-	if (in_cert)
-		config_yaml_pathf(base, sizeof(base), "listen[%zu].tls.certificates[%ld]", r->listener, cert);
-	else
-		config_yaml_pathf(base, sizeof(base), "listen[%zu].tls", r->listener);
-	config_yaml_pathf(kpath, sizeof(kpath), "%s", base);
-	if ((unsigned)key < TLS_KEY_COUNT)
-		w = &config_tls_where[key];
-	/* A default value (no mark) has no line of its own: the entry's. */
-	if (w != NULL && w->name != NULL && w->in_cert == in_cert &&
-	    config_tls_mark(owner, w)->line != 0) {
-		config_yaml_child_path(kpath, sizeof(kpath), base, w->name);
-		at = config_tls_mark(owner, w);
-	}
+	at = config_schema_tls_where(r->l, r->listener, cert, key, kpath, sizeof(kpath));
 	config_yaml_error(r->y, at, kpath, "%s", message);
 }
 
 /* Every certificate is loaded (a broken second or third one is reported
  * now rather than when SNI first picks it); unchanged contexts of the
- * running snapshot are taken over instead of built again. */
+ * running snapshot are taken over instead of built again. A section that
+ * did not parse cleanly (a NULL in the ALPN list, a default where a value
+ * was refused) never reaches OpenSSL. */
 static void
-config_load_listener_tls(struct config_yaml *y, struct config *cfg, size_t i)
+config_build_tls(struct config_yaml *y, struct config *cfg, size_t i)
 {
 	struct config_listener *l = &cfg->listeners[i];
-	struct tls_settings *tls = &l->tls;
+	const struct tls_settings *tls = &l->tls;
 	struct config_tls_report r = { y, l, i };
 	unsigned built = 0, reused = 0;
 
@@ -870,79 +126,14 @@ config_load_listener_tls(struct config_yaml *y, struct config *cfg, size_t i)
 	cfg->tls_reused += reused;
 }
 
-/* ---- the whole file --------------------------------------------------------- */
-
-static void
-config_apply_root(struct config_yaml *y, yaml_node_t *root, struct config *cfg)
-{
-	struct config_yaml_seen seen;
-	struct config_mark at;
-
-	if (root == NULL) {
-		config_yaml_error(y, NULL, NULL, "the file is empty: it needs at least "
-				  "listen: and backends:");
-		return;
-	}
-	at = config_yaml_mark(root);
-	if (root->type != YAML_MAPPING_NODE) {
-		config_yaml_error(y, &at, NULL, "the file must be a mapping of keys "
-				  "(listen:, backends:, ...), found %s", config_yaml_type_name(root));
-		return;
-	}
-	config_yaml_walk(y, root, "", config_top_keys, cfg, &seen);
-	config_check_identity(y, &seen);
-	config_resolve_backends(y, cfg);
-	config_check_addresses(y, cfg);
-	for (size_t i = 0; i < cfg->n_listeners; i++)
-		config_load_listener_tls(y, cfg, i);
-}
-
 /* ---- lifetime ------------------------------------------------------------------- */
-
-static void
-config_tls_free(struct tls_settings *tls, struct config_tls_marks *marks)
-{
-	free(marks->certs);
-	for (size_t i = 0; i < tls->n_certs; i++) {
-		free(tls->certs[i].cert);
-		free(tls->certs[i].key);
-		free(tls->certs[i].ocsp);
-	}
-	free(tls->certs);
-	for (size_t i = 0; i < tls->n_alpn; i++)
-		free(tls->alpn[i]);
-	free(tls->alpn);
-	free(tls->ciphers);
-	free(tls->ciphersuites);
-	free(tls->client_ca);
-	free(tls->crl);
-	free(tls->ticket_keys);
-}
 
 static void
 config_free(struct config *cfg)
 {
-	for (size_t i = 0; i < cfg->n_listeners; i++) {
-		struct config_listener *l = &cfg->listeners[i];
-
-		free(l->addr.text);
-		free(l->backend_name);
-		config_tls_free(&l->tls, &l->tls_at);
-		tls_ctx_free(l->tls_ctx);
-	}
-	free(cfg->listeners);
-	for (size_t i = 0; i < cfg->n_backends; i++) {
-		struct config_backend *b = &cfg->backends[i];
-
-		for (size_t s = 0; s < b->n_servers; s++)
-			free(b->servers[s].addr.text);
-		free(b->servers);
-		free(b->name);
-	}
-	free(cfg->backends);
-	free(cfg->admin_addr.text);
-	free(cfg->user);
-	free(cfg->group);
+	for (size_t i = 0; i < cfg->n_listeners; i++)
+		tls_ctx_free(cfg->listeners[i].tls_ctx);
+	config_schema_clear(cfg);
 	free(cfg->path);
 	free(cfg);
 }
@@ -960,14 +151,7 @@ config_new(const char *path)
 		free(cfg);
 		return NULL;
 	}
-	cfg->workers = 0;
-	cfg->limits.max_connections = 10000;
-	cfg->limits.max_frame_size = UINT64_C(1) << 20;
-	cfg->limits.client_buffer = UINT64_C(4) << 20;
-	cfg->limits.handshake_timeout_ms = 10000;
-	cfg->limits.idle_timeout_ms = 300000;
-	cfg->grace_timeout_ms = 5000;
-	cfg->log_level = LOG_INFO;
+	config_schema_defaults(cfg);
 	return cfg;
 }
 
@@ -982,10 +166,15 @@ config_load(const char *path, char **errors)
 
 	if (errors != NULL)
 		*errors = NULL;
-	if (config_yaml_init(&y, path) < 0 || cfg == NULL)
+	if (config_yaml_init(&y, path) < 0 || cfg == NULL) {
 		config_yaml_error(&y, NULL, NULL, "cannot load: %s", strerror(errno));
-	else if (config_yaml_load(&y, &root) == 0)
-		config_apply_root(&y, root, cfg);
+	} else if (config_yaml_load(&y, &root) == 0) {
+		config_schema_apply(&y, root, cfg);
+		config_resolve_backends(&y, cfg);
+		config_check_addresses(&y, cfg);
+		for (size_t i = 0; i < cfg->n_listeners; i++)
+			config_build_tls(&y, cfg, i);
+	}
 	n_errors = config_yaml_finish(&y, &text);
 	if (n_errors == 0) {
 		free(text);
@@ -1028,7 +217,7 @@ config_workers(const struct config *cfg)
 	n = sysconf(_SC_NPROCESSORS_ONLN);
 	if (n < 1)
 		return 1;
-	return (uint64_t)n > config_max_workers.max ? (unsigned)config_max_workers.max : (unsigned)n;
+	return n > CONFIG_SCHEMA_MAX_WORKERS ? CONFIG_SCHEMA_MAX_WORKERS : (unsigned)n;
 }
 
 /* Every key of docs/CONFIG.md is implemented; a key accepted ahead of its
