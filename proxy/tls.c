@@ -15,35 +15,27 @@
  * section's settings; a key that the running snapshot already built is
  * taken from the registry (tls_registry.h) rather than built again.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
-#include <sluice/config.h>
 #include <sluice/log.h>
 #include <sluice/tls.h>
 #include <sluice/tls_cert.h>
 #include <sluice/tls_ocsp.h>
 #include <sluice/tls_policy.h>
 #include <sluice/tls_registry.h>
+#include <sluice/tls_settings.h>
 #include <sluice/tls_tickets.h>
-
-/* TLS 1.2 suites when the file names none: ECDHE key exchange (forward
- * secrecy) and AEAD only, ECDSA before RSA, AES-128 first for speed. */
+#include <sluice/tls_util.h>
 
 struct tls_group {
 	SSL_CTX *ctx;               /* one reference */
@@ -71,7 +63,7 @@ struct tls_ctx {
 
 /* One tls_ctx_build call. */
 struct tls_build {
-	const struct config_tls *conf;
+	const struct tls_settings *conf;
 	tls_report_fn report;
 	void *arg;
 	struct tls_cert *certs;     /* conf->n_certs, parsed */
@@ -111,31 +103,7 @@ tls_init(void)
 	return 0;
 }
 
-/* ---- errors and files ------------------------------------------------------ */
-
-/*
- * The oldest error in the queue is the cause ("No such file or directory",
- * "no start line"); the later ones only say which call gave up. System
- * errors have no reason string in OpenSSL 3: their reason is the errno.
- */
-void
-tls_openssl_reason(char *buf, size_t len)
-{
-	unsigned long e = ERR_peek_error();
-	const char *reason = NULL;
-
-	if (e == 0)
-		reason = "unknown error";
-	else if (ERR_SYSTEM_ERROR(e))
-		reason = strerror((int)ERR_GET_REASON(e));
-	else
-		reason = ERR_reason_error_string(e);
-	if (reason != NULL)
-		snprintf(buf, len, "%s", reason);
-	else
-		ERR_error_string_n(e, buf, len);
-	ERR_clear_error();
-}
+/* ---- errors ------------------------------------------------------------------ */
 
 /* Writes "<what>: <openssl reason>" into err; returns -1 for tail calls. */
 static int
@@ -143,73 +111,9 @@ tls_fail(char *err, size_t errlen, const char *what)
 {
 	char reason[256];
 
-	tls_openssl_reason(reason, sizeof(reason));
+	tls_util_openssl_reason(reason, sizeof(reason));
 	snprintf(err, errlen, "%s: %s", what, reason);
 	return -1;
-}
-
-static int
-tls_file_fd(int fd, size_t max, unsigned char **data, size_t *len, char *err, size_t errlen)
-{
-	size_t cap = 4096, n = 0;
-	unsigned char *buf = malloc(cap), *p;
-	ssize_t got;
-
-	for (;;) {
-		if (buf == NULL)
-			break;
-		if (n == cap) {
-			p = realloc(buf, cap * 2);
-			if (p == NULL)
-				break;
-			buf = p;
-			cap *= 2;
-		}
-		got = read(fd, buf + n, cap - n);
-		if (got == 0) {
-			*data = buf;
-			*len = n;
-			return 0;
-		}
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			snprintf(err, errlen, "%s", strerror(errno));
-			free(buf);
-			return -1;
-		}
-		n += (size_t)got;
-		if (n > max) {
-			snprintf(err, errlen, "larger than %zu bytes", max);
-			free(buf);
-			return -1;
-		}
-	}
-	snprintf(err, errlen, "out of memory");
-	free(buf);
-	return -1;
-}
-
-int
-tls_file_read(const char *path, size_t max, unsigned char **data, size_t *len, char *err,
-	      size_t errlen)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	int rc;
-
-	if (fd < 0) {
-		snprintf(err, errlen, "%s", strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "%s", strerror(S_ISDIR(st.st_mode) ? EISDIR : errno));
-		close(fd);
-		return -1;
-	}
-	rc = tls_file_fd(fd, max, data, len, err, errlen);
-	close(fd);
-	return rc;
 }
 
 /* ---- groups -------------------------------------------------------------------- */
@@ -580,7 +484,7 @@ fail:
 }
 
 struct tls_ctx *
-tls_ctx_build(const struct config_tls *conf, tls_report_fn report, void *arg)
+tls_ctx_build(const struct tls_settings *conf, tls_report_fn report, void *arg)
 {
 	struct tls_build b = { .conf = conf, .report = report, .arg = arg, };
 	struct tls_ctx *t = NULL;
@@ -713,15 +617,4 @@ tls_cert_failure_name(enum tls_cert_failure why)
 	};
 
 	return (unsigned)why < TLS_CERT_FAILURE_COUNT ? names[why] : "none";
-}
-
-int
-tls_digest_part(EVP_MD_CTX *md, const void *data, size_t len)
-{
-	unsigned char n[8];
-
-	for (int i = 0; i < 8; i++)
-		n[i] = (unsigned char)(len >> (56 - 8 * i));
-	return EVP_DigestUpdate(md, n, sizeof(n)) == 1 &&
-	       (len == 0 || EVP_DigestUpdate(md, data, len) == 1) ? 0 : -1;
 }

@@ -14,24 +14,24 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include <sluice/config.h>
-#include <sluice/tls.h>
 #include <sluice/tls_cert.h>
 #include <sluice/tls_ocsp.h>
+#include <sluice/tls_settings.h>
+#include <sluice/tls_util.h>
 
 #define TLS_CERT_FILE_MAX (4u << 20)    /* a chain file; far more than any real one */
 #define TLS_CERT_CHAIN_MAX 32           /* certificates after the leaf */
 #define TLS_CERT_NAMES_MAX 4096         /* names of one certificate */
 #define TLS_NAME_MAX 253                /* a DNS name, without the final dot */
 
-/* The files of one entry, as read. */
-struct tls_cert_files {
+/* The contents of one entry's files, as read. */
+struct tls_cert_bytes {
 	unsigned char *cert, *key, *ocsp;
 	size_t cert_len, key_len, ocsp_len;
 };
 
 static void
-tls_cert_files_free(struct tls_cert_files *f)
+tls_cert_bytes_free(struct tls_cert_bytes *f)
 {
 	free(f->cert);
 	if (f->key != NULL)
@@ -66,7 +66,7 @@ tls_cert_no_passphrase(char *buf, int size, int rwflag, void *userdata)
 
 /* Where the problems of one certificates[] entry go. */
 struct tls_cert_report {
-	const struct config_cert *conf;
+	const struct tls_cert_files *conf;
 	long index;
 	tls_report_fn fn;
 	void *arg;
@@ -88,7 +88,7 @@ tls_cert_why(char *err, size_t errlen, const char *what, const char *path, const
 	char reason[256];
 
 	if (why == NULL) {
-		tls_openssl_reason(reason, sizeof(reason));
+		tls_util_openssl_reason(reason, sizeof(reason));
 		why = reason;
 	}
 	snprintf(err, errlen, "%s %s: %s", what, path, why);
@@ -109,18 +109,18 @@ tls_cert_fail(const struct tls_cert_report *r, enum tls_key key, const char *wha
 /* Every file is read, whichever others could not be: each is its own
  * problem. A file that could not be read stays NULL in f. */
 static int
-tls_cert_read(const struct tls_cert_report *r, struct tls_cert_files *f)
+tls_cert_read(const struct tls_cert_report *r, struct tls_cert_bytes *f)
 {
-	const struct config_cert *conf = r->conf;
+	const struct tls_cert_files *conf = r->conf;
 	char why[256];
 	int rc = 0;
 
-	if (tls_file_read(conf->cert, TLS_CERT_FILE_MAX, &f->cert, &f->cert_len, why, sizeof(why)) < 0)
+	if (tls_util_file_read(conf->cert, TLS_CERT_FILE_MAX, &f->cert, &f->cert_len, why, sizeof(why)) < 0)
 		rc = tls_cert_fail(r, TLS_KEY_CERT, "cannot load certificate chain from", conf->cert, why);
-	if (tls_file_read(conf->key, TLS_CERT_FILE_MAX, &f->key, &f->key_len, why, sizeof(why)) < 0)
+	if (tls_util_file_read(conf->key, TLS_CERT_FILE_MAX, &f->key, &f->key_len, why, sizeof(why)) < 0)
 		rc = tls_cert_fail(r, TLS_KEY_KEY, "cannot load private key from", conf->key, why);
 	if (conf->ocsp != NULL &&
-	    tls_file_read(conf->ocsp, TLS_CERT_FILE_MAX, &f->ocsp, &f->ocsp_len, why, sizeof(why)) < 0)
+	    tls_util_file_read(conf->ocsp, TLS_CERT_FILE_MAX, &f->ocsp, &f->ocsp_len, why, sizeof(why)) < 0)
 		rc = tls_cert_fail(r, TLS_KEY_OCSP, "cannot read OCSP response", conf->ocsp, why);
 	return rc;
 }
@@ -130,7 +130,7 @@ tls_cert_read(const struct tls_cert_report *r, struct tls_cert_files *f)
 /* Leaf first, then as many chain certificates as follow; the end of the
  * file shows as "no start line", which is no error after the leaf. */
 static int
-tls_cert_parse_chain(struct tls_cert *c, const struct tls_cert_files *f)
+tls_cert_parse_chain(struct tls_cert *c, const struct tls_cert_bytes *f)
 {
 	BIO *bio = BIO_new_mem_buf(f->cert, (int)f->cert_len);
 	unsigned long e;
@@ -177,7 +177,7 @@ tls_cert_parse_key(const unsigned char *pem, size_t len)
 }
 
 EVP_PKEY *
-tls_cert_key(const struct config_cert *conf, const struct tls_cert *c, char *err, size_t errlen)
+tls_cert_key(const struct tls_cert_files *conf, const struct tls_cert *c, char *err, size_t errlen)
 {
 	EVP_PKEY *key = tls_cert_parse_key(c->key_pem, c->key_len);
 
@@ -327,16 +327,16 @@ tls_cert_key_type(const struct tls_cert *c, const char **name)
 /* ---- the whole entry ----------------------------------------------------------- */
 
 static int
-tls_cert_digest(struct tls_cert *c, const struct tls_cert_files *f)
+tls_cert_digest(struct tls_cert *c, const struct tls_cert_bytes *f)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	unsigned int n = 0;
 	int ok;
 
 	ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
-	     tls_digest_part(md, f->cert, f->cert_len) == 0 &&
-	     tls_digest_part(md, f->key, f->key_len) == 0 &&
-	     tls_digest_part(md, f->ocsp, f->ocsp_len) == 0 &&
+	     tls_util_digest_part(md, f->cert, f->cert_len) == 0 &&
+	     tls_util_digest_part(md, f->key, f->key_len) == 0 &&
+	     tls_util_digest_part(md, f->ocsp, f->ocsp_len) == 0 &&
 	     EVP_DigestFinal_ex(md, c->digest, &n) == 1 && n == TLS_DIGEST;
 	EVP_MD_CTX_free(md);
 	ERR_clear_error();
@@ -347,7 +347,7 @@ tls_cert_digest(struct tls_cert *c, const struct tls_cert_files *f)
  * dropped: see tls_cert.h. */
 static int
 tls_cert_check_key(const struct tls_cert_report *r, const struct tls_cert *c,
-		   const struct tls_cert_files *f)
+		   const struct tls_cert_bytes *f)
 {
 	EVP_PKEY *key = tls_cert_parse_key(f->key, f->key_len);
 	char err[4600];
@@ -368,9 +368,9 @@ tls_cert_check_key(const struct tls_cert_report *r, const struct tls_cert *c,
 /* The chain, the key and the OCSP response are each checked as far as the
  * files that could be read allow, so that each problem is reported. */
 static int
-tls_cert_parse(const struct tls_cert_report *r, struct tls_cert *c, struct tls_cert_files *f)
+tls_cert_parse(const struct tls_cert_report *r, struct tls_cert *c, struct tls_cert_bytes *f)
 {
-	const struct config_cert *conf = r->conf;
+	const struct tls_cert_files *conf = r->conf;
 	char err[4600];
 	int rc = 0;
 
@@ -401,11 +401,11 @@ tls_cert_parse(const struct tls_cert_report *r, struct tls_cert *c, struct tls_c
 }
 
 int
-tls_cert_load(const struct config_cert *conf, long index, struct tls_cert *c,
+tls_cert_load(const struct tls_cert_files *conf, long index, struct tls_cert *c,
 	      tls_report_fn report, void *arg)
 {
 	const struct tls_cert_report r = { conf, index, report, arg };
-	struct tls_cert_files f = { 0 };
+	struct tls_cert_bytes f = { 0 };
 	int rc;
 
 	memset(c, 0, sizeof(*c));
@@ -413,7 +413,7 @@ tls_cert_load(const struct config_cert *conf, long index, struct tls_cert *c,
 	rc = tls_cert_read(&r, &f);
 	if (tls_cert_parse(&r, c, &f) < 0)
 		rc = -1;
-	tls_cert_files_free(&f);
+	tls_cert_bytes_free(&f);
 	if (rc < 0)
 		tls_cert_clear(c);
 	ERR_clear_error();

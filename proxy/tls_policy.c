@@ -19,11 +19,11 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
-#include <sluice/config.h>
 #include <sluice/log.h>
-#include <sluice/tls.h>
 #include <sluice/tls_policy.h>
+#include <sluice/tls_settings.h>
 #include <sluice/tls_tickets.h>
+#include <sluice/tls_util.h>
 
 #define TLS_DEFAULT_CIPHERS \
 	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
@@ -90,7 +90,7 @@ tls_policy_fail(const struct tls_policy_report *r, enum tls_key key, const char 
 {
 	char reason[256], msg[4600];
 
-	tls_openssl_reason(reason, sizeof(reason));
+	tls_util_openssl_reason(reason, sizeof(reason));
 	snprintf(msg, sizeof(msg), "%s: %s", what, reason);
 	return tls_policy_problem(r, key, msg);
 }
@@ -102,14 +102,14 @@ tls_hash_str(EVP_MD_CTX *md, const char *s)
 {
 	/* NULL (the default) and "" must differ: "\x01" marks a value. */
 	if (s == NULL)
-		return tls_digest_part(md, "", 0);
-	return tls_digest_part(md, "\x01", 1) == 0 ? tls_digest_part(md, s, strlen(s)) : -1;
+		return tls_util_digest_part(md, "", 0);
+	return tls_util_digest_part(md, "\x01", 1) == 0 ? tls_util_digest_part(md, s, strlen(s)) : -1;
 }
 
 static int
 tls_hash_num(EVP_MD_CTX *md, long long v)
 {
-	return tls_digest_part(md, &v, sizeof(v));
+	return tls_util_digest_part(md, &v, sizeof(v));
 }
 
 static EVP_MD_CTX *
@@ -144,7 +144,7 @@ tls_policy_read(const struct tls_policy_report *r, enum tls_key key, const char 
 {
 	char why[256], msg[4600];
 
-	if (tls_file_read(path, TLS_POLICY_FILE_MAX, data, len, why, sizeof(why)) == 0)
+	if (tls_util_file_read(path, TLS_POLICY_FILE_MAX, data, len, why, sizeof(why)) == 0)
 		return 0;
 	snprintf(msg, sizeof(msg), "cannot load %s %s: %s", what, path, why);
 	return tls_policy_problem(r, key, msg);
@@ -259,22 +259,22 @@ tls_policy_crl(struct tls_policy *pol, const unsigned char *data, size_t len,
 static int
 tls_policy_digest(struct tls_policy *pol, const unsigned char *files[3], const size_t lens[3])
 {
-	const struct config_tls *c = pol->conf;
+	const struct tls_settings *c = pol->conf;
 	EVP_MD_CTX *md = tls_hash_begin("sluice sid_ctx");
 	int ok = md != NULL;
 
 	/* Who may resume: sessions made under another client policy never do. */
 	ok = ok && tls_hash_num(md, c->client_verify) == 0 && tls_hash_num(md, c->verify_depth) == 0 &&
-	     tls_digest_part(md, files[0], lens[0]) == 0 && tls_digest_part(md, files[1], lens[1]) == 0;
+	     tls_util_digest_part(md, files[0], lens[0]) == 0 && tls_util_digest_part(md, files[1], lens[1]) == 0;
 	if (tls_hash_end(md, pol->sid_ctx, ok) < 0)
 		return -1;
 	md = tls_hash_begin("sluice SSL_CTX");
-	ok = md != NULL && tls_digest_part(md, pol->sid_ctx, TLS_DIGEST) == 0 &&
+	ok = md != NULL && tls_util_digest_part(md, pol->sid_ctx, TLS_DIGEST) == 0 &&
 	     tls_hash_num(md, c->min_version) == 0 && tls_hash_str(md, c->ciphers) == 0 &&
 	     tls_hash_str(md, c->ciphersuites) == 0 && tls_hash_num(md, (long long)c->n_alpn) == 0 &&
 	     tls_hash_num(md, c->alpn_required) == 0 && tls_hash_num(md, c->session_tickets) == 0 &&
 	     tls_hash_str(md, c->ticket_keys != NULL ? "file" : NULL) == 0 &&
-	     tls_digest_part(md, files[2], lens[2]) == 0;
+	     tls_util_digest_part(md, files[2], lens[2]) == 0;
 	for (size_t i = 0; ok && i < c->n_alpn; i++)
 		ok = tls_hash_str(md, c->alpn[i]) == 0;
 	return tls_hash_end(md, pol->digest, ok);
@@ -293,11 +293,11 @@ tls_policy_tickets(struct tls_policy *pol, const unsigned char *data, size_t len
 /* Reads client_ca, crl and ticket_keys once for every group; each file on
  * its own, so that each one's problems are reported. */
 int
-tls_policy_load(struct tls_policy *pol, const struct config_tls *conf, tls_report_fn report,
+tls_policy_load(struct tls_policy *pol, const struct tls_settings *conf, tls_report_fn report,
 		void *arg)
 {
 	const struct tls_policy_report r = { report, arg };
-	const struct config_tls *c = conf;
+	const struct tls_settings *c = conf;
 	unsigned char *data[3] = { NULL, NULL, NULL };
 	size_t len[3] = { 0, 0, 0 };
 	int rc = 0;
@@ -340,10 +340,10 @@ tls_policy_group_key(const struct tls_policy *pol, const unsigned char *const *c
 		     unsigned char out[TLS_DIGEST])
 {
 	EVP_MD_CTX *md = tls_hash_begin("sluice group");
-	int ok = md != NULL && tls_digest_part(md, pol->digest, TLS_DIGEST) == 0;
+	int ok = md != NULL && tls_util_digest_part(md, pol->digest, TLS_DIGEST) == 0;
 
 	for (size_t i = 0; ok && i < n; i++)
-		ok = tls_digest_part(md, certs[i], TLS_DIGEST) == 0;
+		ok = tls_util_digest_part(md, certs[i], TLS_DIGEST) == 0;
 	return tls_hash_end(md, out, ok);
 }
 
@@ -352,7 +352,7 @@ tls_policy_group_key(const struct tls_policy *pol, const unsigned char *const *c
 /* Both cipher lists are tried whatever became of the other: each is its
  * own problem. */
 static int
-tls_set_protocols(SSL_CTX *ctx, const struct config_tls *conf, const struct tls_policy_report *r)
+tls_set_protocols(SSL_CTX *ctx, const struct tls_settings *conf, const struct tls_policy_report *r)
 {
 	const char *ciphers = conf->ciphers != NULL ? conf->ciphers : TLS_DEFAULT_CIPHERS;
 	char what[1200];
@@ -437,7 +437,7 @@ tls_alpn_hello(SSL *ssl, int *alert, void *arg)
 }
 
 static struct tls_alpn *
-tls_alpn_build(const struct config_tls *conf)
+tls_alpn_build(const struct tls_settings *conf)
 {
 	struct tls_alpn *alpn = calloc(1, sizeof(*alpn));
 	size_t total = 0, off = 0;
@@ -465,7 +465,7 @@ tls_alpn_build(const struct config_tls *conf)
 }
 
 static int
-tls_set_alpn(SSL_CTX *ctx, const struct config_tls *conf, const struct tls_policy_report *r)
+tls_set_alpn(SSL_CTX *ctx, const struct tls_settings *conf, const struct tls_policy_report *r)
 {
 	struct tls_alpn *alpn;
 
@@ -495,7 +495,7 @@ tls_set_alpn(SSL_CTX *ctx, const struct config_tls *conf, const struct tls_polic
 static int
 tls_set_client_ca(SSL_CTX *ctx, const struct tls_policy *pol, const struct tls_policy_report *r)
 {
-	const struct config_tls *conf = pol->conf;
+	const struct tls_settings *conf = pol->conf;
 	STACK_OF(X509_NAME) *names;
 	int mode = SSL_VERIFY_PEER;
 
@@ -510,7 +510,7 @@ tls_set_client_ca(SSL_CTX *ctx, const struct tls_policy *pol, const struct tls_p
 	    X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_CRL_CHECK |
 					X509_V_FLAG_CRL_CHECK_ALL) != 1)
 		return tls_policy_fail(r, TLS_KEY_CRL, "cannot enable CRL checks");
-	if (conf->client_verify != CONFIG_VERIFY_OPTIONAL)
+	if (conf->client_verify != TLS_VERIFY_OPTIONAL)
 		mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
 	SSL_CTX_set_verify(ctx, mode, NULL);
 	SSL_CTX_set_verify_depth(ctx, (int)conf->verify_depth);

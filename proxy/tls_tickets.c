@@ -24,8 +24,8 @@
 #include <openssl/ssl.h>
 
 #include <sluice/log.h>
-#include <sluice/tls.h>
 #include <sluice/tls_tickets.h>
+#include <sluice/tls_util.h>
 
 #define TLS_TICKET_NAME 16
 #define TLS_TICKET_HMAC 32
@@ -307,7 +307,7 @@ tls_ticket_keys_check_file(const char *path, char *err, size_t errlen)
 	char why[256];
 	size_t len = 0;
 
-	if (tls_file_read(path, TLS_TICKET_FILE_BYTES, &data, &len, why, sizeof(why)) < 0) {
+	if (tls_util_file_read(path, TLS_TICKET_FILE_BYTES, &data, &len, why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "cannot read %s: %s", path, why);
 		return -1;
 	}

@@ -3,122 +3,14 @@
  * reference-counted snapshot. One loader serves `sluice -t`, start-up and
  * SIGHUP: it parses, validates and loads every certificate before anything
  * uses the result, so a snapshot that exists is a snapshot that works.
+ * The snapshot's structs are in config_types.h, and config_addr_equal in
+ * config_addr.h, both included here.
  */
 #ifndef SLUICE_CONFIG_H
 #define SLUICE_CONFIG_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <sys/socket.h>
-
-#include <sluice/log.h>
-
-struct tls_ctx;
-
-/* Where a key was written, for messages: file:line:column (1-based). */
-struct config_mark {
-	unsigned line;
-	unsigned column;
-};
-
-struct config_addr {
-	char *text;                    /* as written: "127.0.0.1:9000" */
-	struct sockaddr_storage ss;    /* resolved numerically, never by DNS */
-	socklen_t len;
-	struct config_mark mark;       /* where the address was written */
-};
-
-struct config_server {
-	struct config_addr addr;
-	struct config_mark mark;
-};
-
-struct config_backend {
-	char *name;                    /* key under backends: */
-	struct config_server *servers; /* n_servers >= 1 */
-	size_t n_servers;
-	unsigned connections;          /* per server, per worker; default 4, at most 1024 */
-	uint64_t connect_timeout_ms;   /* default 2s */
-	uint64_t queue_timeout_ms;     /* default 5s */
-	uint64_t request_timeout_ms;   /* default 30s */
-	unsigned max_pending;          /* default 4096, at most 1048576 */
-	struct config_mark mark;
-};
-
-enum config_client_verify {
-	CONFIG_VERIFY_NONE = 0,        /* no client_ca */
-	CONFIG_VERIFY_OPTIONAL,
-	CONFIG_VERIFY_REQUIRED,
-};
-
-struct config_cert {
-	char *cert;                    /* absolute or relative to the file's folder, resolved */
-	char *key;
-	char *ocsp;                    /* NULL when absent */
-	struct config_mark mark;       /* the entry */
-	struct config_mark cert_mark, key_mark, ocsp_mark; /* their values; 0:0 when absent */
-};
-
-struct config_tls {
-	struct config_cert *certs;     /* n_certs >= 1, the first is the default */
-	size_t n_certs;
-	int min_version;               /* TLS1_2_VERSION (default) or TLS1_3_VERSION */
-	char *ciphers;                 /* NULL: forward-secret AEAD only (docs/CONFIG.md) */
-	char *ciphersuites;            /* NULL: OpenSSL's default */
-	bool sni_required;
-	char **alpn;                   /* NULL-free array of n_alpn protocol names */
-	size_t n_alpn;
-	bool alpn_required;
-	char *client_ca;
-	enum config_client_verify client_verify;
-	unsigned verify_depth;         /* intermediate CAs allowed; default 5 */
-	char *crl;
-	bool session_tickets;          /* default true */
-	char *ticket_keys;
-	struct config_mark mark;       /* the tls: mapping */
-	/* Where the values that OpenSSL judges were written (0:0 when absent),
-	 * so that its complaints point at them. */
-	struct config_mark ciphers_mark, ciphersuites_mark, alpn_mark;
-	struct config_mark client_ca_mark, crl_mark, ticket_keys_mark;
-};
-
-struct config_listener {
-	struct config_addr addr;
-	char *backend_name;
-	struct config_mark backend_mark; /* where backend: was written */
-	struct config_backend *backend; /* resolved reference into config.backends */
-	struct config_tls tls;
-	struct tls_ctx *tls_ctx;       /* built at load; owned by the snapshot */
-	struct config_mark mark;
-};
-
-struct config_limits {
-	uint64_t max_connections;      /* default 10000, at most 1000000 */
-	uint64_t max_frame_size;       /* default 1MiB; at most 4GiB-1 */
-	uint64_t client_buffer;        /* default 4MiB */
-	uint64_t handshake_timeout_ms; /* default 10s */
-	uint64_t idle_timeout_ms;      /* default 5m */
-};
-
-struct config {
-	int refs;                      /* atomic; see config_ref/config_unref */
-	char *path;                    /* as given on the command line */
-	unsigned workers;              /* 0 means auto: one per CPU; at most 256 */
-	char *user;                    /* NULL: keep the current user */
-	char *group;
-	struct config_listener *listeners; /* n_listeners >= 1 */
-	size_t n_listeners;
-	struct config_backend *backends;
-	size_t n_backends;
-	struct config_limits limits;
-	uint64_t grace_timeout_ms;     /* default 5s */
-	bool has_admin;
-	struct config_addr admin_addr;
-	enum log_level log_level;      /* default info */
-	unsigned tls_built;            /* SSL_CTXs this snapshot built, */
-	unsigned tls_reused;           /* and took over unchanged from the running one */
-};
+#include <sluice/config_addr.h>
+#include <sluice/config_types.h>
 
 /*
  * Loads, validates and prepares (certificates loaded, TLS contexts built) the
@@ -131,10 +23,6 @@ struct config *config_load(const char *path, char **errors);
 
 struct config *config_ref(struct config *cfg);
 void config_unref(struct config *cfg);
-
-/* Same family, address and port (what a reload compares listeners and
- * servers by). */
-bool config_addr_equal(const struct config_addr *a, const struct config_addr *b);
 
 /* Workers this snapshot asks for, with auto resolved to the CPU count. */
 unsigned config_workers(const struct config *cfg);

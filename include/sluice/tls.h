@@ -1,5 +1,5 @@
 /*
- * tls — server-side TLS contexts built from a listener's configuration:
+ * tls — server-side TLS contexts built from a listener's tls_settings:
  * certificates chosen by SNI (one SSL_CTX per group of certificates that
  * share their names, so ECDSA and RSA for one name sit together), protocol
  * floor, ciphers, ALPN, client certificates (mTLS, CRL), session tickets
@@ -14,39 +14,18 @@
 #include <stddef.h>
 #include <openssl/ssl.h>
 
-struct config_tls;
+#include <sluice/tls_settings.h>
+
 struct tls_ctx;
 
 /* Once per process, before any other tls_ call. Returns 0 or -1. */
 int tls_init(void);
 
-/* The key a problem found by tls_ctx_build is about, so that the message
- * can point at the line that set it. */
-enum tls_key {
-	TLS_KEY_NONE = 0,        /* the certificates[] entry, or the section, as a whole */
-	TLS_KEY_CERT,            /* certificates[i].cert */
-	TLS_KEY_KEY,             /* certificates[i].key */
-	TLS_KEY_OCSP,            /* certificates[i].ocsp */
-	TLS_KEY_CIPHERS,         /* the rest: keys of the section */
-	TLS_KEY_CIPHERSUITES,
-	TLS_KEY_ALPN,
-	TLS_KEY_CLIENT_CA,
-	TLS_KEY_CRL,
-	TLS_KEY_TICKET_KEYS,
-	TLS_KEY_COUNT
-};
-
-/* Where a problem lies: a certificates[] index with TLS_KEY_NONE, _CERT,
- * _KEY or _OCSP, or TLS_SECTION with TLS_KEY_NONE or a key of the
- * section. Shared by the tls_ modules that find problems. */
-#define TLS_SECTION (-1L)
-typedef void (*tls_report_fn)(void *arg, long cert, enum tls_key key, const char *message);
-
 /* Builds a context, reporting every problem found, each once (each message
  * names the file concerned, never key material), through report. NULL
  * when there was any. SSL_CTXs of live contexts whose files and settings
  * are unchanged are shared rather than built again. */
-struct tls_ctx *tls_ctx_build(const struct config_tls *conf, tls_report_fn report, void *arg);
+struct tls_ctx *tls_ctx_build(const struct tls_settings *conf, tls_report_fn report, void *arg);
 void tls_ctx_free(struct tls_ctx *ctx);
 
 /* A new server-side SSL for one client, or NULL (reason logged). */
@@ -81,17 +60,5 @@ enum tls_cert_failure {
 enum tls_cert_failure tls_cert_failure_of(const SSL *ssl, unsigned long err);
 /* "no_certificate", "expired", ... (the metric's label values). */
 const char *tls_cert_failure_name(enum tls_cert_failure why);
-
-/* For the tls_ modules. Reads a whole file of at most max bytes into a
- * malloc'd buffer; -1 with why (strerror, "larger than N bytes") in err. */
-int tls_file_read(const char *path, size_t max, unsigned char **data, size_t *len,
-		  char *err, size_t errlen);
-/* The cause of the oldest error in OpenSSL's queue ("no start line", "No
- * such file or directory"), then clears the queue. */
-void tls_openssl_reason(char *buf, size_t len);
-/* Feeds len bytes into a digest, length-prefixed, so that no two different
- * sequences of parts run together into the same bytes (the keys of reused
- * contexts and certificates). 0 or -1. */
-int tls_digest_part(EVP_MD_CTX *md, const void *data, size_t len);
 
 #endif

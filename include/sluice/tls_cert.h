@@ -17,9 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include <sluice/tls.h>
-
-struct config_cert;
+#include <sluice/tls_settings.h>
 struct tls_ocsp;
 
 #define TLS_DIGEST 32
@@ -40,13 +38,13 @@ struct tls_cert {
 /* Reads and checks the files of certificates[index] into c. Every problem
  * is reported, as (index, the key concerned, a one-line reason naming the
  * file), and then -1 (c is then cleared). */
-int tls_cert_load(const struct config_cert *conf, long index, struct tls_cert *c,
+int tls_cert_load(const struct tls_cert_files *conf, long index, struct tls_cert *c,
 		  tls_report_fn report, void *arg);
 void tls_cert_clear(struct tls_cert *c);
 
 /* The private key, parsed again (the caller frees it); NULL with the
  * reason in err. */
-EVP_PKEY *tls_cert_key(const struct config_cert *conf, const struct tls_cert *c, char *err,
+EVP_PKEY *tls_cert_key(const struct tls_cert_files *conf, const struct tls_cert *c, char *err,
 		       size_t errlen);
 
 /* Whether a and b are served for exactly the same names (one group). */

@@ -12,15 +12,14 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include <sluice/tls.h>
 #include <sluice/tls_cert.h>
+#include <sluice/tls_settings.h>
 
-struct config_tls;
 struct tls_ticket_keys;
 
 /* Owned by one tls_ctx_build call. */
 struct tls_policy {
-	const struct config_tls *conf;
+	const struct tls_settings *conf;
 	X509_STORE *store;               /* client_ca and crl; NULL without client_ca.
 					  * Shared (reference counted) by every context */
 	STACK_OF(X509_NAME) *ca_names;   /* acceptable issuers, for CertificateRequest */
@@ -35,7 +34,7 @@ int tls_policy_init(void);
 /* Reads client_ca, crl and ticket_keys and digests everything. Each
  * problem is reported (TLS_SECTION, its key, a reason naming the file),
  * every file read whatever became of the others; then -1. */
-int tls_policy_load(struct tls_policy *pol, const struct config_tls *conf,
+int tls_policy_load(struct tls_policy *pol, const struct tls_settings *conf,
 		    tls_report_fn report, void *arg);
 void tls_policy_clear(struct tls_policy *pol);
 

@@ -44,7 +44,7 @@ unsigned tls_tickets_generation(void);
  * failure with "path:LINE: why" or "path: why" in err, never key bytes. */
 struct tls_ticket_keys *tls_ticket_keys_parse(const char *path, const unsigned char *data,
 					      size_t len, char *err, size_t errlen);
-/* Reads and parses path: what config.c checks at the ticket_keys key. */
+/* Reads and parses path: what config_schema checks at the ticket_keys key. */
 int tls_ticket_keys_check_file(const char *path, char *err, size_t errlen);
 struct tls_ticket_keys *tls_ticket_keys_ref(struct tls_ticket_keys *keys);
 void tls_ticket_keys_unref(struct tls_ticket_keys *keys);

@@ -22,6 +22,8 @@
 #include <openssl/ssl.h>
 
 #include <sluice/config.h>
+#include <sluice/config_addr.h>
+#include <sluice/config_yaml.h>
 #include <sluice/tls.h>
 
 #include "../fixture.h"
@@ -658,7 +660,7 @@ START_TEST(test_spec_example)
 {
 	struct config *cfg = load_ok(spec_example);
 	const struct config_listener *l;
-	const struct config_tls *tls;
+	const struct tls_settings *tls;
 	const struct config_backend *b;
 
 	ck_assert_int_eq(cfg->refs, 1);
@@ -681,8 +683,8 @@ START_TEST(test_spec_example)
 	assert_path(tls->certs[0].cert, "config/demo/server.crt");
 	assert_path(tls->certs[0].key, "config/demo/server.key");
 	assert_path(tls->certs[0].ocsp, "server.ocsp");
-	ck_assert_uint_eq(tls->certs[0].mark.line, 9);
-	ck_assert_uint_eq(tls->certs[0].mark.column, 11);
+	ck_assert_uint_eq(l->tls_at.certs[0].entry.line, 9);
+	ck_assert_uint_eq(l->tls_at.certs[0].entry.column, 11);
 	ck_assert_int_eq(tls->min_version, TLS1_2_VERSION);
 	ck_assert_str_eq(tls->ciphers, "ECDHE-ECDSA-AES256-GCM-SHA384");
 	ck_assert_str_eq(tls->ciphersuites, "TLS_AES_256_GCM_SHA384");
@@ -691,7 +693,7 @@ START_TEST(test_spec_example)
 	ck_assert_str_eq(tls->alpn[0], "sluice/1");
 	ck_assert(!tls->alpn_required);
 	assert_path(tls->client_ca, "path.pem");
-	ck_assert_int_eq(tls->client_verify, CONFIG_VERIFY_REQUIRED);
+	ck_assert_int_eq(tls->client_verify, TLS_VERIFY_REQUIRED);
 	assert_path(tls->crl, "path.pem");
 	ck_assert(tls->session_tickets);
 	assert_path(tls->ticket_keys, "path");
@@ -794,10 +796,10 @@ START_TEST(test_every_key_changes_its_field)
 	ck_assert_str_eq(l0->tls.alpn[0], "sluice/2");
 	ck_assert_str_eq(l0->tls.alpn[1], "sluice/1");
 	ck_assert(l0->tls.alpn_required);
-	ck_assert_int_eq(l0->tls.client_verify, CONFIG_VERIFY_OPTIONAL);
+	ck_assert_int_eq(l0->tls.client_verify, TLS_VERIFY_OPTIONAL);
 	ck_assert(!l0->tls.session_tickets);
 	/* client_ca alone means required */
-	ck_assert_int_eq(l1->tls.client_verify, CONFIG_VERIFY_REQUIRED);
+	ck_assert_int_eq(l1->tls.client_verify, TLS_VERIFY_REQUIRED);
 	assert_ipv4(&l1->addr, "localhost:8444", "127.0.0.1", 8444);
 	ck_assert_ptr_eq(l1->backend, &cfg->backends[0]);
 
@@ -827,7 +829,7 @@ END_TEST
 START_TEST(test_defaults)
 {
 	struct config *cfg = load_ok(VALID);
-	const struct config_tls *tls = &cfg->listeners[0].tls;
+	const struct tls_settings *tls = &cfg->listeners[0].tls;
 	const struct config_backend *b = &cfg->backends[0];
 
 	ck_assert_uint_eq(cfg->workers, 0);
@@ -841,7 +843,7 @@ START_TEST(test_defaults)
 	ck_assert_ptr_null(tls->alpn);
 	ck_assert(!tls->alpn_required);
 	ck_assert_ptr_null(tls->client_ca);
-	ck_assert_int_eq(tls->client_verify, CONFIG_VERIFY_NONE);
+	ck_assert_int_eq(tls->client_verify, TLS_VERIFY_NONE);
 	ck_assert_ptr_null(tls->crl);
 	ck_assert(tls->session_tickets);
 	ck_assert_ptr_null(tls->ticket_keys);
@@ -1254,9 +1256,220 @@ START_TEST(test_tls_rsa_certificate)
 }
 END_TEST
 
+/* ---- config_addr on its own ------------------------------------------------------- */
+
+/* Each text that config_addr_parse refuses, with the reason it gives. */
+static const struct {
+	const char *text;
+	const char *why;
+} addr_rows[] = {
+	{ "127.0.0.1", "missing port (expected host:port)" },
+	{ "127.0.0.1:", "missing port (expected host:port)" },
+	{ "127.0.0.1:0", "port must be a number from 1 to 65535" },
+	{ "127.0.0.1:65536", "port must be a number from 1 to 65535" },
+	{ "127.0.0.1:+80", "port must be a number from 1 to 65535" },
+	{ "127.0.0.1: 80", "port must be a number from 1 to 65535" },
+	{ "127.0.0.1:000080", "port must be a number from 1 to 65535" },
+	{ "127.0.0.1:0x50", "port must be a number from 1 to 65535" },
+	{ ":80", "missing host (use 0.0.0.0 or [::] for every address)" },
+	{ "::1:80", "IPv6 addresses go in brackets, e.g. [::1]:8443" },
+	{ "example.com:80", "not a numeric IPv4 address (host names are not resolved)" },
+	{ "1.2.3:80", "not a numeric IPv4 address (host names are not resolved)" },
+	{ "[::1]", "missing port (expected [v6]:port)" },
+	{ "[::1:80", "missing ']'" },
+	{ "[]:80", "not a numeric IPv6 address" },
+	{ "[127.0.0.1]:80", "not a numeric IPv6 address" },
+	{ "[::1]:99999", "port must be a number from 1 to 65535" },
+};
+
+START_TEST(test_addr_refused)
+{
+	struct config_addr a = { .len = 99 };
+	const char *why = NULL;
+
+	ck_assert_int_eq(config_addr_parse(addr_rows[_i].text, &a, &why), -1);
+	ck_assert_ptr_nonnull(why);
+	ck_assert_str_eq(why, addr_rows[_i].why);
+	ck_assert_uint_eq(a.len, 0);
+}
+END_TEST
+
+START_TEST(test_addr_parsed_and_compared)
+{
+	struct config_addr v4 = { .text = "127.0.0.1:80" }, local = { .text = "localhost:80" };
+	struct config_addr zeros = { .text = "127.0.0.1:00080" }, other = { .text = "127.0.0.1:81" };
+	struct config_addr v6 = { .text = "[::1]:80" }, v6b = { .text = "[0:0::1]:80" };
+	struct config_addr unparsed = { .text = NULL };
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&v6.ss;
+	const char *why = NULL;
+
+	ck_assert_int_eq(config_addr_parse(v4.text, &v4, &why), 0);
+	assert_ipv4(&v4, "127.0.0.1:80", "127.0.0.1", 80);
+	ck_assert_int_eq(config_addr_parse(local.text, &local, &why), 0);
+	assert_ipv4(&local, "localhost:80", "127.0.0.1", 80);
+	ck_assert_int_eq(config_addr_parse(zeros.text, &zeros, &why), 0);
+	assert_ipv4(&zeros, "127.0.0.1:00080", "127.0.0.1", 80);
+	ck_assert_int_eq(config_addr_parse(other.text, &other, &why), 0);
+	ck_assert_int_eq(config_addr_parse(v6.text, &v6, &why), 0);
+	ck_assert_int_eq(sin6->sin6_family, AF_INET6);
+	ck_assert_uint_eq(v6.len, sizeof(struct sockaddr_in6));
+	ck_assert_uint_eq(ntohs(sin6->sin6_port), 80);
+	ck_assert(IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr));
+	ck_assert_int_eq(config_addr_parse(v6b.text, &v6b, &why), 0);
+
+	/* By value, not by text. */
+	ck_assert(config_addr_equal(&v4, &local));
+	ck_assert(config_addr_equal(&v4, &zeros));
+	ck_assert(config_addr_equal(&v6, &v6b));
+	ck_assert(!config_addr_equal(&v4, &other));
+	ck_assert(!config_addr_equal(&v4, &v6));
+	/* An address that was never parsed equals nothing, not even itself. */
+	unparsed.ss = v4.ss;
+	ck_assert(!config_addr_equal(&v4, &unparsed));
+	ck_assert(!config_addr_equal(&unparsed, &unparsed));
+}
+END_TEST
+
+/* ---- config_yaml on its own ------------------------------------------------------- */
+
+/* The error list is the contract of SPEC §5: "file:line:col: key.path:
+ * message", one line per problem, however odd the key or value. */
+START_TEST(test_yaml_error_lines)
+{
+	struct config_yaml y;
+	struct config_mark at = { 3, 7 };
+	char *text = NULL;
+
+	ck_assert_int_eq(config_yaml_init(&y, "conf/t.yaml"), 0);
+	config_yaml_error(&y, &at, "backends.app", "bad %s", "value");
+	config_yaml_error(&y, NULL, NULL, "cannot open: %s", "No such file or directory");
+	config_yaml_error(&y, &at, "", "no key path");
+	/* A line break, a tab, a carriage return, an escape and DEL from a
+	 * key or a value: escaped, never a second line or a terminal code. */
+	config_yaml_error(&y, &at, "a\nb", "found \"x\ty\rz\x1b[31m\x7f\"");
+	ck_assert_uint_eq(config_yaml_finish(&y, &text), 4);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_str_eq(text,
+			 "conf/t.yaml:3:7: backends.app: bad value\n"
+			 "conf/t.yaml: cannot open: No such file or directory\n"
+			 "conf/t.yaml:3:7: no key path\n"
+			 "conf/t.yaml:3:7: a\\nb: found \"x\\ty\\rz\\x1b[31m\\x7f\"");
+	free(text);
+
+	/* No error, no text. */
+	ck_assert_int_eq(config_yaml_init(&y, "t.yaml"), 0);
+	text = (char *)"unchanged";
+	ck_assert_uint_eq(config_yaml_finish(&y, &text), 0);
+	ck_assert_ptr_null(text);
+}
+END_TEST
+
+/* Every error is counted, but the list stops with one line saying so. */
+START_TEST(test_yaml_error_cap)
+{
+	struct config_yaml y;
+	struct config_mark at = { 1, 1 };
+	char *text = NULL;
+	const char *last;
+
+	ck_assert_int_eq(config_yaml_init(&y, "t.yaml"), 0);
+	for (int i = 0; i < CONFIG_YAML_MAX_ERRORS + 10; i++)
+		config_yaml_error(&y, &at, "k", "error %d", i);
+	ck_assert_uint_eq(config_yaml_finish(&y, &text), CONFIG_YAML_MAX_ERRORS + 10);
+	ck_assert_uint_eq(count_lines(text), CONFIG_YAML_MAX_ERRORS + 1);
+	last = strrchr(text, '\n');
+	ck_assert_ptr_nonnull(last);
+	ck_assert_str_eq(last + 1, "t.yaml: too many errors, stopping here");
+	free(text);
+}
+END_TEST
+
+START_TEST(test_yaml_number)
+{
+	static const char *const refused[] = {
+		"", "-1", "+1", "1e3", "0x10", " 1", "1 ", "1_000", "18446744073709551616",
+	};
+	uint64_t v = 7;
+
+	ck_assert_int_eq(config_yaml_number("0", &v), 0);
+	ck_assert_uint_eq(v, 0);
+	ck_assert_int_eq(config_yaml_number("0042", &v), 0);
+	ck_assert_uint_eq(v, 42);
+	ck_assert_int_eq(config_yaml_number("18446744073709551615", &v), 0);
+	ck_assert(v == UINT64_MAX);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		v = 7;
+		ck_assert_msg(config_yaml_number(refused[i], &v) == -1, "accepted \"%s\"", refused[i]);
+		ck_assert_uint_eq(v, 7);
+	}
+}
+END_TEST
+
+/* The walker with a table of its own, to show it knows no key of sluice's:
+ * unknown, duplicate and missing keys, values through the table's parsers,
+ * and where each value was written. */
+struct yaml_toy {
+	unsigned count;
+	char *name;
+	bool flag;
+};
+
+static const struct config_yaml_bound yaml_toy_bound = { 9, "a toy" };
+
+static int
+yaml_toy_count(struct config_yaml *y, yaml_node_t *node, const char *kpath, void *field)
+{
+	return config_yaml_count_uint(y, node, kpath, &yaml_toy_bound, field);
+}
+
+static const struct config_yaml_key yaml_toy_keys[] = {
+	{ "count", yaml_toy_count, offsetof(struct yaml_toy, count), true },
+	{ "name", config_yaml_parse_string, offsetof(struct yaml_toy, name), true },
+	{ "flag", config_yaml_parse_bool, offsetof(struct yaml_toy, flag), false },
+	{ NULL, NULL, 0, false },
+};
+
+START_TEST(test_yaml_walk)
+{
+	const char *path = write_config("toy.yaml", "count: 3\nflag: true\nsize: 1\ncount: 4\n");
+	struct yaml_toy toy = { 0 };
+	struct config_yaml_seen seen;
+	const struct config_mark *at;
+	struct config_yaml y;
+	yaml_node_t *root = NULL;
+	char *text = NULL;
+
+	ck_assert_int_eq(config_yaml_init(&y, path), 0);
+	ck_assert_int_eq(config_yaml_load(&y, &root), 0);
+	ck_assert_ptr_nonnull(root);
+	ck_assert_int_eq(config_yaml_walk(&y, root, "toy", yaml_toy_keys, &toy, &seen), 0);
+	ck_assert_uint_eq(toy.count, 3);
+	ck_assert(toy.flag);
+	ck_assert_ptr_null(toy.name);
+	at = config_yaml_seen_at(&seen, yaml_toy_keys, "flag");
+	ck_assert_ptr_nonnull(at);
+	ck_assert_uint_eq(at->line, 2);
+	ck_assert_uint_eq(at->column, 7);
+	ck_assert_ptr_null(config_yaml_seen_at(&seen, yaml_toy_keys, "name"));
+	ck_assert_uint_eq(config_yaml_finish(&y, &text), 3);
+	assert_contains(text, "{dir}/toy.yaml:3:1: toy.size: unknown key (expected one of: count, name, flag)");
+	assert_contains(text, "{dir}/toy.yaml:4:1: toy.count: duplicate key (first set at line 1)");
+	assert_contains(text, "{dir}/toy.yaml:1:1: toy.name: missing required key");
+	free(text);
+
+	/* "---" alone: loaded, but no root to walk. */
+	ck_assert_int_eq(config_yaml_init(&y, write_config("empty.yaml", "---\n")), 0);
+	ck_assert_int_eq(config_yaml_load(&y, &root), 0);
+	ck_assert_ptr_null(root);
+	ck_assert_uint_eq(config_yaml_finish(&y, &text), 0);
+	ck_assert_ptr_null(text);
+}
+END_TEST
+
 /* ---- runner ----------------------------------------------------------------------- */
 
 #define N_ROWS ((int)(sizeof(error_rows) / sizeof(error_rows[0])))
+#define N_ADDR_ROWS ((int)(sizeof(addr_rows) / sizeof(addr_rows[0])))
 
 static Suite *
 config_suite(void)
@@ -1294,6 +1507,19 @@ config_suite(void)
 	tcase_add_test(tc, test_tls_client_ca);
 	tcase_add_test(tc, test_tls_rsa_certificate);
 	tcase_add_test(tc, test_tls_files_accepted);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("yaml");
+	tcase_add_unchecked_fixture(tc, setup_files, teardown_files);
+	tcase_add_test(tc, test_yaml_error_lines);
+	tcase_add_test(tc, test_yaml_error_cap);
+	tcase_add_test(tc, test_yaml_number);
+	tcase_add_test(tc, test_yaml_walk);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("addr");
+	tcase_add_loop_test(tc, test_addr_refused, 0, N_ADDR_ROWS);
+	tcase_add_test(tc, test_addr_parsed_and_compared);
 	suite_add_tcase(s, tc);
 	return s;
 }
