@@ -10,7 +10,12 @@
  * overwrites bytes being written. log_out_lock lets one thread at a time
  * write to stderr (the writer, a crit line, or anyone before log_start):
  * lines never interleave, and a crit line follows what was queued before.
- * */
+ *
+ * Rate limits (struct log_limit) are token buckets kept in thousandths of
+ * a line, so that LOG_LIMIT_RATE lines a second refill in whole units per
+ * millisecond. Every limit that has been used joins a list the writer's
+ * tick walks, to print summaries that no later line of the kind would.
+ */
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -28,15 +33,21 @@
 #include <sluice/log.h>
 
 #define LOG_LINE_MAX 2048
-/* The writer's tick. */
+/* The writer's tick: the most a summary of a kind no longer logged waits
+ * past its LOG_LIMIT_SUMMARY_MS. */
 #define LOG_TICK_MS 1000u
 /* Once the queue was full, lines are dropped until it is down to this, so
  * the line reporting the loss is followed by room for many more, not by
  * the next loss. */
 #define LOG_RESUME_BYTES (LOG_QUEUE_BYTES / 2)
+/* A line's cost in a limit's credit, and the most credit there is. */
+#define LOG_LIMIT_COST 1000u
+#define LOG_LIMIT_CAP ((uint64_t)LOG_LIMIT_BURST * LOG_LIMIT_COST)
 
 static int log_level = LOG_INFO;
 static uint64_t log_dropped;               /* atomic: the metric */
+static uint64_t log_suppressed;            /* atomic: the metric */
+static struct log_limit *log_limits;       /* atomic: every limit used */
 static pthread_mutex_t log_out_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct {
@@ -105,6 +116,12 @@ uint64_t
 log_lines_dropped_total(void)
 {
 	return __atomic_load_n(&log_dropped, __ATOMIC_RELAXED);
+}
+
+uint64_t
+log_lines_suppressed_total(void)
+{
+	return __atomic_load_n(&log_suppressed, __ATOMIC_RELAXED);
 }
 
 /* ---- locks --------------------------------------------------------------- */
@@ -342,6 +359,147 @@ log_openssl(enum log_level level, const char *what)
 	log_msg(level, "%s: %s", what, reason);
 }
 
+/* ---- rate limits ------------------------------------------------------------ */
+
+static void
+log_limit_refill(struct log_limit *l, uint64_t now_ms)
+{
+	uint64_t elapsed;
+
+	if (!l->started) {
+		l->started = 1;
+		l->credit = LOG_LIMIT_CAP;
+		l->refill_ms = now_ms;
+		return;
+	}
+	/* A clock that went back (a test's) gives nothing, takes nothing. */
+	if (now_ms <= l->refill_ms)
+		return;
+	elapsed = now_ms - l->refill_ms;
+	l->refill_ms = now_ms;
+	/* LOG_LIMIT_RATE lines a second: LOG_LIMIT_RATE thousandths a ms.
+	 * Capping elapsed first keeps the product from overflowing. */
+	if (elapsed >= LOG_LIMIT_CAP / LOG_LIMIT_RATE)
+		l->credit = LOG_LIMIT_CAP;
+	else
+		l->credit = l->credit + elapsed * LOG_LIMIT_RATE > LOG_LIMIT_CAP ?
+			    LOG_LIMIT_CAP : l->credit + elapsed * LOG_LIMIT_RATE;
+}
+
+int
+log_limit_due(struct log_limit *l, uint64_t now_ms, int force, struct log_limit_verdict *v)
+{
+	uint64_t held;
+
+	v->print = 0;
+	v->summary = 0;
+	v->summary_s = 0;
+	if (l->suppressed == 0)
+		return 0;
+	held = now_ms > l->since_ms ? now_ms - l->since_ms : 0;
+	if (!force && held < LOG_LIMIT_SUMMARY_MS)
+		return 0;
+	v->summary = l->suppressed;
+	/* Rounded up, and never "the last 0 s". */
+	v->summary_s = held == 0 ? 1u : (unsigned)((held + 999) / 1000);
+	l->suppressed = 0;
+	return 1;
+}
+
+void
+log_limit_take(struct log_limit *l, uint64_t now_ms, struct log_limit_verdict *v)
+{
+	(void)log_limit_due(l, now_ms, 0, v);
+	log_limit_refill(l, now_ms);
+	if (l->credit >= LOG_LIMIT_COST) {
+		l->credit -= LOG_LIMIT_COST;
+		v->print = 1;
+		return;
+	}
+	if (l->suppressed++ == 0)
+		l->since_ms = now_ms;
+}
+
+int
+log_limit_summary(char *buf, size_t len, const char *what, uint64_t n, unsigned secs)
+{
+	return snprintf(buf, len, "%s: ... and %" PRIu64 " more like this in the last %u s", what, n, secs);
+}
+
+static void
+log_limit_print_summary(const char *what, enum log_level level, const struct log_limit_verdict *v)
+{
+	char text[256];
+
+	if (log_limit_summary(text, sizeof(text), what, v->summary, v->summary_s) < 0)
+		return;
+	log_msg(level, "%s", text);
+}
+
+/* Under l->lock, once: limits are static and never leave, so the list is
+ * only ever pushed onto, and walked without a lock. */
+static void
+log_limit_join(struct log_limit *l)
+{
+	struct log_limit *head;
+
+	if (l->registered)
+		return;
+	l->registered = 1;
+	head = __atomic_load_n(&log_limits, __ATOMIC_ACQUIRE);
+	do {
+		l->next = head;
+	} while (!__atomic_compare_exchange_n(&log_limits, &head, l, 0, __ATOMIC_RELEASE,
+					      __ATOMIC_ACQUIRE));
+}
+
+/* The tick, and log_stop (force): summaries nobody else will print. */
+static void
+log_limit_flush_all(uint64_t now_ms, int force)
+{
+	struct log_limit *l;
+
+	for (l = __atomic_load_n(&log_limits, __ATOMIC_ACQUIRE); l != NULL; l = l->next) {
+		struct log_limit_verdict v;
+		enum log_level level;
+		int due;
+
+		log_lock(&l->lock);
+		due = log_limit_due(l, now_ms, force, &v);
+		level = l->level;
+		log_unlock(&l->lock);
+		if (due && log_enabled(level))
+			log_limit_print_summary(l->what, level, &v);
+	}
+}
+
+void
+log_limited_msg(struct log_limit *l, enum log_level level, const char *fmt, ...)
+{
+	struct log_limit_verdict v;
+	uint64_t now = clock_ms();
+	int saved = errno;
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	log_lock(&l->lock);
+	log_limit_join(l);
+	l->level = level;
+	log_limit_take(l, now, &v);
+	log_unlock(&l->lock);
+	if (v.summary > 0)
+		log_limit_print_summary(l->what, level, &v);
+	if (v.print) {
+		va_start(ap, fmt);
+		log_vmsg(level, fmt, ap);
+		va_end(ap);
+	} else {
+		__atomic_add_fetch(&log_suppressed, 1, __ATOMIC_RELAXED);
+	}
+	errno = saved;
+}
+
 /* ---- the writer thread ------------------------------------------------------ */
 
 /* Under log_q.lock: sleeps until woken or until at_ms (monotonic). */
@@ -367,7 +525,10 @@ log_writer_main(void *arg)
 		uint64_t now = clock_ms();
 
 		if (now >= next_tick) {
+			log_unlock(&log_q.lock);
+			log_limit_flush_all(now, 0);
 			next_tick = now + LOG_TICK_MS;
+			log_lock(&log_q.lock);
 		} else if (log_q.head != log_q.tail) {
 			/* One pass over what is there, then the tick and
 			 * stop are looked at again. */
@@ -466,6 +627,7 @@ log_stop(int timeout_ms)
 	log_unlock(&log_q.lock);
 	if (!running)
 		return 0;
+	log_limit_flush_all(clock_ms(), 1);
 	log_lock(&log_q.lock);
 	log_q.stopping = 1;
 	(void)pthread_cond_signal(&log_q.wake);
