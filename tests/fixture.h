@@ -128,6 +128,14 @@ void fixture_wait_exit(struct fixture *fx);
 /* After sluice exited: its log is clean, the echos and the folder go. */
 void fixture_cleanup(struct fixture *fx);
 
+/* A rate-limited kind of line (SPEC §10) in the log at path: *lines (may
+ * be NULL) counts the lines that contain needle, *summarised (may be NULL)
+ * adds up N over the summaries "WHAT: ... and N more like this in the last
+ * S s". Returns the sum: every event of the kind, once its summaries are
+ * out (at the latest when sluice has exited). 0 when the log is missing. */
+long fixture_log_limited(const char *path, const char *needle, const char *what, long *lines,
+			 long *summarised);
+
 /* sluice's resident memory (VmRSS) in KiB; asserts it can be read. */
 long fixture_rss_kib(const struct fixture *fx);
 
