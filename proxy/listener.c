@@ -24,6 +24,10 @@
 #define LISTENER_BACKLOG 1024
 #define LISTENER_PAUSE_MS 100
 
+/* Lines a flood of clients causes are rate-limited (SPEC §10). */
+LOG_LIMIT(listener_limit_refused, "connections refused at max_connections");
+LOG_LIMIT(listener_limit_accept, "accept failures");
+
 struct listener {
 	struct worker *worker;
 	const struct config_listener *conf; /* in the worker's config snapshot */
@@ -65,8 +69,9 @@ listener_accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockadd
 	if (open > w->cfg->limits.max_connections) {
 		listener_connection_closed();
 		WORKER_STAT_ADD(w, connections_refused, 1);
-		log_debug("listener %s: refused a connection: max_connections (%llu) reached",
-			  l->conf->addr.text, (unsigned long long)w->cfg->limits.max_connections);
+		log_limited(&listener_limit_refused, LOG_DEBUG,
+			    "listener %s: refused a connection: max_connections (%llu) reached",
+			    l->conf->addr.text, (unsigned long long)w->cfg->limits.max_connections);
 		evutil_closesocket(fd);
 		return;
 	}
@@ -114,8 +119,8 @@ listener_error_cb(struct evconnlistener *ev, void *arg)
 
 	if (err == EMFILE || err == ENFILE)
 		listener_refuse_with_reserve(l);
-	log_warn("listener %s: accept failed: %s; pausing accepts for %d ms",
-		 l->conf->addr.text, evutil_socket_error_to_string(err), LISTENER_PAUSE_MS);
+	log_limited(&listener_limit_accept, LOG_WARN, "listener %s: accept failed: %s; pausing accepts for %d ms",
+		    l->conf->addr.text, evutil_socket_error_to_string(err), LISTENER_PAUSE_MS);
 	/* EMFILE/ENFILE leave the connection in the backlog: accepting again
 	 * at once would fail again at once, forever. */
 	evconnlistener_disable(ev);

@@ -135,6 +135,8 @@ main_stop_cb(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (m->stopping) {
 		log_warn("%s received again: exiting now without draining", main_signame((int)sig));
+		/* _exit skips main's own log_stop. */
+		(void)log_stop(LOG_STOP_MS);
 		_exit(0);
 	}
 	m->stopping = 1;
@@ -569,7 +571,13 @@ main(int argc, char **argv)
 	log_set_level(cfg->log_level);
 	config_warn_unsupported(cfg);
 	process_tune_malloc();
+	/* From here no thread that serves traffic waits on stderr; without the
+	 * writer (it says why) lines are written directly, as before. */
+	(void)log_start();
 	/* main_run owns cfg from here. */
 	rc = main_run(cfg);
+	/* The last lines ("sluice stopped") and pending summaries, unless
+	 * stderr has stopped taking them: exiting matters more then. */
+	(void)log_stop(LOG_STOP_MS);
 	return rc;
 }

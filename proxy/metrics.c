@@ -13,6 +13,7 @@
 
 #include <event2/buffer.h>
 
+#include <sluice/log.h>
 #include <sluice/metrics.h>
 #include <sluice/pool.h>
 #include <sluice/upstream.h>
@@ -472,6 +473,24 @@ metrics_render_reloads(struct evbuffer *out, const struct metrics_global *global
 	return 0;
 }
 
+/* The log's own losses: lines a rate limit summarised instead of printing,
+ * and lines stderr did not take in time. */
+static int
+metrics_render_log(struct evbuffer *out)
+{
+	static const char suppressed[] = "sluice_log_lines_suppressed_total";
+	static const char dropped[] = "sluice_log_lines_dropped_total";
+
+	if (metrics_header(out, suppressed, "counter",
+			   "Log lines a client could cause that the rate limit counted instead of printing.") < 0 ||
+	    metrics_sample(out, suppressed, NULL, NULL, log_lines_suppressed_total()) < 0 ||
+	    metrics_header(out, dropped, "counter",
+			   "Log lines lost because stderr was not read fast enough (the log queue was full).") < 0 ||
+	    metrics_sample(out, dropped, NULL, NULL, log_lines_dropped_total()) < 0)
+		return -1;
+	return 0;
+}
+
 int
 metrics_render(struct evbuffer *out, struct worker *const *workers, unsigned n_workers,
 	       const struct metrics_global *global)
@@ -484,7 +503,8 @@ metrics_render(struct evbuffer *out, struct worker *const *workers, unsigned n_w
 	}
 	if (metrics_render_histogram(out, workers, n_workers) < 0 ||
 	    metrics_render_backends(out, workers, n_workers) < 0 ||
-	    metrics_render_reloads(out, global) < 0)
+	    metrics_render_reloads(out, global) < 0 ||
+	    metrics_render_log(out) < 0)
 		return -1;
 	return 0;
 }

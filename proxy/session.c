@@ -50,6 +50,15 @@
 #define SESSION_LINGER_MS 1000u          /* after close_notify, before close(2) */
 #define SESSION_DRAIN_MIN_MS 1000u       /* shortest DRAINING period */
 
+/* Lines a client can cause, rate-limited (SPEC §10; log.h). */
+LOG_LIMIT(session_limit_handshake, "failed TLS handshakes");
+LOG_LIMIT(session_limit_handshake_timeout, "TLS handshakes timed out");
+LOG_LIMIT(session_limit_protocol, "invalid frames from clients");
+LOG_LIMIT(session_limit_idle, "idle clients sent QUIT");
+LOG_LIMIT(session_limit_drain, "clients cut off for not reading");
+LOG_LIMIT(session_limit_left, "clients gone with requests unanswered");
+LOG_LIMIT(session_limit_grace, "clients closed at the end of the grace period");
+
 enum session_state {
 	SESSION_HANDSHAKE,    /* TLS handshake under way (handshake_timeout) */
 	SESSION_ESTABLISHED,  /* reading requests (idle_timeout) */
@@ -447,7 +456,7 @@ session_drain_check(struct session *s)
 		return;
 	}
 	WORKER_STAT_ADD(s->worker, timeouts_drain, 1);
-	log_info("client %s: read none of its last %zu bytes for %llu ms; closing without close_notify",
+	log_limited(&session_limit_drain, LOG_INFO, "client %s: read none of its last %zu bytes for %llu ms; closing without close_notify",
 		 s->peer, left, (unsigned long long)period);
 	/* A reset rather than a FIN queued behind bytes the peer does not
 	 * read: those would stay in the kernel until TCP gives up. */
@@ -493,7 +502,7 @@ session_protocol_error(struct session *s, const struct frame_info *fi)
 
 	WORKER_STAT_ADD(s->worker, protocol_errors, 1);
 	session_note_reason(s, SESSION_CLOSE_PROTOCOL);
-	log_info("client %s: protocol error: %s (header_len %u, total_len %u); answering ERR PROTOCOL and closing",
+	log_limited(&session_limit_protocol, LOG_INFO, "client %s: protocol error: %s (header_len %u, total_len %u); answering ERR PROTOCOL and closing",
 		 s->peer, frame_error_string(fi->error), fi->header_len, fi->total_len);
 	evbuffer_drain(in, evbuffer_get_length(in));
 	if (session_stop_reading(s) < 0)
@@ -771,10 +780,10 @@ session_handshake_failed(struct session *s)
 	why = tls_cert_failure_of(ssl, e);
 	if (why != TLS_CERT_OK) {
 		WORKER_STAT_ADD(s->worker, client_cert_failures[why], 1);
-		log_info("client %s: TLS handshake failed: %s (client certificate: %s)", s->peer,
+		log_limited(&session_limit_handshake, LOG_INFO, "client %s: TLS handshake failed: %s (client certificate: %s)", s->peer,
 			 reason, tls_cert_failure_name(why));
 	} else {
-		log_info("client %s: TLS handshake failed: %s", s->peer, reason);
+		log_limited(&session_limit_handshake, LOG_INFO, "client %s: TLS handshake failed: %s", s->peer, reason);
 	}
 	session_free(s, SESSION_CLOSE_HANDSHAKE);
 }
@@ -805,7 +814,7 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 			;
 		ERR_clear_error();
 		if (s->n_reqs > 0)
-			log_info("client %s: left with %u requests unanswered; their responses will be discarded",
+			log_limited(&session_limit_left, LOG_INFO, "client %s: left with %u requests unanswered; their responses will be discarded",
 				 s->peer, s->n_reqs);
 		session_free(s, (what & BEV_EVENT_EOF) ? SESSION_CLOSE_CLIENT_CLOSED : SESSION_CLOSE_RESET);
 		return;
@@ -827,7 +836,7 @@ session_idle_check(struct session *s)
 		return;
 	}
 	WORKER_STAT_ADD(s->worker, timeouts_idle, 1);
-	log_info("client %s: idle for %llu ms; sending QUIT", s->peer, (unsigned long long)quiet);
+	log_limited(&session_limit_idle, LOG_INFO, "client %s: idle for %llu ms; sending QUIT", s->peer, (unsigned long long)quiet);
 	session_note_reason(s, SESSION_CLOSE_IDLE);
 	session_shutdown(s);
 }
@@ -842,7 +851,7 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 	switch (s->state) {
 	case SESSION_HANDSHAKE:
 		WORKER_STAT_ADD(s->worker, timeouts_handshake, 1);
-		log_info("client %s: TLS handshake not completed within %llu ms; closing", s->peer,
+		log_limited(&session_limit_handshake_timeout, LOG_INFO, "client %s: TLS handshake not completed within %llu ms; closing", s->peer,
 			 (unsigned long long)s->worker->cfg->limits.handshake_timeout_ms);
 		session_free(s, SESSION_CLOSE_HANDSHAKE_TIMEOUT);
 		return;
@@ -852,7 +861,7 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 	case SESSION_CLOSING:
 		/* Only ever armed as a grace period (session_shutdown): what
 		 * is answered by now was delivered; the rest is dropped. */
-		log_info("client %s: grace period over with %u requests unanswered; closing", s->peer, s->n_reqs);
+		log_limited(&session_limit_grace, LOG_INFO, "client %s: grace period over with %u requests unanswered; closing", s->peer, s->n_reqs);
 		session_release_requests(s);
 		if (session_stop_reading(s) < 0)
 			return;

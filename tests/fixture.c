@@ -333,6 +333,36 @@ fixture_wait_log_count(struct fixture *fx, const char *needle, int n)
 }
 
 long
+fixture_log_limited(const char *path, const char *needle, const char *what, long *lines,
+		    long *summarised)
+{
+	char *text = harness_read_file(path, NULL);
+	char summary[256];
+	long n_lines = 0, n_summarised = 0;
+
+	snprintf(summary, sizeof(summary), "] %s: ... and ", what);
+	for (char *line = text; line != NULL && *line != '\0';) {
+		char *next = strchr(line, '\n');
+		char *at;
+
+		if (next != NULL)
+			*next = '\0';
+		/* "...]: [info] WHAT: ... and N more like this": after the level. */
+		if ((at = strstr(line, summary)) != NULL && strstr(at, " more like this in the last ") != NULL)
+			n_summarised += strtol(at + strlen(summary), NULL, 10);
+		else if (strstr(line, needle) != NULL)
+			n_lines++;
+		line = next ? next + 1 : NULL;
+	}
+	free(text);
+	if (lines != NULL)
+		*lines = n_lines;
+	if (summarised != NULL)
+		*summarised = n_summarised;
+	return n_lines + n_summarised;
+}
+
+long
 fixture_rss_kib(const struct fixture *fx)
 {
 	long v = harness_proc_status_kib(fx->sluice.pid, "VmRSS");

@@ -156,6 +156,13 @@ int fixture_count_log(const struct fixture *fx, const char *needle);
  * failing at once if sluice exits first; then asserts, counting again,
  * that it occurs exactly n times. */
 void fixture_wait_log_count(struct fixture *fx, const char *needle, int n);
+/* A rate-limited kind of line (SPEC §10) in the log at path: *lines (may
+ * be NULL) counts the lines that contain needle, *summarised (may be NULL)
+ * adds up N over the summaries "WHAT: ... and N more like this in the last
+ * S s". Returns the sum: every event of the kind, once its summaries are
+ * out (at the latest when sluice has exited). 0 when the log is missing. */
+long fixture_log_limited(const char *path, const char *needle, const char *what, long *lines,
+			 long *summarised);
 
 /* sluice's resident memory (VmRSS) in KiB; asserts it can be read. */
 long fixture_rss_kib(const struct fixture *fx);
