@@ -58,6 +58,7 @@ LOG_LIMIT(session_limit_idle, "idle clients sent QUIT");
 LOG_LIMIT(session_limit_drain, "clients cut off for not reading");
 LOG_LIMIT(session_limit_left, "clients gone with requests unanswered");
 LOG_LIMIT(session_limit_grace, "clients closed at the end of the grace period");
+LOG_LIMIT(session_limit_buffer, "clients disconnected for unread answers");
 
 enum session_state {
 	SESSION_HANDSHAKE,    /* TLS handshake under way (handshake_timeout) */
@@ -361,7 +362,7 @@ session_kill(struct session *s, enum session_close_reason reason, const char *wh
 	if (reason == SESSION_CLOSE_INTERNAL)
 		log_error("client %s: %s; closing", s->peer, why);
 	else
-		log_info("client %s: %s; closing", s->peer, why);
+		log_limited(&session_limit_buffer, LOG_INFO, "client %s: %s; closing", s->peer, why);
 	s->reason = reason;
 	pool_client_unpause(&s->pc);
 	s->state = SESSION_CLOSED;
