@@ -10,7 +10,6 @@
  */
 #include <arpa/inet.h>
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -1781,24 +1780,6 @@ fx_cpu_ticks(const struct fixture *fx)
 	return (long)(utime + stime);
 }
 
-/* Descriptors sluice has open now. */
-static int
-fx_open_fds(const struct fixture *fx)
-{
-	char path[64];
-	struct dirent *d;
-	DIR *dir;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)fx->sluice.pid);
-	dir = opendir(path);
-	ck_assert_ptr_nonnull(dir);
-	while ((d = readdir(dir)) != NULL)
-		n += d->d_name[0] != '.';
-	closedir(dir);
-	return n;
-}
-
 /* Out of file descriptors — sluice's own limit lowered under it with
  * prlimit(2) to 30 above what it uses (sluice raises the limit to what
  * max_connections needs at start, so only something else eating
@@ -1819,7 +1800,7 @@ START_TEST(test_out_of_descriptors)
 
 	fixture_up(&fx, &o);
 	ck_assert_int_eq(prlimit(fx.sluice.pid, RLIMIT_NOFILE, NULL, &lim), 0);
-	lim.rlim_cur = (rlim_t)fx_open_fds(&fx) + 30;
+	lim.rlim_cur = (rlim_t)fixture_open_fds(&fx) + 30;
 	ck_assert_int_eq(prlimit(fx.sluice.pid, RLIMIT_NOFILE, &lim, NULL), 0);
 	/* Fill every descriptor sluice has, then a few more attempts. */
 	while (n < MAX_CLIENTS && refused < 5) {
