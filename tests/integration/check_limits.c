@@ -1978,10 +1978,11 @@ END_TEST
 
 /* A reload re-checks the descriptor limit (SPEC §6: an unusable file
  * leaves the running configuration in force). Soft 200, hard 400: 100
- * clients need 166 and start as they are; 300 need 366, within the hard
- * limit, so the reload raises the soft limit and applies; 1000 need
- * 1066, past it: that reload is rejected, counted as a failed reload,
- * and clients old and new go on being served. */
+ * clients need 182 (with 2 backend connections, the admin endpoint's 16
+ * and 64 of sluice's own) and start as they are; 300 need 382, within
+ * the hard limit, so the reload raises the soft limit and applies; 1000
+ * need 1082, past it: that reload is rejected, counted as a failed
+ * reload, and clients old and new go on being served. */
 START_TEST(test_nofile_reload)
 {
 	struct fixture fx;
@@ -1998,17 +1999,17 @@ START_TEST(test_nofile_reload)
 	fixture_write_config(&fx, &o);
 	ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
 	fx_wait_log_count(&fx, "configuration reloaded", 1);
-	ck_assert_int_eq(harness_count_log(fx.log, "file descriptor limit raised to 366"), 1);
-	ck_assert_int_eq(proc_nofile_soft(fx.sluice.pid), 366);
+	ck_assert_int_eq(harness_count_log(fx.log, "file descriptor limit raised to 382"), 1);
+	ck_assert_int_eq(proc_nofile_soft(fx.sluice.pid), 382);
 
 	o.limits = "  max_connections: 1000\n";
 	fixture_write_config(&fx, &o);
 	ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
 	fx_wait_log_count(&fx, "reload rejected: the file descriptor limit is too low for it", 1);
-	ck_assert_int_eq(harness_count_log(fx.log, "limits.max_connections 1000 needs 1066 file "
+	ck_assert_int_eq(harness_count_log(fx.log, "limits.max_connections 1000 needs 1082 file "
 					   "descriptors, but the hard limit is 400"), 1);
 	ck_assert_int_eq(harness_count_log(fx.log, "configuration reloaded"), 1);
-	ck_assert_int_eq(proc_nofile_soft(fx.sluice.pid), 366);
+	ck_assert_int_eq(proc_nofile_soft(fx.sluice.pid), 382);
 	ck_assert_int_eq((int)fixture_metric(&fx, "sluice_reloads_total{result=\"failure\"}"), 1);
 	ck_assert_int_eq((int)fixture_metric(&fx, "sluice_reloads_total{result=\"success\"}"), 1);
 	fixture_round_trip(old, "after the rejected reload");
