@@ -83,7 +83,10 @@ enum tls_cert_failure tls_cert_failure_of(const SSL *ssl, unsigned long err);
 const char *tls_cert_failure_name(enum tls_cert_failure why);
 
 /* For the tls_ modules. Reads a whole file of at most max bytes into a
- * malloc'd buffer; -1 with why (strerror, "larger than N bytes") in err. */
+ * malloc'd buffer; -1 with why (strerror, "larger than N bytes") in err.
+ * Key files come through here: no block that held file bytes is freed
+ * uncleansed on the way, and a caller given key bytes cleanses them
+ * (OPENSSL_cleanse) before it frees the buffer. */
 int tls_file_read(const char *path, size_t max, unsigned char **data, size_t *len,
 		  char *err, size_t errlen);
 /* The cause of the oldest error in OpenSSL's queue ("no start line", "No
