@@ -2,6 +2,24 @@
  * admin — plain HTTP on admin.address, served by evhttp on the main
  * thread: GET /metrics (Prometheus text) and GET /healthz (200 serving,
  * 503 draining). Anything else is 404; methods other than GET/HEAD are 405.
+ *
+ * A scraper must not be able to take descriptors or time from clients
+ * (SPEC §7), and evhttp alone bounds neither: it accepts every connection
+ * and its timeout restarts with each byte. So every connection gets a
+ * record here, from evhttp's bufferevent callback (called for each
+ * accepted socket), that bounds both:
+ *
+ *   accept ─▶ admin_bev_cb: counted, deadline armed, our reference on its
+ *       bufferevent; at ADMIN_MAX_CONNECTIONS the listener stops accepting
+ *   first complete request ─▶ admin_cb: adopted (close callback set, our
+ *       reference dropped); each request re-arms the deadline
+ *   closed by evhttp ─▶ admin_conn_closed: uncounted, accepting again
+ *   deadline ─▶ shutdown(2): evhttp sees the end and frees it
+ *
+ * evhttp tells nothing about a connection before its first request, so
+ * until then our reference keeps the bufferevent (and its descriptor)
+ * alive: one that ends without a request keeps its place until its
+ * deadline, which bounds how long that can be.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +28,7 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/listener.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -20,6 +39,11 @@
 #include <sluice/log.h>
 
 #define ADMIN_MAX_BODY 1024
+#define ADMIN_MAX_HEADERS 8192
+/* Unread input a connection may hold: a request head and body, twice. */
+#define ADMIN_READ_MAX (2 * (ADMIN_MAX_HEADERS + ADMIN_MAX_BODY))
+
+struct admin_conn;
 
 struct admin {
 	struct evhttp *http;
@@ -28,8 +52,24 @@ struct admin {
 	admin_render_fn render;
 	void *arg;
 	int draining;
+	struct admin_conn *conns;     /* every open connection, at most
+				       * ADMIN_MAX_CONNECTIONS */
+	unsigned n_conns;
+	unsigned paused:1;            /* out of descriptors: resume is armed */
+	unsigned accepting:1;         /* the listener is enabled */
+	unsigned freeing:1;           /* in admin_free: the listener is gone */
 	char addr[128];
 	struct admin *next;           /* admin_all */
+};
+
+/* One accepted connection. Owned by its admin (conns); freed when evhttp
+ * closes it (once adopted) or at its deadline (before). */
+struct admin_conn {
+	struct admin *admin;
+	struct bufferevent *bev;      /* evhttp's; referenced by us until adopted */
+	struct evhttp_connection *evcon; /* once adopted, until its close callback */
+	struct event *deadline;
+	struct admin_conn *prev, *next;
 };
 
 /* Every admin endpoint (two for a moment during a reload that moves it):
@@ -39,6 +79,26 @@ static struct admin *admin_all;
 
 #define ADMIN_PAUSE_MS 100
 
+/* Accepts while there is room and descriptors are not short. Disabling
+ * from inside evhttp's accept callback also stops libevent's accept loop
+ * at once, so the bound holds even for a burst. */
+static void
+admin_update_accepting(struct admin *a)
+{
+	unsigned want = !a->paused && a->n_conns < ADMIN_MAX_CONNECTIONS;
+
+	if (a->freeing || want == a->accepting)
+		return;
+	if ((want ? evconnlistener_enable(a->listener) : evconnlistener_disable(a->listener)) < 0) {
+		log_error("admin %s: cannot %s accepting", a->addr, want ? "resume" : "stop");
+		return;
+	}
+	a->accepting = want;
+	if (!want && !a->paused)
+		log_debug("admin %s: %u connections open; accepting again when one ends", a->addr,
+			  a->n_conns);
+}
+
 static void
 admin_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -46,8 +106,8 @@ admin_resume_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (evconnlistener_enable(a->listener) < 0)
-		log_error("admin %s: cannot resume accepting", a->addr);
+	a->paused = 0;
+	admin_update_accepting(a);
 }
 
 /* Out of descriptors: without this, libevent retries accept at once,
@@ -62,10 +122,147 @@ admin_accept_error_cb(struct evconnlistener *l, void *http)
 		;
 	if (a == NULL)
 		return;
+	(void)l;
 	log_warn("admin %s: accept failed: %s; pausing accepts for %d ms", a->addr,
 		 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()), ADMIN_PAUSE_MS);
-	if (evconnlistener_disable(l) < 0 || evtimer_add(a->resume, &tv) < 0)
+	a->paused = 1;
+	admin_update_accepting(a);
+	if (evtimer_add(a->resume, &tv) < 0)
 		log_error("admin %s: cannot pause accepting", a->addr);
+}
+
+/* ---- the connection bound and the deadline --------------------------------- */
+
+static void
+admin_conn_free(struct admin_conn *c)
+{
+	struct admin *a = c->admin;
+
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		a->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	a->n_conns--;
+	event_free(c->deadline);
+	/* Before adoption, ours may be the last reference: dropping it closes
+	 * the descriptor (BEV_OPT_CLOSE_ON_FREE). */
+	if (c->evcon == NULL)
+		(void)bufferevent_decref(c->bev);
+	free(c);
+	admin_update_accepting(a);
+}
+
+/* evhttp is closing an adopted connection. */
+static void
+admin_conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	(void)evcon;
+	admin_conn_free(arg);
+}
+
+/* The connection took too long over a request, however steadily it sent
+ * or read. shutdown() rather than close(): evhttp still owns the
+ * descriptor, and sees an ordinary end of connection on it. */
+static void
+admin_conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct admin_conn *c = arg;
+	struct bufferevent *bev = c->evcon != NULL ? evhttp_connection_get_bufferevent(c->evcon) : c->bev;
+	evutil_socket_t sock = bufferevent_getfd(bev);
+
+	(void)fd;
+	(void)what;
+	log_info("admin %s: closing a connection that went %d ms without completing a request",
+		 c->admin->addr, ADMIN_DEADLINE_MS);
+	if (sock >= 0 && shutdown(sock, SHUT_RDWR) < 0)
+		log_debug("admin %s: shutdown: %s", c->admin->addr,
+			  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	/* Adopted: evhttp frees it on the end it now sees, and the close
+	 * callback frees the record. Not adopted: evhttp may have let go
+	 * of it already, and will say nothing either way. */
+	if (c->evcon == NULL)
+		admin_conn_free(c);
+}
+
+static int
+admin_conn_arm(struct admin_conn *c)
+{
+	struct timeval tv = { ADMIN_DEADLINE_MS / 1000, (ADMIN_DEADLINE_MS % 1000) * 1000 };
+
+	return evtimer_add(c->deadline, &tv);
+}
+
+/* evhttp asks for the bufferevent of each socket it has just accepted. */
+static struct bufferevent *
+admin_bev_cb(struct event_base *base, void *arg)
+{
+	struct admin *a = arg;
+	struct admin_conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		goto fail;
+	c->admin = a;
+	c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	c->deadline = evtimer_new(base, admin_conn_deadline_cb, c);
+	if (c->bev == NULL || c->deadline == NULL || admin_conn_arm(c) < 0)
+		goto fail;
+	/* evhttp frees its bufferevent without a word when a connection ends
+	 * before its first request: this reference keeps it, and so the
+	 * descriptor counted here, until the record lets go of it. */
+	bufferevent_incref(c->bev);
+	/* Until that reference goes, the bufferevent would read whatever a
+	 * client sends after evhttp let go of it. evhttp itself never needs
+	 * more than a request head and a small body buffered. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, ADMIN_READ_MAX);
+	c->next = a->conns;
+	if (c->next != NULL)
+		c->next->prev = c;
+	a->conns = c;
+	a->n_conns++;
+	admin_update_accepting(a);
+	return c->bev;
+fail:
+	/* evhttp makes a bufferevent of its own, or closes the socket when
+	 * it cannot either: this one goes unbounded. */
+	log_error("admin %s: out of memory: a connection goes without a deadline", a->addr);
+	if (c != NULL) {
+		if (c->deadline != NULL)
+			event_free(c->deadline);
+		if (c->bev != NULL)
+			bufferevent_free(c->bev);
+		free(c);
+	}
+	return NULL;
+}
+
+/* The first complete request shows which evhttp connection a record is:
+ * from then on its close callback frees the record. Each request gets
+ * the whole deadline again, for its answer and the next request. */
+static void
+admin_conn_request(struct admin *a, struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	struct admin_conn *c;
+
+	if (evcon == NULL)
+		return;
+	for (c = a->conns; c != NULL; c = c->next) {
+		if (c->evcon == evcon || (c->evcon == NULL && c->bev == bev))
+			break;
+	}
+	if (c == NULL)
+		return;
+	if (c->evcon == NULL) {
+		c->evcon = evcon;
+		evhttp_connection_set_closecb(evcon, admin_conn_closed, c);
+		(void)bufferevent_decref(c->bev);
+		c->bev = NULL;
+	}
+	if (admin_conn_arm(c) < 0)
+		log_error("admin %s: cannot re-arm a connection's deadline", a->addr);
 }
 
 /* Sends body (freed here) with its type. evhttp sends a body even to HEAD,
@@ -127,6 +324,7 @@ admin_cb(struct evhttp_request *req, void *arg)
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 
+	admin_conn_request(a, req);
 	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
 		/* RFC 9110 §15.5.6: a 405 names the methods that would do. */
 		if (evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD") < 0) {
@@ -168,12 +366,15 @@ admin_new(struct event_base *base, const struct config_addr *addr, admin_render_
 	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
 				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
 				   EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-	evhttp_set_timeout(a->http, 10);
-	evhttp_set_max_headers_size(a->http, 8192);
+	/* Inactivity (reading or writing), shorter than the deadline so that
+	 * an idle keep-alive connection ends quietly before it. */
+	evhttp_set_timeout(a->http, ADMIN_IDLE_S);
+	evhttp_set_max_headers_size(a->http, ADMIN_MAX_HEADERS);
 	/* Room for a small body, so that a POST with one is told 405 (the
 	 * method) rather than 413 (its size). */
 	evhttp_set_max_body_size(a->http, ADMIN_MAX_BODY);
 	evhttp_set_gencb(a->http, admin_cb, a);
+	evhttp_set_bevcb(a->http, admin_bev_cb, a);
 	fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		goto fail;
@@ -191,6 +392,7 @@ admin_new(struct event_base *base, const struct config_addr *addr, admin_render_
 		goto fail;
 	}
 	a->listener = l;
+	a->accepting = 1;
 	a->resume = evtimer_new(base, admin_resume_cb, a);
 	if (a->resume == NULL)
 		goto fail;
@@ -225,7 +427,12 @@ admin_free(struct admin *a)
 			break;
 		}
 	}
-	event_free(a->resume);
+	/* evhttp_free frees the listener, then each connection: adopted ones
+	 * go through admin_conn_closed, which must not touch the listener. */
+	a->freeing = 1;
 	evhttp_free(a->http);
+	while (a->conns != NULL)
+		admin_conn_free(a->conns);
+	event_free(a->resume);
 	free(a);
 }

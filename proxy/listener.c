@@ -3,10 +3,12 @@
  * binds its own socket with SO_REUSEPORT, so the kernel spreads connections
  * over workers without a shared accept lock. Past max_connections a
  * connection is closed at once and counted; when the process runs out of
- * file descriptors, accepting pauses briefly instead of spinning on EMFILE.
+ * file descriptors, the connections waiting are refused and accepting
+ * pauses briefly instead of spinning on EMFILE.
  */
 #include <errno.h>
-#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <string.h>
@@ -34,7 +36,7 @@ struct listener {
 	struct pool *pool;
 	struct evconnlistener *ev;
 	struct event *resume;               /* re-enables accepting after EMFILE */
-	int reserve_fd;                     /* spent to refuse one client on EMFILE */
+	unsigned relisten:1;                /* listen() failed after a refusal: retry */
 };
 
 static unsigned long listener_open; /* atomic: connections across workers */
@@ -83,31 +85,68 @@ static void
 listener_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct listener *l = arg;
+	struct timeval tv = { 0, LISTENER_PAUSE_MS * 1000 };
 
 	(void)fd;
 	(void)what;
+	if (l->relisten) {
+		if (listen(evconnlistener_get_fd(l->ev), LISTENER_BACKLOG) < 0) {
+			if (evtimer_add(l->resume, &tv) < 0)
+				log_error("listener %s: cannot arm the resume timer", l->conf->addr.text);
+			return;
+		}
+		l->relisten = 0;
+		log_info("listener %s: listening again", l->conf->addr.text);
+	}
 	if (evconnlistener_enable(l->ev) < 0)
 		log_error("listener %s: cannot resume accepting", l->conf->addr.text);
 }
 
-/* Out of descriptors, the pending connection cannot even be accepted to be
- * refused: it would sit in the backlog while the client waits. A spare
- * descriptor kept for this moment lets sluice accept it and close it at
- * once (nginx and libuv do the same). */
+/*
+ * Out of descriptors, the connections waiting in the accept queue cannot
+ * even be accepted to be refused: they would sit there while their
+ * clients wait. The usual cure (nginx, libuv) keeps a spare descriptor,
+ * closes it to make room for one accept, closes that connection and
+ * reopens the spare. But workers are threads sharing one descriptor table:
+ * between the close and the accept, or the close and the reopen, another
+ * thread's accept or socket() takes the freed slot, the spare is lost, and
+ * from then on this listener's clients hang. No dup() or dup2() closes
+ * that window, as accept() always needs a free slot of its own.
+ *
+ * So no descriptor is used. On Linux, shutdown(SHUT_RD) on a listening
+ * socket resets every connection in its accept queue and stops it
+ * listening; listen() at once takes new ones again (the port stays bound,
+ * and SO_REUSEPORT puts the socket back in its group). Nothing another
+ * thread does to the descriptor table can get in the way. TCP_INFO's
+ * tcpi_unacked, for a listening socket the length of its accept queue,
+ * says how many are refused; one that completes its handshake between
+ * that look and the shutdown is refused uncounted.
+ */
 static void
-listener_refuse_with_reserve(struct listener *l)
+listener_refuse_waiting(struct listener *l)
 {
-	int fd;
+	int fd = evconnlistener_get_fd(l->ev);
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	unsigned waiting = 0;
 
-	if (l->reserve_fd < 0)
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0)
+		waiting = ti.tcpi_unacked;
+	if (shutdown(fd, SHUT_RD) < 0) {
+		log_error("listener %s: cannot refuse the connections waiting: %s", l->conf->addr.text,
+			  strerror(errno));
 		return;
-	close(l->reserve_fd);
-	fd = accept(evconnlistener_get_fd(l->ev), NULL, NULL);
-	if (fd >= 0) {
-		close(fd);
-		WORKER_STAT_ADD(l->worker, connections_refused, 1);
 	}
-	l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	WORKER_STAT_ADD(l->worker, connections_refused, waiting);
+	log_debug("listener %s: out of descriptors: refused %u waiting connections",
+		  l->conf->addr.text, waiting);
+	if (listen(fd, LISTENER_BACKLOG) < 0) {
+		/* The resume timer tries again; until then the port is
+		 * served by the other workers' sockets, or refused. */
+		l->relisten = 1;
+		log_error("listener %s: cannot listen again: %s; retrying every %d ms",
+			  l->conf->addr.text, strerror(errno), LISTENER_PAUSE_MS);
+	}
 }
 
 static void
@@ -118,12 +157,14 @@ listener_error_cb(struct evconnlistener *ev, void *arg)
 	struct timeval tv = { 0, LISTENER_PAUSE_MS * 1000 };
 
 	if (err == EMFILE || err == ENFILE)
-		listener_refuse_with_reserve(l);
+		listener_refuse_waiting(l);
 	log_limited(&listener_limit_accept, LOG_WARN, "listener %s: accept failed: %s; pausing accepts for %d ms",
 		    l->conf->addr.text, evutil_socket_error_to_string(err), LISTENER_PAUSE_MS);
-	/* EMFILE/ENFILE leave the connection in the backlog: accepting again
-	 * at once would fail again at once, forever. */
-	evconnlistener_disable(ev);
+	/* Accepting again at once would fail again at once, forever, on the
+	 * next connection to arrive: descriptors come back only as clients
+	 * leave. */
+	if (evconnlistener_disable(ev) < 0)
+		log_error("listener %s: cannot pause accepting", l->conf->addr.text);
 	if (evtimer_add(l->resume, &tv) < 0)
 		log_error("listener %s: cannot arm the resume timer", l->conf->addr.text);
 }
@@ -162,7 +203,6 @@ listener_new(struct worker *w, const struct config_listener *lc, struct pool *po
 	l->worker = w;
 	l->conf = lc;
 	l->pool = pool;
-	l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	l->resume = evtimer_new(w->base, listener_resume_cb, l);
 	if (l->resume != NULL)
 		/* Backlog 0: the socket already listens with LISTENER_BACKLOG;
@@ -174,8 +214,6 @@ listener_new(struct worker *w, const struct config_listener *lc, struct pool *po
 		log_error("listener %s: cannot serve its socket: out of memory", lc->addr.text);
 		if (l->resume != NULL)
 			event_free(l->resume);
-		if (l->reserve_fd >= 0)
-			close(l->reserve_fd);
 		close(fd);
 		free(l);
 		return NULL;
@@ -204,7 +242,5 @@ listener_free(struct listener *l)
 		return;
 	evconnlistener_free(l->ev);
 	event_free(l->resume);
-	if (l->reserve_fd >= 0)
-		close(l->reserve_fd);
 	free(l);
 }

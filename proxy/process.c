@@ -15,6 +15,7 @@
 
 #include <openssl/crypto.h>
 
+#include <sluice/admin.h>
 #include <sluice/config.h>
 #include <sluice/log.h>
 #include <sluice/process.h>
@@ -23,8 +24,9 @@
  * holds thousands; past it OpenSSL falls back to ordinary memory. */
 #define PROCESS_SECURE_HEAP (1024 * 1024)
 #define PROCESS_SECURE_MIN 32
-/* Descriptors besides clients and backend connections: listeners and
- * their spares, event loops, the admin endpoint, logs, reloads. */
+/* Descriptors besides clients, backend connections and admin
+ * connections: listeners, event loops, the admin endpoint's socket, logs,
+ * reloads. */
 #define PROCESS_FD_MARGIN 64
 
 int
@@ -47,10 +49,14 @@ static unsigned long
 process_fd_need(const struct config *cfg, unsigned workers)
 {
 	unsigned long backend = 0;
+	/* The admin endpoint holds at most this many connections (admin.h),
+	 * so a scraper cannot eat into the clients' share. */
+	unsigned long admin = cfg->has_admin ? ADMIN_MAX_CONNECTIONS : 0;
 
 	for (size_t i = 0; i < cfg->n_backends; i++)
 		backend += (unsigned long)cfg->backends[i].n_servers * cfg->backends[i].connections;
-	return (unsigned long)cfg->limits.max_connections + backend * workers + PROCESS_FD_MARGIN;
+	return (unsigned long)cfg->limits.max_connections + backend * workers + admin +
+	       PROCESS_FD_MARGIN;
 }
 
 int

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include <sluice/tls_util.h>
@@ -39,23 +41,59 @@ tls_util_openssl_reason(char *buf, size_t len)
 	ERR_clear_error();
 }
 
-static int
-tls_util_file_fd(int fd, size_t max, unsigned char **data, size_t *len, char *err,
-		 size_t errlen)
+/* Key files come through here, so no block that held file bytes goes back
+ * to the allocator uncleansed: realloc() would free the old block as it
+ * was, key bytes and all. Growth allocates anew, copies, and cleanses the
+ * old block before freeing it; failures cleanse what they read. */
+static void
+tls_util_file_discard(unsigned char *buf, size_t n)
 {
-	size_t cap = 4096, n = 0;
-	unsigned char *buf = malloc(cap), *p;
+	if (buf == NULL)
+		return;
+	OPENSSL_cleanse(buf, n);
+	free(buf);
+}
+
+static unsigned char *
+tls_util_file_grow(unsigned char *buf, size_t n, size_t cap)
+{
+	unsigned char *bigger = malloc(cap);
+
+	if (bigger == NULL)
+		return NULL;
+	memcpy(bigger, buf, n);
+	tls_util_file_discard(buf, n);
+	return bigger;
+}
+
+/* size: what fstat said, so that a regular file is read into one block
+ * (with a byte to spare, for the read that sees its end); pipes and
+ * files whose size stat does not know start at 4 KiB and grow. */
+static int
+tls_util_file_fd(int fd, off_t size, size_t max, unsigned char **data, size_t *len, char *err,
+	    size_t errlen)
+{
+	size_t cap = size > 0 && (uintmax_t)size <= max ? (size_t)size + 1 : 4096, n = 0;
+	unsigned char *buf, *p;
 	ssize_t got;
 
+	if (size > 0 && (uintmax_t)size > max) {
+		snprintf(err, errlen, "larger than %zu bytes", max);
+		return -1;
+	}
+	buf = malloc(cap);
 	for (;;) {
 		if (buf == NULL)
 			break;
 		if (n == cap) {
-			p = realloc(buf, cap * 2);
+			/* Never past max + 1: one byte more tells "too large". */
+			size_t next = cap > (max + 1) / 2 ? max + 1 : cap * 2;
+
+			p = tls_util_file_grow(buf, n, next);
 			if (p == NULL)
 				break;
 			buf = p;
-			cap *= 2;
+			cap = next;
 		}
 		got = read(fd, buf + n, cap - n);
 		if (got == 0) {
@@ -67,24 +105,24 @@ tls_util_file_fd(int fd, size_t max, unsigned char **data, size_t *len, char *er
 			continue;
 		if (got < 0) {
 			snprintf(err, errlen, "%s", strerror(errno));
-			free(buf);
+			tls_util_file_discard(buf, n);
 			return -1;
 		}
 		n += (size_t)got;
 		if (n > max) {
 			snprintf(err, errlen, "larger than %zu bytes", max);
-			free(buf);
+			tls_util_file_discard(buf, n);
 			return -1;
 		}
 	}
 	snprintf(err, errlen, "out of memory");
-	free(buf);
+	tls_util_file_discard(buf, n);
 	return -1;
 }
 
 int
 tls_util_file_read(const char *path, size_t max, unsigned char **data, size_t *len, char *err,
-		   size_t errlen)
+	      size_t errlen)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
@@ -99,13 +137,12 @@ tls_util_file_read(const char *path, size_t max, unsigned char **data, size_t *l
 		close(fd);
 		return -1;
 	}
-	/* A folder opens fine: say what read(2) would. */
 	if (S_ISDIR(st.st_mode)) {
 		snprintf(err, errlen, "%s", strerror(EISDIR));
 		close(fd);
 		return -1;
 	}
-	rc = tls_util_file_fd(fd, max, data, len, err, errlen);
+	rc = tls_util_file_fd(fd, S_ISREG(st.st_mode) ? st.st_size : 0, max, data, len, err, errlen);
 	close(fd);
 	return rc;
 }

@@ -7,6 +7,7 @@
  */
 #include "fixture.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -389,6 +390,23 @@ fixture_instrumented(const struct fixture *fx, unsigned kinds)
 	return what;
 }
 
+int
+fixture_open_fds(const struct fixture *fx)
+{
+	char path[64];
+	struct dirent *d;
+	DIR *dir;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)fx->sluice.pid);
+	dir = opendir(path);
+	ck_assert_msg(dir != NULL, "%s: %s", path, strerror(errno));
+	while ((d = readdir(dir)) != NULL)
+		n += d->d_name[0] != '.';
+	closedir(dir);
+	return n;
+}
+
 /* ---- clients and frames -------------------------------------------------- */
 
 struct harness_tls *
@@ -536,7 +554,14 @@ fixture_http_read_all(int fd, int64_t deadline)
 void
 fixture_http_raw(uint16_t port, const char *request, struct fixture_http_response *r)
 {
-	int64_t deadline = fixture_mono_ms() + FIXTURE_IO_MS;
+	fixture_http_raw_within(port, request, FIXTURE_IO_MS, r);
+}
+
+void
+fixture_http_raw_within(uint16_t port, const char *request, int timeout_ms,
+			struct fixture_http_response *r)
+{
+	int64_t deadline = fixture_mono_ms() + timeout_ms;
 	int fd = harness_tcp_connect(port);
 	char *sep;
 
@@ -547,7 +572,7 @@ fixture_http_raw(uint16_t port, const char *request, struct fixture_http_respons
 		      "admin send failed");
 	r->head = fixture_http_read_all(fd, deadline);
 	close(fd);
-	ck_assert_msg(r->head != NULL, "no HTTP response within %d ms", FIXTURE_IO_MS);
+	ck_assert_msg(r->head != NULL, "no HTTP response within %d ms", timeout_ms);
 	ck_assert_msg(sscanf(r->head, "HTTP/1.%*d %d", &r->status) == 1, "bad status line: %.80s", r->head);
 	sep = strstr(r->head, "\r\n\r\n");
 	ck_assert_msg(sep != NULL, "no end of headers: %.200s", r->head);

@@ -166,6 +166,9 @@ long fixture_log_limited(const char *path, const char *needle, const char *what,
 
 /* sluice's resident memory (VmRSS) in KiB; asserts it can be read. */
 long fixture_rss_kib(const struct fixture *fx);
+/* The descriptors sluice has open now (/proc/PID/fd); asserts it can be
+ * read. */
+int fixture_open_fds(const struct fixture *fx);
 
 /* Instrumentation sluice can run under, for fixture_instrumented. */
 #define FIXTURE_ASAN 1u      /* AddressSanitizer: redzones around every block,
@@ -210,6 +213,9 @@ struct fixture_http_response {
 /* Sends request (a whole HTTP/1.0 request) to 127.0.0.1:port and reads the
  * response until the close; asserts that one came. */
 void fixture_http_raw(uint16_t port, const char *request, struct fixture_http_response *r);
+/* The same with a deadline of timeout_ms instead of FIXTURE_IO_MS. */
+void fixture_http_raw_within(uint16_t port, const char *request, int timeout_ms,
+			     struct fixture_http_response *r);
 /* METHOD path, no body. */
 void fixture_http_request(uint16_t port, const char *method, const char *path,
 			  struct fixture_http_response *r);

@@ -7,6 +7,18 @@
 #ifndef SLUICE_ADMIN_H
 #define SLUICE_ADMIN_H
 
+/* The endpoint's own bounds (SPEC §7), so that a slow or hostile scraper
+ * cannot take descriptors or time from clients: at most this many admin
+ * connections at once (past it the endpoint stops accepting, and others
+ * wait in the kernel's backlog until one ends; the descriptor budget in
+ * process.c counts them); from its accept, and again from each complete
+ * request, a connection has ADMIN_DEADLINE_MS to deliver its (next)
+ * complete request, however steadily it dribbles, or it is closed; and
+ * ADMIN_IDLE_S without reading or writing anything ends it sooner. */
+#define ADMIN_MAX_CONNECTIONS 16
+#define ADMIN_DEADLINE_MS 10000
+#define ADMIN_IDLE_S 5
+
 struct config_addr;
 struct event_base;
 struct evbuffer;

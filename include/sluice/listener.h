@@ -1,8 +1,9 @@
 /*
  * listener — one listening socket of one worker (SO_REUSEPORT lets every
  * worker own a socket on the same address). Refuses connections past
- * limits.max_connections, pauses accepting when file descriptors run out
- * instead of spinning, and turns each accepted socket into a session.
+ * limits.max_connections, refuses the clients waiting and pauses
+ * accepting when file descriptors run out instead of spinning, and turns
+ * each accepted socket into a session.
  */
 #ifndef SLUICE_LISTENER_H
 #define SLUICE_LISTENER_H

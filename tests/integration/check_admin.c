@@ -6,13 +6,18 @@
  * Every test stops sluice with SIGTERM, expects exit 0 and a clean log.
  */
 #include <check.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <sluice/admin.h>
 
 #include "../fixture.h"
 #include "../harness.h"
@@ -489,11 +494,164 @@ START_TEST(test_metrics_reload_failure)
 }
 END_TEST
 
+
+/* ---- the endpoint's own bounds (SPEC §7) ---------------------------------- */
+
+/* How long test_admin_connection_bound watches sluice's descriptors for
+ * more than the bound's worth of growth once the bound is reached. */
+#define T_WATCH_MS 1500
+/* Slack on ADMIN_DEADLINE_MS for the event loop and this test's pace. */
+#define T_DEADLINE_SLACK_MS 2500
+
+/* Connections past the bound took a descriptor each: ADMIN_MAX_CONNECTIONS
+ * + 8 idle connections held open grew sluice's descriptors by all 24.
+ * Now sluice accepts ADMIN_MAX_CONNECTIONS of them and leaves the rest in
+ * the kernel's backlog, TLS clients are served meanwhile, and once the
+ * held ones reach their deadline the endpoint takes the waiting ones and
+ * answers a scrape that queued behind them. */
+START_TEST(test_admin_connection_bound)
+{
+	enum { HELD = ADMIN_MAX_CONNECTIONS + 8 };
+	struct fixture fx;
+	struct fixture_opts o = { .admin = 1, .untraced = 1, .grace = "3s" };
+	struct fixture_http_response r;
+	struct harness_tls *t;
+	int held[HELD], base, now, peak;
+	int64_t deadline, t0;
+
+	fixture_up(&fx, &o);
+	wait_backend_connected(&fx, 2);
+	/* A first scrape, so that nothing the endpoint sets up lazily is
+	 * counted as growth. Its connection is gone once /healthz answers
+	 * on a fresh one and the count settles. */
+	free(fixture_scrape(&fx));
+	fixture_http_request(fx.admin_port, "GET", "/healthz", &r);
+	ck_assert_int_eq(r.status, 200);
+	fixture_http_free(&r);
+	/* The answer reached us just before sluice closed the descriptor:
+	 * the count settles when two reads 50 ms apart agree. */
+	deadline = fixture_mono_ms() + T_IO_MS;
+	base = fixture_open_fds(&fx);
+	do {
+		struct pollfd none = { .fd = -1 };
+
+		now = base;
+		(void)poll(&none, 0, 50);
+		base = fixture_open_fds(&fx);
+	} while (base != now && fixture_mono_ms() < deadline);
+
+	for (int i = 0; i < HELD; i++) {
+		/* The kernel completes each handshake whether or not sluice
+		 * accepts: the backlog (128) has room for all. */
+		held[i] = harness_tcp_connect(fx.admin_port);
+		ck_assert_msg(held[i] >= 0, "connect %d: %s", i, harness_last_error());
+	}
+	deadline = fixture_mono_ms() + T_IO_MS;
+	peak = now = fixture_open_fds(&fx);
+	while (now < base + ADMIN_MAX_CONNECTIONS && fixture_mono_ms() < deadline) {
+		struct pollfd none = { .fd = -1 };
+
+		(void)poll(&none, 0, 10);
+		now = fixture_open_fds(&fx);
+		peak = now > peak ? now : peak;
+	}
+	ck_assert_msg(now >= base + ADMIN_MAX_CONNECTIONS,
+		      "sluice took %d descriptors for %d admin connections (bound %d)", now - base, HELD,
+		      ADMIN_MAX_CONNECTIONS);
+	/* The bound is reached; nothing more may come, however long one
+	 * watches (the deadline, 10 s, is far off). */
+	deadline = fixture_mono_ms() + T_WATCH_MS;
+	while (fixture_mono_ms() < deadline) {
+		struct pollfd none = { .fd = -1 };
+
+		(void)poll(&none, 0, 10);
+		now = fixture_open_fds(&fx);
+		peak = now > peak ? now : peak;
+	}
+	ck_assert_msg(peak <= base + ADMIN_MAX_CONNECTIONS,
+		      "%d admin connections held open grew sluice's descriptors by %d (bound %d)", HELD,
+		      peak - base, ADMIN_MAX_CONNECTIONS);
+
+	t = fixture_connect(&fx);
+	fixture_round_trip(t, "served while the admin endpoint is full");
+	harness_tls_close(t);
+
+	/* Queued behind the 8 waiting ones, a scrape is answered once the
+	 * first ADMIN_MAX_CONNECTIONS have had their deadline. */
+	t0 = fixture_mono_ms();
+	fixture_http_raw_within(fx.admin_port, "GET /healthz HTTP/1.0\r\n\r\n",
+				ADMIN_DEADLINE_MS + T_DEADLINE_SLACK_MS, &r);
+	ck_assert_int_eq(r.status, 200);
+	fixture_http_free(&r);
+	ck_assert_int_ge(harness_count_log(fx.log, "without completing a request"), ADMIN_MAX_CONNECTIONS);
+	ck_assert_msg(fixture_mono_ms() - t0 <= ADMIN_DEADLINE_MS + T_DEADLINE_SLACK_MS,
+		      "the waiting scrape took %" PRId64 " ms", fixture_mono_ms() - t0);
+	for (int i = 0; i < HELD; i++)
+		close(held[i]);
+	fixture_down(&fx);
+}
+END_TEST
+
+/* A slow-loris scraper sending its request head a byte every 300 ms was
+ * kept open as long as it kept sending: every byte restarted the
+ * inactivity timeout (8 KiB of headers would take 40 minutes). Now it is
+ * closed ADMIN_DEADLINE_MS after it connected, and the endpoint serves on. */
+START_TEST(test_admin_dribble_deadline)
+{
+	static const char head[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+	struct fixture fx;
+	struct fixture_opts o = { .admin = 1, .untraced = 1, .grace = "3s" };
+	struct fixture_http_response r;
+	int64_t t0, give_up, elapsed;
+	size_t sent = 0;
+	int fd, closed = 0;
+
+	fixture_up(&fx, &o);
+	fd = harness_tcp_connect(fx.admin_port);
+	ck_assert_msg(fd >= 0, "connect: %s", harness_last_error());
+	ck_assert_int_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+	t0 = fixture_mono_ms();
+	give_up = t0 + ADMIN_DEADLINE_MS + T_DEADLINE_SLACK_MS;
+	while (!closed && fixture_mono_ms() < give_up) {
+		char byte = sent < sizeof(head) - 1 ? head[sent] : 'a';
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		char buf[256];
+		ssize_t n;
+
+		if (send(fd, &byte, 1, MSG_NOSIGNAL) != 1) {
+			ck_assert_msg(errno == EPIPE || errno == ECONNRESET, "send: %s", strerror(errno));
+			closed = 1;
+			break;
+		}
+		sent++;
+		/* Paces the bytes; a close from sluice ends the wait at once. */
+		if (poll(&p, 1, 300) <= 0)
+			continue;
+		n = recv(fd, buf, sizeof(buf), 0);
+		ck_assert_msg(n <= 0, "answered an incomplete request: %.*s", (int)n, buf);
+		if (n == 0 || errno != EAGAIN)
+			closed = 1;
+	}
+	elapsed = fixture_mono_ms() - t0;
+	close(fd);
+	ck_assert_msg(closed, "a dribbling admin client was still open after %" PRId64 " ms (%zu bytes)",
+		      elapsed, sent);
+	/* Not cut by the inactivity timeout: it never went quiet. */
+	ck_assert_msg(elapsed >= ADMIN_DEADLINE_MS - 500, "closed after %" PRId64 " ms", elapsed);
+	ck_assert_int_eq(harness_count_log(fx.log, "without completing a request"), 1);
+	fixture_http_request(fx.admin_port, "GET", "/healthz", &r);
+	ck_assert_int_eq(r.status, 200);
+	fixture_http_free(&r);
+	fixture_down(&fx);
+}
+END_TEST
+
 static Suite *
 admin_suite(void)
 {
 	Suite *s = suite_create("admin");
 	TCase *tc = tcase_create("integration");
+	TCase *bounds = tcase_create("bounds");
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_healthz_serving_then_draining);
@@ -506,6 +664,12 @@ admin_suite(void)
 	tcase_add_test(tc, test_metrics_backend_errors);
 	tcase_add_test(tc, test_metrics_reload_failure);
 	suite_add_tcase(s, tc);
+
+	/* Apart, for their length: each waits out the admin deadline. */
+	tcase_set_timeout(bounds, 120);
+	tcase_add_test(bounds, test_admin_connection_bound);
+	tcase_add_test(bounds, test_admin_dribble_deadline);
+	suite_add_tcase(s, bounds);
 	return s;
 }
 
