@@ -201,7 +201,7 @@ def targets(summary):
         elif kind == "sluice":
             ref_name, ref = f"sluice ({arg})", med(arg, "sluice", metric)
         else:
-            peers = [(v, p) for p in summary.get(scen, {}) if p not in ("sluice", "direct")
+            peers = [(v, p) for p in summary.get(scen, {}) if p not in ("sluice", "sluice-base", "direct")
                      for v in [med(scen, p, arg)] if v is not None]
             if peers:
                 best = (max if hib[(scen, arg)] else min)(peers)[1]
