@@ -211,7 +211,7 @@ def config_seeds():
 # ---- session -----------------------------------------------------------------------
 
 (OP_CLIENT, OP_BACKEND, OP_LOOP, OP_ECHO, OP_CLIENT_CLOSE, OP_BACKEND_CLOSE, OP_TICK, OP_TIMERS,
- OP_SHUTDOWN, OP_LISTEN, OP_RESIZE) = range(11)
+ OP_SHUTDOWN, OP_LISTEN, OP_RESIZE, OP_OOM, OP_FILL_TIMERS) = range(13)
 
 
 def step(op, arg=0, data=b""):
@@ -236,6 +236,16 @@ def echo(n=0):
 
 def script(*steps, flags=0):
     return bytes([flags]) + b"".join(steps)
+
+
+def oom(k=1, count=1):
+    """The kth allocation from here on fails, and count - 1 more after it."""
+    return step(OP_OOM, count - 1, struct.pack(">H", k - 1))
+
+
+def fill_timers(room=0):
+    """libevent's timer heap full but for room slots: arming a timer allocates."""
+    return step(OP_FILL_TIMERS, room)
 
 
 def session_seeds():
@@ -283,6 +293,11 @@ def session_seeds():
         "resize-retire-idle": script(step(OP_RESIZE, 1), loop(), echo(), loop(), step(OP_RESIZE, 0), loop(), client(r[0] + r[1]), loop(), echo()),
         "resize-retire-grace": script(client(r[0], 0), client(r[1], 1), loop(), step(OP_RESIZE, 1), echo(), loop(), step(OP_TIMERS, 2), loop(), echo()),
         "out-of-order-two-conns": script(client(r[0], 0), client(r[1], 1), loop(), backend(frame(b"b"), 1), loop(), backend(frame(b"a"), 0), loop(), echo()),
+        # Allocation failures (docs/TESTING.md, "Out-of-memory testing").
+        # Which allocation the kth is depends on the code: the comments say
+        # what each reached when it was written; check_oom sweeps them all.
+        # A client's session cannot be allocated, another's timer.
+        "oom-session-attach": script(oom(1), client(r[0]), loop(), echo(), oom(2), client(r[1], 1), loop(), echo()),
     }
     for name, data in seeds.items():
         write("session", name, data)
