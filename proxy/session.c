@@ -240,6 +240,7 @@ session_release_requests(struct session *s)
 		case REQUEST_WRITTEN:
 			req->session = NULL;
 			break;
+		case REQUEST_ANSWERING:   /* no queue holds it any more */
 		case REQUEST_DONE:
 			request_free(s->worker, req);
 			break;
@@ -901,7 +902,9 @@ session_account(struct session *s, struct request *req, uint32_t len)
 {
 	struct worker *w = s->worker;
 
-	if (req->state == REQUEST_WRITTEN && --s->n_sticky == 0)
+	/* Written ones count towards the sticky connection (whatever their
+	 * state now: they are being answered). */
+	if (req->upstream != NULL && --s->n_sticky == 0)
 		s->sticky = NULL;
 	s->held_bytes -= req->len;
 	WORKER_STAT_ADD(w, frames_sent, 1);
@@ -948,6 +951,9 @@ session_respond(struct request *req, struct evbuffer *src, uint32_t len)
 {
 	struct session *s = req->session;
 
+	/* Out of its queue: if answering fails, its session frees it rather
+	 * than take it out of a queue again (session_release_requests). */
+	req->state = REQUEST_ANSWERING;
 	if (s == NULL) {
 		/* Its client left: the response goes nowhere, never elsewhere. */
 		evbuffer_drain(src, len);
@@ -982,6 +988,7 @@ session_respond_error(struct request *req, const char *code, const char *message
 	struct evbuffer *err;
 	struct worker *w = req->session ? req->session->worker : req->upstream->pool->worker;
 
+	req->state = REQUEST_ANSWERING;   /* see session_respond */
 	if (strcmp(code, "BUSY") == 0)
 		WORKER_STAT_ADD(w, errors_busy, 1);
 	else if (strcmp(code, "TIMEOUT") == 0)

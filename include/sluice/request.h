@@ -24,6 +24,10 @@ struct worker;
 enum request_state {
 	REQUEST_WAITING,    /* in its pool's wait queue; buf holds the request frame */
 	REQUEST_WRITTEN,    /* queued on upstream's output; awaiting the backend */
+	REQUEST_ANSWERING,  /* out of the wait queue or the FIFO, being answered
+			     * (session_respond, session_respond_error): no queue
+			     * holds it, so a failure to answer it (out of memory)
+			     * leaves it to its session alone, which frees it */
 	REQUEST_DONE,       /* answered; buf holds the response until its turn */
 };
 

@@ -298,6 +298,15 @@ def session_seeds():
         # what each reached when it was written; check_oom sweeps them all.
         # A client's session cannot be allocated, another's timer.
         "oom-session-attach": script(oom(1), client(r[0]), loop(), echo(), oom(2), client(r[1], 1), loop(), echo()),
+        # The ERR BUSY for a request pool_tick took out of the wait queue
+        # cannot be made (its evbuffer_new): the session is closed and must
+        # not take the request out of the queue a second time.
+        "oom-queue-timeout-busy": script(step(OP_BACKEND_CLOSE, 0), step(OP_BACKEND_CLOSE, 0), loop(), client(r[0] + r[1]), loop(),
+                                         oom(1), step(OP_TICK, 0), loop()),
+        # The same for an ERR BUSY that would wait behind an earlier request
+        # still out on a retiring connection (session_respond holds it).
+        "oom-parked-answer": script(client(r[0], 0), client(r[1], 1), loop(), step(OP_RESIZE, 1), loop(), client(r[2], 0), client(r[3], 1), loop(),
+                                    oom(1), step(OP_TICK, 0), loop(), echo(), loop(), echo(), loop()),
     }
     for name, data in seeds.items():
         write("session", name, data)
