@@ -307,6 +307,11 @@ def session_seeds():
         # still out on a retiring connection (session_respond holds it).
         "oom-parked-answer": script(client(r[0], 0), client(r[1], 1), loop(), step(OP_RESIZE, 1), loop(), client(r[2], 0), client(r[3], 1), loop(),
                                     oom(1), step(OP_TICK, 0), loop(), echo(), loop(), echo(), loop()),
+        # The pool shrinks and grows back; the list of its connections is
+        # rebuilt when the retired one is freed (pool_collect), and that
+        # allocation fails (the 7th here).
+        "oom-resize-collect": script(client(r[0] + r[1], 0), client(r[2], 1), loop(), step(OP_RESIZE, 1), loop(), echo(), loop(), echo(), loop(),
+                                     step(OP_RESIZE, 0), loop(), oom(7), client(r[3], 0), loop(), echo(), loop()),
     }
     for name, data in seeds.items():
         write("session", name, data)
