@@ -124,14 +124,15 @@ upstream_new(struct pool *p, struct pool_server *srv, unsigned index)
 	u->server = srv;
 	u->index = index;
 	u->state = UPSTREAM_BACKOFF;
-	__atomic_store_n(&srv->stats.connections[UPSTREAM_BACKOFF],
-			 srv->stats.connections[UPSTREAM_BACKOFF] + 1, __ATOMIC_RELAXED);
 	TAILQ_INIT(&u->fifo);
 	u->timer = evtimer_new(p->worker->base, upstream_timer_cb, u);
 	if (u->timer == NULL) {
 		free(u);
 		return NULL;
 	}
+	/* Counted once it exists: upstream_free uncounts it. */
+	__atomic_store_n(&srv->stats.connections[UPSTREAM_BACKOFF],
+			 srv->stats.connections[UPSTREAM_BACKOFF] + 1, __ATOMIC_RELAXED);
 	upstream_connect(u);
 	return u;
 }

@@ -312,6 +312,10 @@ def session_seeds():
         # allocation fails (the 7th here).
         "oom-resize-collect": script(client(r[0] + r[1], 0), client(r[2], 1), loop(), step(OP_RESIZE, 1), loop(), echo(), loop(), echo(), loop(),
                                      step(OP_RESIZE, 0), loop(), oom(7), client(r[3], 0), loop(), echo(), loop()),
+        # Growing the pool back, the new connection's timer cannot be made
+        # (upstream_new's evtimer_new, the 7th allocation here).
+        "oom-upstream-new": script(client(r[0], 0), loop(), step(OP_RESIZE, 1), loop(), echo(), loop(),
+                                   oom(7), step(OP_RESIZE, 0), loop(), client(r[1], 0), loop(), echo(), loop()),
     }
     for name, data in seeds.items():
         write("session", name, data)
