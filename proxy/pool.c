@@ -16,6 +16,7 @@
 
 #include <sluice/clock.h>
 #include <sluice/config.h>
+#include <sluice/frame.h>
 #include <sluice/log.h>
 #include <sluice/pool.h>
 #include <sluice/session.h>
@@ -446,9 +447,10 @@ static void
 pool_enqueue(struct pool *p, struct request *req, struct evbuffer *src)
 {
 	req->buf = evbuffer_new();
-	if (req->buf == NULL || evbuffer_remove_buffer(src, req->buf, req->len) != (int)req->len) {
-		log_error("backend %s: out of memory queueing a request", p->name);
+	if (req->buf == NULL)
 		evbuffer_drain(src, req->len);
+	if (req->buf == NULL || frame_move(src, req->buf, req->len) < 0) {
+		log_error("backend %s: out of memory queueing a request", p->name);
 		pool_pending_add(p, -1);
 		session_respond_error(req, "UNAVAILABLE", "sluice is out of memory");
 		return;

@@ -918,11 +918,8 @@ session_account(struct session *s, struct request *req, uint32_t len)
 static int
 session_move(struct session *s, struct evbuffer *src, struct evbuffer *dst, size_t len)
 {
-	int moved = evbuffer_remove_buffer(src, dst, len);
-
-	if (moved == (int)len)
+	if (frame_move(src, dst, len) == 0)
 		return 0;
-	evbuffer_drain(src, len - (size_t)(moved > 0 ? moved : 0));
 	session_kill(s, "cannot queue a response");
 	return -1;
 }

@@ -323,10 +323,8 @@ void
 upstream_send(struct upstream *u, struct evbuffer *src, size_t len)
 {
 	struct evbuffer *out = bufferevent_get_output(u->bev);
-	int moved = evbuffer_remove_buffer(src, out, len);
 
-	if (moved != (int)len) {
-		evbuffer_drain(src, len - (size_t)(moved > 0 ? moved : 0));
+	if (frame_move(src, out, len) < 0) {
 		upstream_fail(u, "cannot queue requests: out of memory");
 		return;
 	}

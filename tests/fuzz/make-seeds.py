@@ -316,6 +316,12 @@ def session_seeds():
         # (upstream_new's evtimer_new, the 7th allocation here).
         "oom-upstream-new": script(client(r[0], 0), loop(), step(OP_RESIZE, 1), loop(), echo(), loop(),
                                    oom(7), step(OP_RESIZE, 0), loop(), client(r[1], 0), loop(), echo(), loop()),
+        # Reads of 7 bytes split frames over evbuffer chains: the 6th
+        # allocation copies part of a chain moving requests to a backend
+        # connection, the 18th part of one moving answers to a client. Both
+        # used to vanish silently (evbuffer_remove_buffer reports them moved).
+        "oom-request-move": script(oom(6), client(b"".join(r[:6]) + QUIT, 0), client(r[6] + r[7], 1), loop(), echo(), loop(), echo(), loop(), flags=2),
+        "oom-response-move": script(oom(18), client(b"".join(r[:6]) + QUIT, 0), client(r[6] + r[7], 1), loop(), echo(), loop(), echo(), loop(), flags=2),
     }
     for name, data in seeds.items():
         write("session", name, data)
