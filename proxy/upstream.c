@@ -104,13 +104,25 @@ upstream_count_error(struct upstream *u)
 	__atomic_store_n(&st->errors, st->errors + 1, __ATOMIC_RELAXED);
 }
 
-static void
+static int
 upstream_arm(struct upstream *u, uint64_t ms)
 {
 	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
 
-	if (evtimer_add(u->timer, &tv) < 0)
-		log_error("backend %s: server %s: cannot arm timer", upstream_backend(u), upstream_addr(u));
+	if (evtimer_add(u->timer, &tv) == 0)
+		return 0;
+	log_error("backend %s: server %s: cannot arm timer", upstream_backend(u), upstream_addr(u));
+	return -1;
+}
+
+/* Only the backoff timer takes a connection out of BACKOFF: when it cannot
+ * be armed (libevent's timer heap grows when full, and that can fail), the
+ * reconnection is tried at once rather than never. */
+static void
+upstream_arm_backoff(struct upstream *u, uint64_t ms)
+{
+	if (upstream_arm(u, ms) < 0)
+		event_active(u->timer, EV_TIMEOUT, 0);
 }
 
 struct upstream *
@@ -235,7 +247,7 @@ upstream_fail(struct upstream *u, const char *reason)
 	upstream_drop_bev(u);
 	upstream_fail_requests(u);
 	upstream_set_state(u, UPSTREAM_BACKOFF);
-	upstream_arm(u, delay);
+	upstream_arm_backoff(u, delay);
 	pool_upstream_failed(u->pool, u);
 }
 
@@ -387,7 +399,7 @@ upstream_closed(struct upstream *u)
 	if (u->reconnect) {
 		u->reconnect = 0;
 		upstream_set_state(u, UPSTREAM_BACKOFF);
-		upstream_arm(u, upstream_next_backoff(u));
+		upstream_arm_backoff(u, upstream_next_backoff(u));
 		pool_upstream_failed(u->pool, u);
 		return;
 	}

@@ -322,6 +322,10 @@ def session_seeds():
         # used to vanish silently (evbuffer_remove_buffer reports them moved).
         "oom-request-move": script(oom(6), client(b"".join(r[:6]) + QUIT, 0), client(r[6] + r[7], 1), loop(), echo(), loop(), echo(), loop(), flags=2),
         "oom-response-move": script(oom(18), client(b"".join(r[:6]) + QUIT, 0), client(r[6] + r[7], 1), loop(), echo(), loop(), echo(), loop(), flags=2),
+        # libevent's timer heap is full: a failed connection's backoff
+        # cannot be armed (the 2nd allocation here).
+        "oom-backoff-full-timer-heap": script(fill_timers(0), oom(2), step(OP_BACKEND_CLOSE, 0), step(OP_BACKEND_CLOSE, 0), loop(), step(OP_TIMERS, 1), loop(),
+                                              client(r[0]), loop(), echo(), loop()),
     }
     for name, data in seeds.items():
         write("session", name, data)
