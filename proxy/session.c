@@ -297,10 +297,12 @@ session_kill(struct session *s, const char *reason)
 	s->state = SESSION_CLOSED;
 	s->read_done = 1;
 	/* Already the way out: events that still come find it CLOSED, and
-	 * the timer frees it next. */
+	 * the timer frees it next. Made active rather than armed: arming can
+	 * need memory (libevent's timer heap grows when full), and a session
+	 * whose timer never fires would never be freed. */
 	if (bufferevent_disable(s->bev, EV_READ | EV_WRITE) < 0)
 		log_error("client %s: cannot stop its events", s->peer);
-	session_arm(s, 0);
+	event_active(s->timer, EV_TIMEOUT, 0);
 }
 
 /* close_notify, then keep reading (and discarding) briefly: closing a socket

@@ -326,6 +326,11 @@ def session_seeds():
         # cannot be armed (the 2nd allocation here).
         "oom-backoff-full-timer-heap": script(fill_timers(0), oom(2), step(OP_BACKEND_CLOSE, 0), step(OP_BACKEND_CLOSE, 0), loop(), step(OP_TIMERS, 1), loop(),
                                               client(r[0]), loop(), echo(), loop()),
+        # A session closed for want of memory (reading the backend's close,
+        # then the ERR UNAVAILABLE it gets, fail) while the timer heap is
+        # full: the timer that frees it cannot be armed.
+        "oom-kill-full-timer-heap": script(client(r[0] + QUIT), loop(), fill_timers(0), oom(1, 3), step(OP_BACKEND_CLOSE, 0), step(OP_BACKEND_CLOSE, 0),
+                                           loop(), step(OP_TIMERS, 1), loop()),
     }
     for name, data in seeds.items():
         write("session", name, data)
