@@ -17,6 +17,7 @@
 
 #include <sluice/clock.h>
 #include <sluice/config.h>
+#include <sluice/frame.h>
 #include <sluice/log.h>
 #include <sluice/pool.h>
 #include <sluice/upstream.h>
@@ -141,27 +142,34 @@ pool_server_resize(struct pool_server *srv, unsigned want)
 	return 0;
 }
 
-/* p->all: every upstream of the configured servers, for pool_pick. */
-static int
-pool_rebuild_all(struct pool *p)
+/* Connections of the configured servers. */
+static unsigned
+pool_count_ups(const struct pool *p)
 {
-	unsigned n = 0, k = 0;
-	struct upstream **all;
+	unsigned n = 0;
 
 	for (unsigned i = 0; i < p->n_servers; i++)
 		n += p->servers[i]->n_ups;
-	all = calloc(n ? n : 1, sizeof(*all));
-	if (all == NULL)
-		return -1;
+	return n;
+}
+
+/* p->all: every upstream of the configured servers, for pool_pick. The
+ * array is allocated beforehand, with room for all of them, by callers
+ * that must not be left with a list they cannot rebuild (one naming freed
+ * connections, or missing new ones). */
+static void
+pool_set_all(struct pool *p, struct upstream **all)
+{
+	unsigned k = 0;
+
 	for (unsigned i = 0; i < p->n_servers; i++) {
 		for (unsigned j = 0; j < p->servers[i]->n_ups; j++)
 			all[k++] = p->servers[i]->ups[j];
 	}
 	free(p->all);
 	p->all = all;
-	p->n_all = n;
+	p->n_all = k;
 	p->rr = 0;
-	return 0;
 }
 
 static void
@@ -271,14 +279,18 @@ int
 pool_reconfigure(struct pool *p, struct config *cfg, const struct config_backend *conf)
 {
 	/* A renamed backend keeps its pool (worker.c): logs and metrics
-	 * follow the new name. */
+	 * follow the new name. Room in all for the connections kept and
+	 * every one that may be opened. */
 	bool renamed = strcmp(p->name, conf->name) != 0;
 	char *name = renamed ? strdup(conf->name) : NULL;
-	bool *taken = renamed && name == NULL ? NULL : calloc(p->n_servers + 1, sizeof(*taken));
+	struct upstream **all = renamed && name == NULL ? NULL :
+		calloc(pool_count_ups(p) + conf->n_servers * conf->connections + 1, sizeof(*all));
+	bool *taken = all ? calloc(p->n_servers + 1, sizeof(*taken)) : NULL;
 	struct pool_server **next = taken ? pool_plan_servers(p, conf, taken) : NULL;
 
 	if (next == NULL) {
 		free(name);
+		free(all);
 		free(taken);
 		return -1;
 	}
@@ -300,7 +312,8 @@ pool_reconfigure(struct pool *p, struct config *cfg, const struct config_backend
 			log_error("backend %s: server %s: cannot open all %u connections: out of memory",
 				  p->name, p->servers[i]->addr.text, conf->connections);
 	}
-	return pool_rebuild_all(p);
+	pool_set_all(p, all);
+	return 0;
 }
 
 /* The one way out of the wait queue. The request is UNLINKED until it is
@@ -416,11 +429,23 @@ pool_server_collect(struct pool_server *srv)
 	return freed;
 }
 
+/* Whether any of the server's connections is closed (to collect). */
+static bool
+pool_server_has_closed(const struct pool_server *srv)
+{
+	for (unsigned i = 0; i < srv->n_ups; i++) {
+		if (srv->ups[i]->state == UPSTREAM_CLOSED)
+			return true;
+	}
+	return false;
+}
+
 void
 pool_collect(struct pool *p)
 {
 	struct pool_server *srv, *next;
-	unsigned freed = 0;
+	struct upstream **all;
+	bool closed = false;
 
 	for (srv = TAILQ_FIRST(&p->retired); srv != NULL; srv = next) {
 		next = TAILQ_NEXT(srv, link);
@@ -436,9 +461,19 @@ pool_collect(struct pool *p)
 	if (p->worker->stopping)
 		return;   /* shutting down: pool_closed() wants to see them */
 	for (unsigned i = 0; i < p->n_servers; i++)
-		freed += pool_server_collect(p->servers[i]);
-	if (freed > 0 && pool_rebuild_all(p) < 0)
+		closed = closed || pool_server_has_closed(p->servers[i]);
+	if (!closed)
+		return;
+	/* The new list first: p->all must never name a freed connection.
+	 * Out of memory, they are freed on a later tick. */
+	all = calloc(pool_count_ups(p) + 1, sizeof(*all));
+	if (all == NULL) {
 		log_error("backend %s: out of memory rebuilding the connection list", p->name);
+		return;
+	}
+	for (unsigned i = 0; i < p->n_servers; i++)
+		(void)pool_server_collect(p->servers[i]);
+	pool_set_all(p, all);
 }
 
 void
@@ -492,9 +527,10 @@ static void
 pool_enqueue(struct pool *p, struct request *req, struct evbuffer *src)
 {
 	req->buf = evbuffer_new();
-	if (req->buf == NULL || evbuffer_remove_buffer(src, req->buf, req->len) != (int)req->len) {
-		log_error("backend %s: out of memory queueing a request", p->name);
+	if (req->buf == NULL)
 		evbuffer_drain(src, req->len);
+	if (req->buf == NULL || frame_move(src, req->buf, req->len) < 0) {
+		log_error("backend %s: out of memory queueing a request", p->name);
 		pool_pending_add(p, -1);
 		req->state = REQUEST_UNLINKED;
 		req->client->ops->respond_error(req, FRAME_ERR_UNAVAILABLE, "sluice is out of memory");

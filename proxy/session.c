@@ -293,7 +293,7 @@ session_release_requests(struct session *s)
 			req->client = NULL;
 			break;
 		case REQUEST_DONE:
-		case REQUEST_UNLINKED:   /* sluice failed to answer it */
+		case REQUEST_UNLINKED:   /* no queue holds it any more */
 			request_free(s->worker, req);
 			break;
 		}
@@ -368,10 +368,12 @@ session_kill(struct session *s, enum session_close_reason reason, const char *wh
 	s->state = SESSION_CLOSED;
 	s->read_done = 1;
 	/* Already the way out: events that still come find it CLOSED, and
-	 * the timer frees it next. */
+	 * the timer frees it next. Made active rather than armed: arming can
+	 * need memory (libevent's timer heap grows when full), and a session
+	 * whose timer never fires would never be freed. */
 	if (bufferevent_disable(s->bev, EV_READ | EV_WRITE) < 0)
 		log_error("client %s: cannot stop its events", s->peer);
-	session_arm(s, 0);
+	event_active(s->timer, EV_TIMEOUT, 0);
 }
 
 /* close_notify, then keep reading (and discarding) briefly: closing a socket
@@ -995,11 +997,8 @@ session_account(struct session *s, struct request *req, uint32_t len)
 static int
 session_move(struct session *s, struct evbuffer *src, struct evbuffer *dst, size_t len)
 {
-	int moved = evbuffer_remove_buffer(src, dst, len);
-
-	if (moved == (int)len)
+	if (frame_move(src, dst, len) == 0)
 		return 0;
-	evbuffer_drain(src, len - (size_t)(moved > 0 ? moved : 0));
 	session_kill(s, SESSION_CLOSE_INTERNAL, "cannot queue a response");
 	return -1;
 }
@@ -1061,6 +1060,9 @@ session_respond(struct request *req, struct evbuffer *src, uint32_t len)
 {
 	struct session *s = req->session;
 
+	/* Out of its queue: if answering fails, its session frees it rather
+	 * than take it out of a queue again (session_release_requests). */
+	req->state = REQUEST_UNLINKED;
 	if (s == NULL) {
 		/* Its client left: the response goes nowhere, never elsewhere. */
 		evbuffer_drain(src, len);
@@ -1102,6 +1104,7 @@ session_respond_error(struct request *req, enum frame_err_code code, const char 
 	struct evbuffer *err;
 	struct worker *w = req->session ? req->session->worker : req->upstream->pool->worker;
 
+	req->state = REQUEST_UNLINKED;   /* see session_respond */
 	switch (code) {
 	case FRAME_ERR_BUSY:
 		WORKER_STAT_ADD(w, errors_busy, 1);

@@ -105,13 +105,25 @@ upstream_count_error(struct upstream *u)
 	__atomic_store_n(&st->errors, st->errors + 1, __ATOMIC_RELAXED);
 }
 
-static void
+static int
 upstream_arm(struct upstream *u, uint64_t ms)
 {
 	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
 
-	if (evtimer_add(u->timer, &tv) < 0)
-		log_error("backend %s: server %s: cannot arm timer", upstream_backend(u), upstream_addr(u));
+	if (evtimer_add(u->timer, &tv) == 0)
+		return 0;
+	log_error("backend %s: server %s: cannot arm timer", upstream_backend(u), upstream_addr(u));
+	return -1;
+}
+
+/* Only the backoff timer takes a connection out of BACKOFF: when it cannot
+ * be armed (libevent's timer heap grows when full, and that can fail), the
+ * reconnection is tried at once rather than never. */
+static void
+upstream_arm_backoff(struct upstream *u, uint64_t ms)
+{
+	if (upstream_arm(u, ms) < 0)
+		event_active(u->timer, EV_TIMEOUT, 0);
 }
 
 struct upstream *
@@ -125,14 +137,15 @@ upstream_new(struct pool *p, struct pool_server *srv, unsigned index)
 	u->server = srv;
 	u->index = index;
 	u->state = UPSTREAM_BACKOFF;
-	__atomic_store_n(&srv->stats.connections[UPSTREAM_BACKOFF],
-			 srv->stats.connections[UPSTREAM_BACKOFF] + 1, __ATOMIC_RELAXED);
 	TAILQ_INIT(&u->fifo);
 	u->timer = evtimer_new(p->worker->base, upstream_timer_cb, u);
 	if (u->timer == NULL) {
 		free(u);
 		return NULL;
 	}
+	/* Counted once it exists: upstream_free uncounts it. */
+	__atomic_store_n(&srv->stats.connections[UPSTREAM_BACKOFF],
+			 srv->stats.connections[UPSTREAM_BACKOFF] + 1, __ATOMIC_RELAXED);
 	upstream_connect(u);
 	return u;
 }
@@ -251,7 +264,7 @@ upstream_fail(struct upstream *u, const char *reason)
 	upstream_drop_bev(u);
 	upstream_fail_requests(u);
 	upstream_set_state(u, UPSTREAM_BACKOFF);
-	upstream_arm(u, delay);
+	upstream_arm_backoff(u, delay);
 	pool_upstream_failed(u->pool, u);
 }
 
@@ -338,10 +351,8 @@ void
 upstream_send(struct upstream *u, struct evbuffer *src, size_t len)
 {
 	struct evbuffer *out = bufferevent_get_output(u->bev);
-	int moved = evbuffer_remove_buffer(src, out, len);
 
-	if (moved != (int)len) {
-		evbuffer_drain(src, len - (size_t)(moved > 0 ? moved : 0));
+	if (frame_move(src, out, len) < 0) {
 		upstream_fail(u, "cannot queue requests: out of memory");
 		return;
 	}
@@ -401,7 +412,7 @@ upstream_closed(struct upstream *u)
 	if (u->reconnect) {
 		u->reconnect = 0;
 		upstream_set_state(u, UPSTREAM_BACKOFF);
-		upstream_arm(u, upstream_next_backoff(u));
+		upstream_arm_backoff(u, upstream_next_backoff(u));
 		pool_upstream_failed(u->pool, u);
 		return;
 	}

@@ -26,8 +26,10 @@ enum request_state {
 	REQUEST_WAITING,    /* in its pool's wait queue; buf holds the request frame */
 	REQUEST_WRITTEN,    /* queued on upstream's output; awaiting the backend */
 	REQUEST_DONE,       /* answered; buf holds the response until its turn */
-	REQUEST_UNLINKED,   /* out of every queue, being answered by sluice: if
-			     * that fails, it is only freed */
+	REQUEST_UNLINKED,   /* out of the wait queue or the FIFO, being answered:
+			     * no queue holds it, so a failure to answer it (out
+			     * of memory) leaves it to its session alone, which
+			     * frees it */
 };
 
 struct request {

@@ -73,7 +73,9 @@ void session_shutdown_listener(struct worker *w, const struct config_addr *addr)
 void session_abort_all(struct worker *w);
 
 /* The backend answered req with the first len bytes of src; they are moved
- * (not copied) to the client, now or when req's turn comes. */
+ * (not copied) to the client, now or when req's turn comes. The caller has
+ * taken req out of its queue (pool or upstream FIFO): from here on it is
+ * REQUEST_UNLINKED until answered, even when answering it fails. */
 void session_respond(struct request *req, struct evbuffer *src, uint32_t len);
 
 /* The same in two steps, so that consecutive answers to one session move
@@ -84,7 +86,8 @@ void session_respond(struct request *req, struct evbuffer *src, uint32_t len);
 struct session *session_take_head(struct request *req, uint32_t len);
 void session_deliver(struct session *s, struct evbuffer *src, size_t len);
 
-/* sluice answers req itself with "ERR CODE message". */
+/* sluice answers req itself with "ERR CODE message" (req out of its queue,
+ * as for session_respond). */
 void session_respond_error(struct request *req, enum frame_err_code code, const char *message);
 
 /* Backpressure lifted: read again, starting with what is already buffered. */

@@ -30,6 +30,19 @@
  * OP_COUNT; high 4 bits its argument), a 2-byte big-endian length and that
  * many bytes of data (see enum op).
  *
+ * Out of memory (oom.h): an OP_OOM step makes the Kth allocation from then
+ * on fail (libevent's, and sluice's own malloc family where the program is
+ * linked with the wrap), and the arg following ones with it; check_oom
+ * arms the same counter before whole inputs. What sluice may do when an
+ * allocation fails is close a client (without its QUIT, possibly in the
+ * middle of a frame) or a backend connection, or answer a request with an
+ * ERR instead of its response: a clean run's oracle then accepts an ERR
+ * for any request and a client closed early, but never a missing or wrong
+ * answer on a client that stays open. Every invariant checked after the
+ * input holds whatever failed. OP_FILL_TIMERS fills libevent's timer heap
+ * so that arming a timer needs an allocation too; and time passing
+ * (OP_TIMERS) only fires the upstream timers that are armed.
+ *
  * Checked all along: every frame a client receives is well formed, a
  * client never gets more responses than it sent requests (plus one ERR
  * PROTOCOL after an invalid frame) nor more than one QUIT, sluice never
@@ -66,6 +79,7 @@
 #include <sluice/log.h>
 #include <sluice/pool.h>
 #include <sluice/listener.h>
+#include <sluice/request.h>
 #include <sluice/session.h>
 #include <sluice/tls.h>
 #include <sluice/upstream.h>
@@ -73,6 +87,8 @@
 
 #include "../testcerts.h"
 #include "fuzz.h"
+#include "fuzz_session.h"
+#include "oom.h"
 
 const char fuzz_target_name[] = "session";
 
@@ -82,21 +98,7 @@ const char fuzz_target_name[] = "session";
 #define FZ_QUIET_ROUNDS 4         /* rounds without any change: settled */
 #define FZ_SETTLE_ROUNDS 20000    /* bound on waiting for quiet */
 #define FZ_HOUR_MS (3600u * 1000u)
-
-enum op {
-	OP_CLIENT,        /* data → client (arg & 1) */
-	OP_BACKEND,       /* data → backend connection arg (mod the open ones) */
-	OP_LOOP,          /* (arg + 1) * 2 loop rounds; arg 15: until quiet */
-	OP_ECHO,          /* the backend answers up to arg frames (0: all) with themselves */
-	OP_CLIENT_CLOSE,  /* client arg & 1 closes (arg & 2: shutdown(SHUT_WR) only) */
-	OP_BACKEND_CLOSE, /* backend connection arg closes */
-	OP_TICK,          /* pool_tick 2 h ahead (queue_timeout), arg & 1: 4 h (request_timeout too) */
-	OP_TIMERS,        /* upstream timers fire now: arg & 1 backoff, & 2 QUIT grace, & 4 connect */
-	OP_SHUTDOWN,      /* session_shutdown_all: proxy-initiated QUIT */
-	OP_LISTEN,        /* the backend stops listening (arg & 1: connects are refused) or listens again */
-	OP_RESIZE,        /* as a reload would: arg & 1: one connection per server (one retires), else two */
-	OP_COUNT,
-};
+#define FZ_MAX_PADS 256           /* harness timers filling libevent's timer heap */
 
 /* A growable byte string: what was sent or received, for the checks. */
 struct bytes {
@@ -149,12 +151,23 @@ static struct {
 	bool clean;                   /* only client bytes, loops and echoes so far */
 	bool trace;                   /* SLUICE_FUZZ_TRACE: say what each input did */
 	bool backends_dirty;          /* raw bytes were sent: renew the connections */
+	bool oom_hit;                 /* an allocation failed during this input (before a re-arm) */
+	struct event *pads[FZ_MAX_PADS]; /* OP_FILL_TIMERS */
+	unsigned n_pads;
 	uint64_t last_state;          /* settle(): fingerprint of the previous round */
 } fz;
 
 static int listen_loopback(in_port_t *port);
 
 /* ---- small helpers ------------------------------------------------------ */
+
+/* Whether an allocation failed during this input: what sluice may then
+ * do differs (see the top comment). */
+static bool
+oom_hit(void)
+{
+	return fz.oom_hit || oom_failed() > 0;
+}
 
 static void
 bytes_add(struct bytes *b, const void *p, size_t n)
@@ -166,7 +179,9 @@ bytes_add(struct bytes *b, const void *p, size_t n)
 
 		while (cap < b->len + n)
 			cap *= 2;
+		oom_hold();
 		b->p = realloc(b->p, cap);
+		oom_release();
 		FUZZ_ASSERT(b->p != NULL, "out of memory");
 		b->cap = cap;
 	}
@@ -347,8 +362,11 @@ client_attach(unsigned idx)
 	c->fd = sv[0];
 	c->sluice_fd = sv[1];
 	/* The options session_new gives its TLS bufferevents: callbacks run
-	 * directly, not deferred, so re-entry is what sluice really sees. */
+	 * directly, not deferred, so re-entry is what sluice really sees.
+	 * The accept is the harness's: its allocations never fail. */
+	oom_hold();
 	c->bev = bufferevent_socket_new(fz.w->base, sv[1], BEV_OPT_CLOSE_ON_FREE);
+	oom_release();
 	FUZZ_ASSERT(c->bev != NULL, "bufferevent_socket_new failed");
 	/* Our reference keeps the descriptor open after the session frees the
 	 * bufferevent; the session letting go shows as its callbacks gone. */
@@ -357,7 +375,10 @@ client_attach(unsigned idx)
 	peer.sin_port = htons((uint16_t)(40000 + idx));
 	/* The session gives its slot back when freed, as after an accept. */
 	listener_connection_opened();
-	if (session_attach(fz.w, fz.lc, fz.pool, c->bev, (struct sockaddr *)&peer, 1) == NULL)
+	/* Out of memory, it frees the bufferevent (our reference keeps the
+	 * socket, and client_alive lets go of it). */
+	if (session_attach(fz.w, fz.lc, fz.pool, c->bev, (struct sockaddr *)&peer, 1) == NULL &&
+	    !oom_hit())
 		fuzz_fail("session_attach failed");
 }
 
@@ -404,8 +425,9 @@ client_io(struct fz_client *c, unsigned idx)
 			client_check_got(c, idx);
 			/* sluice closes a client only between frames. A
 			 * client that half-closed has left: what it misses
-			 * then is allowed to be cut. */
-			FUZZ_ASSERT(c->closed || c->got_parsed == c->got.len,
+			 * then is allowed to be cut; so is a client sluice
+			 * drops for want of memory. */
+			FUZZ_ASSERT(c->closed || oom_hit() || c->got_parsed == c->got.len,
 				    "client %u: connection closed in the middle of a frame (%zu bytes left)",
 				    idx, c->got.len - c->got_parsed);
 			break;
@@ -585,9 +607,57 @@ fire_timers(unsigned which)
 			    ((which & 2) && u->state == UPSTREAM_QUIT_SENT) ||
 			    ((which & 4) && u->state == UPSTREAM_CONNECTING);
 
-		if (fire)
+		/* Only a timer that is armed ever fires: one sluice could not
+		 * arm leaves its connection where it is. */
+		if (fire && evtimer_pending(u->timer, NULL))
 			event_active(u->timer, EV_TIMEOUT, 0);
 	}
+}
+
+static void
+pad_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
+/* libevent keeps pending timers in a heap that grows (realloc) only when
+ * it is full, so a timer sluice arms needs an allocation only then. The
+ * harness adds timers of its own, hours off, until one cannot be added
+ * while every allocation is refused (the heap is full), then removes room
+ * of them again. */
+static void
+timers_fill(unsigned room)
+{
+	struct timeval far = { .tv_sec = 10 * 3600, .tv_usec = 0 };
+
+	while (fz.n_pads < FZ_MAX_PADS) {
+		struct event *ev;
+		int rc;
+
+		oom_hold();
+		ev = evtimer_new(fz.w->base, pad_cb, NULL);
+		oom_release();
+		FUZZ_ASSERT(ev != NULL, "evtimer_new failed");
+		oom_deny();
+		rc = evtimer_add(ev, &far);
+		oom_allow();
+		if (rc < 0) {
+			event_free(ev);
+			break;
+		}
+		fz.pads[fz.n_pads++] = ev;
+	}
+	for (unsigned k = 0; k < room && fz.n_pads > 0; k++)
+		event_free(fz.pads[--fz.n_pads]);
+}
+
+static void
+timers_unfill(void)
+{
+	while (fz.n_pads > 0)
+		event_free(fz.pads[--fz.n_pads]);
 }
 
 static uint64_t
@@ -827,6 +897,75 @@ check_clean(struct fz_client *c, unsigned idx)
 		    c->got.len - go);
 }
 
+/* Whether the frame at p is an ERR sluice makes for a request it could not
+ * forward or get answered (not PROTOCOL: that one ends a stream). */
+static bool
+frame_is_request_error(const uint8_t *p, long total, uint16_t header_len)
+{
+	return header_len == 3 && memcmp(p + 6, "ERR", 3) == 0 && !frame_is_protocol_error(p, total, header_len);
+}
+
+/* The clean-run oracle when an allocation failed: each request is answered
+ * by its echo or by an ERR, in order, then the same ending; or sluice
+ * dropped the client, closing its connection, possibly in the middle of a
+ * frame. A client still connected has every answer: nothing is lost
+ * silently (SPEC §1). */
+static void
+check_clean_oom(struct fz_client *c, unsigned idx)
+{
+	size_t so = 0, go = 0;
+	uint16_t hl, ghl;
+	long total, gtotal;
+	bool ended = c->sent_invalid || c->sent_quit;
+
+	for (unsigned k = 0; k < c->requests; k++) {
+		const uint8_t *g = bytes_at(&c->got, go);
+
+		total = frame_judge(bytes_at(&c->sent, so), c->sent.len - so, &hl);
+		FUZZ_ASSERT(total > 0, "clean run: request %u unparsable", k);
+		gtotal = frame_judge(g, c->got.len - go, &ghl);
+		if (gtotal == 0) {
+			FUZZ_ASSERT(c->eof, "out of memory: client %u got %u of %u responses and is still connected",
+				    idx, k, c->requests);
+			return;
+		}
+		FUZZ_ASSERT(gtotal > 0, "out of memory: client %u response %u malformed", idx, k);
+		if (!frame_is_request_error(g, gtotal, ghl) &&
+		    (gtotal != total || memcmp(bytes_at(&c->sent, so), g, (size_t)total) != 0)) {
+			char hs[40], hg[40];
+
+			fuzz_fail("out of memory: client %u response %u is neither the echo of request %u nor an ERR "
+				  "(sent %ld bytes %s..., got %ld bytes %s...)", idx, k, k,
+				  total, hex_prefix(hs, sizeof(hs), bytes_at(&c->sent, so), (size_t)total),
+				  gtotal, hex_prefix(hg, sizeof(hg), g, (size_t)gtotal));
+		}
+		so += (size_t)total;
+		go += (size_t)gtotal;
+	}
+	if (c->sent_invalid) {
+		gtotal = frame_judge(bytes_at(&c->got, go), c->got.len - go, &ghl);
+		if (gtotal == 0) {
+			FUZZ_ASSERT(c->eof, "out of memory: client %u got no ERR PROTOCOL and is still connected", idx);
+			return;
+		}
+		FUZZ_ASSERT(gtotal > 0 && frame_is_protocol_error(bytes_at(&c->got, go), gtotal, ghl),
+			    "out of memory: client %u sent an invalid frame and got something else than ERR PROTOCOL",
+			    idx);
+		go += (size_t)gtotal;
+	}
+	if (ended) {
+		gtotal = frame_judge(bytes_at(&c->got, go), c->got.len - go, &ghl);
+		FUZZ_ASSERT(c->eof, "out of memory: client %u not closed after its stream ended", idx);
+		if (gtotal == 0)
+			return;
+		FUZZ_ASSERT(gtotal > 0 && frame_is_quit(bytes_at(&c->got, go), ghl),
+			    "out of memory: client %u got something else than QUIT at the end", idx);
+		go += (size_t)gtotal;
+	}
+	FUZZ_ASSERT(go == c->got.len, "out of memory: client %u got %zu bytes more than expected", idx,
+		    c->got.len - go);
+}
+
 /* ---- one input -------------------------------------------------------------- */
 
 /* The backend server goes away (connects refused) or comes back on the
@@ -851,16 +990,21 @@ backend_listen(bool on)
 
 /* What a reload changing `connections` does to the pool (worker_apply
  * calls the same pool_reconfigure). Closed connections are collected as
- * the worker's tick would. */
-static void
+ * the worker's tick would. Out of memory, the pool keeps its shape (and
+ * must stay consistent: the checks after the input see to that). */
+static bool
 pool_resize(bool small)
 {
 	struct config *cfg = small ? fz.cfg_small : fz.w->cfg;
 
 	if (small == fz.resized)
-		return;
-	FUZZ_ASSERT(pool_reconfigure(fz.pool, cfg, &cfg->backends[0]) == 0, "pool_reconfigure failed");
+		return true;
+	if (pool_reconfigure(fz.pool, cfg, &cfg->backends[0]) < 0) {
+		FUZZ_ASSERT(oom_hit(), "pool_reconfigure failed");
+		return false;
+	}
 	fz.resized = small;
+	return true;
 }
 
 static void
@@ -882,7 +1026,7 @@ run_step(unsigned op, unsigned arg, const uint8_t *data, size_t len)
 {
 	struct fz_backend *b;
 
-	if (op != OP_CLIENT && op != OP_LOOP && op != OP_ECHO)
+	if (op != OP_CLIENT && op != OP_LOOP && op != OP_ECHO && op != OP_OOM && op != OP_FILL_TIMERS)
 		fz.clean = false;
 	switch (op) {
 	case OP_CLIENT:
@@ -931,7 +1075,15 @@ run_step(unsigned op, unsigned arg, const uint8_t *data, size_t len)
 		backend_listen(!(arg & 1));
 		break;
 	case OP_RESIZE:
-		pool_resize(arg & 1);
+		(void)pool_resize(arg & 1);
+		break;
+	case OP_OOM:
+		fz.oom_hit = oom_hit();
+		oom_arm(1 + (len >= 2 ? (unsigned long)(data[0] << 8 | data[1]) : len == 1 ? data[0] : 0),
+			arg + 1);
+		break;
+	case OP_FILL_TIMERS:
+		timers_fill(arg);
 		break;
 	}
 	pump();
@@ -944,7 +1096,10 @@ trace_input(void)
 	for (unsigned i = 0; i < fz.pool->n_all; i++)
 		fprintf(stderr, " %s/%u", upstream_state_name(fz.pool->all[i]->state),
 			fz.pool->all[i]->outstanding);
-	fprintf(stderr, "; pending %u, waiting %u\n", fz.pool->pending, fz.pool->n_waiting);
+	fprintf(stderr, "; pending %u, waiting %u", fz.pool->pending, fz.pool->n_waiting);
+	if (oom_hit())
+		fprintf(stderr, "; %lu allocations failed", oom_failed());
+	fputc('\n', stderr);
 	for (unsigned i = 0; i < FZ_CLIENTS; i++) {
 		const struct fz_client *c = &fz.clients[i];
 
@@ -954,6 +1109,49 @@ trace_input(void)
 			c->sent_quit ? " + QUIT" : "", c->sent_invalid ? " + invalid" : "", c->responses,
 			c->quits, c->eof ? ", closed by sluice" : "", c->bev != NULL ? ", session alive" : "");
 	}
+}
+
+/* The per-state connection gauges of a server count its connections. */
+static void
+check_server_gauge(const struct pool_server *srv)
+{
+	uint64_t sum = 0;
+
+	for (unsigned k = 0; k < UPSTREAM_STATE_COUNT; k++)
+		sum += srv->stats.connections[k];
+	FUZZ_ASSERT(sum == srv->n_ups, "server %s: its state gauges count %llu connections, it has %u",
+		    srv->addr.text, (unsigned long long)sum, srv->n_ups);
+	for (unsigned i = 0; i < srv->n_ups; i++)
+		FUZZ_ASSERT(srv->stats.connections[srv->ups[i]->state] > 0,
+			    "server %s: connection %u is %s, its gauge is 0", srv->addr.text, i,
+			    upstream_state_name(srv->ups[i]->state));
+}
+
+/* The gauges of every server, configured or retired; every connection of
+ * the configured servers is in the pool's list (pool_pick, the timeouts),
+ * and nothing else is. */
+static void
+check_server_gauges(void)
+{
+	const struct pool_server *srv;
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < fz.pool->n_servers; i++) {
+		srv = fz.pool->servers[i];
+		check_server_gauge(srv);
+		for (unsigned j = 0; j < srv->n_ups; j++) {
+			bool listed = false;
+
+			for (unsigned k = 0; k < fz.pool->n_all; k++)
+				listed = listed || fz.pool->all[k] == srv->ups[j];
+			FUZZ_ASSERT(listed, "server %s: connection %u is missing from the pool's list",
+				    srv->addr.text, j);
+		}
+		n += srv->n_ups;
+	}
+	FUZZ_ASSERT(n == fz.pool->n_all, "the pool lists %u connections, its servers have %u", fz.pool->n_all, n);
+	TAILQ_FOREACH(srv, &fz.pool->retired, link)
+		check_server_gauge(srv);
 }
 
 /* Back to the state every input starts from: no clients, backend
@@ -967,7 +1165,12 @@ finish_input(void)
 	for (unsigned i = 0; i < FZ_CLIENTS; i++)
 		client_close(&fz.clients[i], false);
 	backend_listen(true);
-	pool_resize(false);
+	/* Refused for want of memory (OP_OOM fails up to 16 allocations in a
+	 * row): the failures were the input's, and the next input starts
+	 * from two connections per server again. */
+	for (r = 0; r < 32 && !pool_resize(false); r++)
+		;
+	FUZZ_ASSERT(!fz.resized, "the pool could not be given back its two connections per server");
 	settle(false, 200);
 	/* Requests still in flight or queued keep their session until they
 	 * are answered (time out, here): that is how sluice notices a client
@@ -1004,6 +1207,11 @@ finish_input(void)
 	for (unsigned i = 0; i < fz.pool->n_all; i++)
 		FUZZ_ASSERT(fz.pool->all[i]->outstanding == 0 && TAILQ_EMPTY(&fz.pool->all[i]->fifo),
 			    "upstream %u left with %u outstanding", i, fz.pool->all[i]->outstanding);
+	FUZZ_ASSERT(fz.w->stats.connections_active == 0, "connections_active gauge left at %llu",
+		    (unsigned long long)fz.w->stats.connections_active);
+	FUZZ_ASSERT(listener_connections_open() == 0, "%lu max_connections slots left taken",
+		    listener_connections_open());
+	check_server_gauges();
 }
 
 int
@@ -1012,8 +1220,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const size_t reads[4] = { 0, 1, 7, 64 };
 	size_t off = 1;
 
-	if (size < 1)
+	if (size < 1) {
+		oom_disarm();
 		return 0;
+	}
+	fz.oom_hit = false;
+	/* Requests come from a per-worker free list: emptied, every input
+	 * allocates the same way whatever ran before (the Kth allocation of
+	 * an input is always the same one, request_new's calloc included). */
+	request_cache_clear(fz.w);
 	/* SLUICE_MAX_READ's effect, per input: on new client bufferevents
 	 * through the worker, on the open upstreams directly. */
 	fz.w->max_read = reads[data[0] & 3];
@@ -1035,8 +1250,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (fz.clean) {
 		FUZZ_ASSERT(settle(true, FZ_SETTLE_ROUNDS), "clean run: no rest after %d rounds",
 			    FZ_SETTLE_ROUNDS);
+		/* A failed allocation may have failed a connection: requests
+		 * that then wait for one are not lost, they wait for its
+		 * backoff. Time passes for it (and the settle serves them)
+		 * before the answers are judged. */
+		for (unsigned r = 0; oom_hit() && fz.pool->n_waiting > 0 && r < FZ_SETTLE_ROUNDS; r++) {
+			oom_hold();
+			fire_timers(1 | 2 | 4);
+			oom_release();
+			FUZZ_ASSERT(settle(true, FZ_SETTLE_ROUNDS), "clean run: no rest after %d rounds",
+				    FZ_SETTLE_ROUNDS);
+		}
 		for (unsigned i = 0; i < FZ_CLIENTS; i++) {
-			if (fz.clients[i].attached)
+			if (!fz.clients[i].attached)
+				continue;
+			if (oom_hit())
+				check_clean_oom(&fz.clients[i], i);
+			else
 				check_clean(&fz.clients[i], i);
 		}
 	} else {
@@ -1044,7 +1274,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (fz.trace)
 		trace_input();
+	/* Still armed: the clean-up (timeouts, reconnections, collection)
+	 * is sluice's code too. */
 	finish_input();
+	oom_disarm();
+	timers_unfill();
 	return 0;
 }
 
@@ -1205,6 +1439,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	(void)argc;
 	(void)argv;
+	/* Before the worker's event base: libevent's allocations from the
+	 * first on go through the failure injection (disarmed). */
+	oom_install();
 	/* sluice logs every failed backend connection; each input closes
 	 * them all. SLUICE_FUZZ_LOG=debug shows them when reproducing. */
 	if (level != NULL && log_level_parse(level, &lv) < 0)

@@ -211,7 +211,7 @@ def config_seeds():
 # ---- session -----------------------------------------------------------------------
 
 (OP_CLIENT, OP_BACKEND, OP_LOOP, OP_ECHO, OP_CLIENT_CLOSE, OP_BACKEND_CLOSE, OP_TICK, OP_TIMERS,
- OP_SHUTDOWN, OP_LISTEN, OP_RESIZE) = range(11)
+ OP_SHUTDOWN, OP_LISTEN, OP_RESIZE, OP_OOM, OP_FILL_TIMERS) = range(13)
 
 
 def step(op, arg=0, data=b""):
@@ -236,6 +236,16 @@ def echo(n=0):
 
 def script(*steps, flags=0):
     return bytes([flags]) + b"".join(steps)
+
+
+def oom(k=1, count=1):
+    """The kth allocation from here on fails, and count - 1 more after it."""
+    return step(OP_OOM, count - 1, struct.pack(">H", k - 1))
+
+
+def fill_timers(room=0):
+    """libevent's timer heap full but for room slots: arming a timer allocates."""
+    return step(OP_FILL_TIMERS, room)
 
 
 def session_seeds():
@@ -283,6 +293,44 @@ def session_seeds():
         "resize-retire-idle": script(step(OP_RESIZE, 1), loop(), echo(), loop(), step(OP_RESIZE, 0), loop(), client(r[0] + r[1]), loop(), echo()),
         "resize-retire-grace": script(client(r[0], 0), client(r[1], 1), loop(), step(OP_RESIZE, 1), echo(), loop(), step(OP_TIMERS, 2), loop(), echo()),
         "out-of-order-two-conns": script(client(r[0], 0), client(r[1], 1), loop(), backend(frame(b"b"), 1), loop(), backend(frame(b"a"), 0), loop(), echo()),
+        # Allocation failures (docs/TESTING.md, "Out-of-memory testing").
+        # Which allocation the kth is depends on the code: the comments say
+        # what each reached when it was written; check_oom sweeps them all.
+        # A client's session cannot be allocated, another's timer.
+        "oom-session-attach": script(oom(1), client(r[0]), loop(), echo(), oom(2), client(r[1], 1), loop(), echo()),
+        # The ERR BUSY for a request pool_tick took out of the wait queue
+        # cannot be made (its evbuffer_new): the session is closed and must
+        # not take the request out of the queue a second time.
+        "oom-queue-timeout-busy": script(step(OP_BACKEND_CLOSE, 0), step(OP_BACKEND_CLOSE, 0), loop(), client(r[0] + r[1]), loop(),
+                                         oom(1), step(OP_TICK, 0), loop()),
+        # The same for an ERR BUSY that would wait behind an earlier request
+        # still out on a retiring connection (session_respond holds it).
+        "oom-parked-answer": script(client(r[0], 0), client(r[1], 1), loop(), step(OP_RESIZE, 1), loop(), client(r[2], 0), client(r[3], 1), loop(),
+                                    oom(1), step(OP_TICK, 0), loop(), echo(), loop(), echo(), loop()),
+        # The pool shrinks and grows back; the list of its connections is
+        # rebuilt when the retired one is freed (pool_collect), and that
+        # allocation fails (the 7th here).
+        "oom-resize-collect": script(client(r[0] + r[1], 0), client(r[2], 1), loop(), step(OP_RESIZE, 1), loop(), echo(), loop(), echo(), loop(),
+                                     step(OP_RESIZE, 0), loop(), oom(7), client(r[3], 0), loop(), echo(), loop()),
+        # Growing the pool back, the new connection's timer cannot be made
+        # (upstream_new's evtimer_new, the 7th allocation here).
+        "oom-upstream-new": script(client(r[0], 0), loop(), step(OP_RESIZE, 1), loop(), echo(), loop(),
+                                   oom(7), step(OP_RESIZE, 0), loop(), client(r[1], 0), loop(), echo(), loop()),
+        # Reads of 7 bytes split frames over evbuffer chains: the 6th
+        # allocation copies part of a chain moving requests to a backend
+        # connection, the 18th part of one moving answers to a client. Both
+        # used to vanish silently (evbuffer_remove_buffer reports them moved).
+        "oom-request-move": script(oom(6), client(b"".join(r[:6]) + QUIT, 0), client(r[6] + r[7], 1), loop(), echo(), loop(), echo(), loop(), flags=2),
+        "oom-response-move": script(oom(18), client(b"".join(r[:6]) + QUIT, 0), client(r[6] + r[7], 1), loop(), echo(), loop(), echo(), loop(), flags=2),
+        # libevent's timer heap is full: a failed connection's backoff
+        # cannot be armed (the 2nd allocation here).
+        "oom-backoff-full-timer-heap": script(fill_timers(0), oom(2), step(OP_BACKEND_CLOSE, 0), step(OP_BACKEND_CLOSE, 0), loop(), step(OP_TIMERS, 1), loop(),
+                                              client(r[0]), loop(), echo(), loop()),
+        # A session closed for want of memory (reading the backend's close,
+        # then the ERR UNAVAILABLE it gets, fail) while the timer heap is
+        # full: the timer that frees it cannot be armed.
+        "oom-kill-full-timer-heap": script(client(r[0] + QUIT), loop(), fill_timers(0), oom(1, 3), step(OP_BACKEND_CLOSE, 0), step(OP_BACKEND_CLOSE, 0),
+                                           loop(), step(OP_TIMERS, 1), loop()),
     }
     for name, data in seeds.items():
         write("session", name, data)
