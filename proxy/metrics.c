@@ -1,6 +1,6 @@
 /*
- * metrics — the request-duration histogram and the Prometheus text
- * exposition (format 0.0.4) of every worker's counters. Workers write their
+ * metrics — the Prometheus text exposition (format 0.0.4) of every
+ * worker's counters and request-duration histogram. Workers write their
  * own counters with relaxed atomic stores; a scrape reads them with relaxed
  * loads and sums, so scraping costs the request path nothing.
  */
@@ -13,6 +13,7 @@
 
 #include <event2/buffer.h>
 
+#include <sluice/histogram.h>
 #include <sluice/log.h>
 #include <sluice/metrics.h>
 #include <sluice/pool.h>
@@ -25,20 +26,6 @@
 
 #define METRICS_LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define METRICS_STAT(field) offsetof(struct worker_stats, field)
-
-static const uint64_t metrics_bounds_us[METRICS_DURATION_BUCKETS - 1] = METRICS_DURATION_BOUNDS_US;
-
-void
-metrics_observe(struct metrics_histogram *h, uint64_t us)
-{
-	unsigned i = 0;
-
-	while (i < METRICS_DURATION_BUCKETS - 1 && us > metrics_bounds_us[i])
-		i++;
-	__atomic_store_n(&h->buckets[i], h->buckets[i] + 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&h->count, h->count + 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&h->sum_us, h->sum_us + us, __ATOMIC_RELAXED);
-}
 
 /* ---- the worker_stats counters, as a table ----------------------------- */
 
@@ -232,27 +219,27 @@ static int
 metrics_render_histogram(struct evbuffer *out, struct worker *const *workers, unsigned n_workers)
 {
 	static const char name[] = "sluice_request_duration_seconds";
-	uint64_t buckets[METRICS_DURATION_BUCKETS] = { 0 };
+	uint64_t buckets[HISTOGRAM_BUCKETS] = { 0 };
 	uint64_t sum_us = 0, cumulative = 0;
 	char le[32];
 
 	for (unsigned i = 0; i < n_workers; i++) {
-		const struct metrics_histogram *h;
+		const struct histogram *h;
 
 		if (workers[i] == NULL)
 			continue;
 		h = &workers[i]->stats.duration;
-		for (unsigned b = 0; b < METRICS_DURATION_BUCKETS; b++)
+		for (unsigned b = 0; b < HISTOGRAM_BUCKETS; b++)
 			buckets[b] += METRICS_LOAD(h->buckets[b]);
 		sum_us += METRICS_LOAD(h->sum_us);
 	}
 	if (metrics_header(out, name, "histogram",
 			   "Time from a request's last byte received to its response queued to the client.") < 0)
 		return -1;
-	for (unsigned b = 0; b < METRICS_DURATION_BUCKETS; b++) {
+	for (unsigned b = 0; b < HISTOGRAM_BUCKETS; b++) {
 		cumulative += buckets[b];
-		if (b < METRICS_DURATION_BUCKETS - 1)
-			metrics_seconds(le, sizeof(le), metrics_bounds_us[b]);
+		if (b < HISTOGRAM_BUCKETS - 1)
+			metrics_seconds(le, sizeof(le), histogram_bounds_us[b]);
 		else
 			snprintf(le, sizeof(le), "+Inf");
 		if (evbuffer_add_printf(out, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name, le, cumulative) < 0)

@@ -38,7 +38,7 @@
 #include <sluice/frame.h>
 #include <sluice/listener.h>
 #include <sluice/log.h>
-#include <sluice/metrics.h>
+#include <sluice/histogram.h>
 #include <sluice/pool.h>
 #include <sluice/request.h>
 #include <sluice/session.h>
@@ -987,7 +987,7 @@ session_account(struct session *s, struct request *req, uint32_t len)
 	WORKER_STAT_ADD(w, frames_sent, 1);
 	WORKER_STAT_ADD(w, bytes_sent, len);
 	if (req->received_us != 0)
-		metrics_observe(&w->stats.duration, w->now_us - req->received_us);
+		histogram_observe(&w->stats.duration, w->now_us - req->received_us);
 }
 
 /* The bytes always leave src, so the frames behind them stay aligned even

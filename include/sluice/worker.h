@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include <sluice/clock.h>
-#include <sluice/metrics.h>
+#include <sluice/histogram.h>
 #include <sluice/pool.h>
 #include <sluice/request.h>
 #include <sluice/session.h>
@@ -49,7 +49,7 @@ struct worker_stats {
 	uint64_t requests_pending;    /* gauge: waiting + written, all pools */
 	uint64_t connections_closed[SESSION_CLOSE_COUNT]; /* by enum session_close_reason */
 	uint64_t client_cert_failures[TLS_CERT_FAILURE_COUNT]; /* by enum tls_cert_failure */
-	struct metrics_histogram duration; /* request received → response queued */
+	struct histogram duration; /* request received → response queued */
 };
 
 #define WORKER_STAT_ADD(w, field, n) \

@@ -14,6 +14,7 @@
 #include <event2/buffer.h>
 
 #include <sluice/config.h>
+#include <sluice/histogram.h>
 #include <sluice/metrics.h>
 #include <sluice/pool.h>
 #include <sluice/upstream.h>
@@ -21,7 +22,7 @@
 
 #include "../fixture.h"
 
-static const uint64_t bounds_us[METRICS_DURATION_BUCKETS - 1] = METRICS_DURATION_BOUNDS_US;
+static const uint64_t bounds_us[HISTOGRAM_BUCKETS - 1] = HISTOGRAM_BOUNDS_US;
 
 /* ---- fakes: the fields metrics reads, nothing started ------------------- */
 
@@ -167,13 +168,13 @@ count_lines_starting(const char *text, const char *prefix)
 
 START_TEST(test_observe_on_and_above_each_bound)
 {
-	for (unsigned i = 0; i < METRICS_DURATION_BUCKETS - 1; i++) {
-		struct metrics_histogram h;
+	for (unsigned i = 0; i < HISTOGRAM_BUCKETS - 1; i++) {
+		struct histogram h;
 
 		memset(&h, 0, sizeof(h));
-		metrics_observe(&h, bounds_us[i]);
+		histogram_observe(&h, bounds_us[i]);
 		ck_assert_msg(h.buckets[i] == 1, "%" PRIu64 " us not in bucket %u", bounds_us[i], i);
-		metrics_observe(&h, bounds_us[i] + 1);
+		histogram_observe(&h, bounds_us[i] + 1);
 		ck_assert_msg(h.buckets[i + 1] == 1, "%" PRIu64 " us not in bucket %u", bounds_us[i] + 1, i + 1);
 		ck_assert_uint_eq(h.count, 2);
 		ck_assert_uint_eq(h.sum_us, 2 * bounds_us[i] + 1);
@@ -183,13 +184,13 @@ END_TEST
 
 START_TEST(test_observe_extremes)
 {
-	struct metrics_histogram h;
+	struct histogram h;
 
 	memset(&h, 0, sizeof(h));
-	metrics_observe(&h, 0);
-	metrics_observe(&h, UINT64_MAX / 2);
+	histogram_observe(&h, 0);
+	histogram_observe(&h, UINT64_MAX / 2);
 	ck_assert_uint_eq(h.buckets[0], 1);
-	ck_assert_uint_eq(h.buckets[METRICS_DURATION_BUCKETS - 1], 1);
+	ck_assert_uint_eq(h.buckets[HISTOGRAM_BUCKETS - 1], 1);
 	ck_assert_uint_eq(h.count, 2);
 	ck_assert_uint_eq(h.sum_us, UINT64_MAX / 2);
 }
@@ -200,11 +201,11 @@ START_TEST(test_render_histogram_cumulative_in_seconds)
 	struct worker *w[2] = { fake_worker(0), fake_worker(1) };
 	char *text;
 
-	metrics_observe(&w[0]->stats.duration, 100);      /* le 0.0001 */
-	metrics_observe(&w[0]->stats.duration, 101);      /* le 0.00025 */
-	metrics_observe(&w[1]->stats.duration, 2500000);  /* le 2.5 */
-	metrics_observe(&w[1]->stats.duration, 20000000); /* +Inf only */
-	metrics_observe(&w[1]->stats.duration, 42);       /* le 0.0001 */
+	histogram_observe(&w[0]->stats.duration, 100);      /* le 0.0001 */
+	histogram_observe(&w[0]->stats.duration, 101);      /* le 0.00025 */
+	histogram_observe(&w[1]->stats.duration, 2500000);  /* le 2.5 */
+	histogram_observe(&w[1]->stats.duration, 20000000); /* +Inf only */
+	histogram_observe(&w[1]->stats.duration, 42);       /* le 0.0001 */
 	text = render(w, 2, NULL);
 	ck_assert_line(text, "# HELP sluice_request_duration_seconds "
 		       "Time from a request's last byte received to its response queued to the client.");
@@ -230,7 +231,7 @@ START_TEST(test_render_histogram_cumulative_in_seconds)
 	ck_assert_line(text, "sluice_request_duration_seconds_sum 22.500243");
 	ck_assert_line(text, "sluice_request_duration_seconds_count 5");
 	ck_assert_int_eq(count_lines_starting(text, "sluice_request_duration_seconds_bucket{"),
-			 METRICS_DURATION_BUCKETS);
+			 HISTOGRAM_BUCKETS);
 	free(text);
 	fake_worker_free(w[0]);
 	fake_worker_free(w[1]);
@@ -494,7 +495,7 @@ START_TEST(test_render_every_sample_has_help_and_type)
 
 	fake_attach(w, fake_pool(w, "app", addrs, 1));
 	fill_stats(&w->stats, 0);
-	metrics_observe(&w->stats.duration, 300);
+	histogram_observe(&w->stats.duration, 300);
 	text = render(&w, 1, &g);
 	ck_assert_int_eq(text[strlen(text) - 1], '\n');
 	copy = strdup(text + 1);
