@@ -19,6 +19,7 @@
 #include <sluice/listener.h>
 #include <sluice/log.h>
 #include <sluice/session.h>
+#include <sluice/slots.h>
 #include <sluice/worker.h>
 
 #define LISTENER_BACKLOG 1024
@@ -37,37 +38,17 @@ struct listener {
 	int reserve_fd;                     /* spent to refuse one client on EMFILE */
 };
 
-static unsigned long listener_open; /* atomic: connections across workers */
-
-unsigned long
-listener_connection_opened(void)
-{
-	return __atomic_add_fetch(&listener_open, 1, __ATOMIC_RELAXED);
-}
-
-void
-listener_connection_closed(void)
-{
-	__atomic_sub_fetch(&listener_open, 1, __ATOMIC_RELAXED);
-}
-
-unsigned long
-listener_connections_open(void)
-{
-	return __atomic_load_n(&listener_open, __ATOMIC_RELAXED);
-}
-
 static void
 listener_accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
 		   int salen, void *arg)
 {
 	struct listener *l = arg;
 	struct worker *w = l->worker;
-	unsigned long open = listener_connection_opened();
+	unsigned long open = slots_take();
 
 	(void)ev;
 	if (open > w->cfg->limits.max_connections) {
-		listener_connection_closed();
+		slots_give();
 		WORKER_STAT_ADD(w, connections_refused, 1);
 		log_limited(&listener_limit_refused, LOG_DEBUG,
 			    "listener %s: refused a connection: max_connections (%llu) reached",

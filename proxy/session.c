@@ -36,12 +36,12 @@
 #include <sluice/clock.h>
 #include <sluice/config.h>
 #include <sluice/frame.h>
-#include <sluice/listener.h>
 #include <sluice/log.h>
 #include <sluice/histogram.h>
 #include <sluice/pool.h>
 #include <sluice/request.h>
 #include <sluice/session.h>
+#include <sluice/slots.h>
 #include <sluice/tls.h>
 #include <sluice/upstream.h>
 #include <sluice/worker.h>
@@ -241,7 +241,7 @@ session_attach(struct worker *w, const struct config_listener *lc, struct pool *
 fail:
 	bufferevent_free(bev);
 	free(s);
-	listener_connection_closed();
+	slots_give();
 	return NULL;
 }
 
@@ -270,7 +270,7 @@ session_new(struct worker *w, const struct config_listener *lc, struct pool *poo
 	return session_attach(w, lc, pool, bev, peer, 0);
 fail:
 	evutil_closesocket(fd);
-	listener_connection_closed();
+	slots_give();
 	return NULL;
 }
 
@@ -337,7 +337,7 @@ session_free(struct session *s, enum session_close_reason reason)
 	s->magic = 0;
 	free(s);
 	WORKER_STAT_SUB(w, connections_active, 1);
-	listener_connection_closed();
+	slots_give();
 	worker_check_drained(w);
 }
 

@@ -31,11 +31,4 @@ void listener_free(struct listener *l);
 void listener_update(struct listener *l, const struct config_listener *lc, struct pool *pool);
 const struct config_listener *listener_conf(const struct listener *l);
 
-/* Connections open across all workers, against max_connections: a slot
- * is taken (opened returns the new count) for each accepted client and
- * given back when its session is freed. */
-unsigned long listener_connection_opened(void);
-void listener_connection_closed(void);
-unsigned long listener_connections_open(void);
-
 #endif

@@ -32,7 +32,7 @@ struct session *session_new(struct worker *w, const struct config_listener *lc,
 
 /* The same around a bufferevent made elsewhere (owned from here on, freed
  * on failure), using up one connection slot the caller took with
- * listener_connection_opened(). A fuzzer or a test hands in a plain one
+ * slots_take(). A fuzzer or a test hands in a plain one
  * with established set: the session then skips the TLS handshake. */
 struct bufferevent;
 struct session *session_attach(struct worker *w, const struct config_listener *lc,

@@ -65,8 +65,8 @@
 #include <sluice/config.h>
 #include <sluice/log.h>
 #include <sluice/pool.h>
-#include <sluice/listener.h>
 #include <sluice/session.h>
+#include <sluice/slots.h>
 #include <sluice/tls.h>
 #include <sluice/upstream.h>
 #include <sluice/worker.h>
@@ -356,7 +356,7 @@ client_attach(unsigned idx)
 	peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	peer.sin_port = htons((uint16_t)(40000 + idx));
 	/* The session gives its slot back when freed, as after an accept. */
-	listener_connection_opened();
+	slots_take();
 	if (session_attach(fz.w, fz.lc, fz.pool, c->bev, (struct sockaddr *)&peer, 1) == NULL)
 		fuzz_fail("session_attach failed");
 }
