@@ -18,9 +18,9 @@
 #include <sluice/config.h>
 #include <sluice/listener.h>
 #include <sluice/log.h>
+#include <sluice/loop.h>
 #include <sluice/session.h>
 #include <sluice/slots.h>
-#include <sluice/worker.h>
 
 #define LISTENER_BACKLOG 1024
 #define LISTENER_PAUSE_MS 100
@@ -30,7 +30,7 @@ LOG_LIMIT(listener_limit_refused, "connections refused at max_connections");
 LOG_LIMIT(listener_limit_accept, "accept failures");
 
 struct listener {
-	struct worker *worker;
+	struct loop *loop;
 	const struct config_listener *conf; /* in the worker's config snapshot */
 	struct pool *pool;
 	struct evconnlistener *ev;
@@ -43,21 +43,21 @@ listener_accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockadd
 		   int salen, void *arg)
 {
 	struct listener *l = arg;
-	struct worker *w = l->worker;
+	struct loop *loop = l->loop;
 	unsigned long open = slots_take();
 
 	(void)ev;
-	if (open > w->cfg->limits.max_connections) {
+	if (open > loop->cfg->limits.max_connections) {
 		slots_give();
-		WORKER_STAT_ADD(w, connections_refused, 1);
+		LOOP_STAT_ADD(loop, connections_refused, 1);
 		log_limited(&listener_limit_refused, LOG_DEBUG,
 			    "listener %s: refused a connection: max_connections (%llu) reached",
-			    l->conf->addr.text, (unsigned long long)w->cfg->limits.max_connections);
+			    l->conf->addr.text, (unsigned long long)loop->cfg->limits.max_connections);
 		evutil_closesocket(fd);
 		return;
 	}
 	/* session_new owns fd and the counted slot from here, even on failure. */
-	session_new(w, l->conf, l->pool, fd, sa, salen);
+	session_new(loop, l->conf, l->pool, fd, sa, salen);
 }
 
 static void
@@ -86,7 +86,7 @@ listener_refuse_with_reserve(struct listener *l)
 	fd = accept(evconnlistener_get_fd(l->ev), NULL, NULL);
 	if (fd >= 0) {
 		close(fd);
-		WORKER_STAT_ADD(l->worker, connections_refused, 1);
+		LOOP_STAT_ADD(l->loop, connections_refused, 1);
 	}
 	l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
@@ -131,7 +131,7 @@ fail:
 }
 
 struct listener *
-listener_new(struct worker *w, const struct config_listener *lc, struct pool *pool, int fd)
+listener_new(struct loop *loop, const struct config_listener *lc, struct pool *pool, int fd)
 {
 	struct listener *l = calloc(1, sizeof(*l));
 
@@ -140,16 +140,16 @@ listener_new(struct worker *w, const struct config_listener *lc, struct pool *po
 		close(fd);
 		return NULL;
 	}
-	l->worker = w;
+	l->loop = loop;
 	l->conf = lc;
 	l->pool = pool;
 	l->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	l->resume = evtimer_new(w->base, listener_resume_cb, l);
+	l->resume = evtimer_new(loop->base, listener_resume_cb, l);
 	if (l->resume != NULL)
 		/* Backlog 0: the socket already listens with LISTENER_BACKLOG;
 		 * -1 would make libevent call listen() again with 128, and a
 		 * burst past that would see its SYNs dropped. */
-		l->ev = evconnlistener_new(w->base, listener_accept_cb, l,
+		l->ev = evconnlistener_new(loop->base, listener_accept_cb, l,
 					   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (l->ev == NULL) {
 		log_error("listener %s: cannot serve its socket: out of memory", lc->addr.text);

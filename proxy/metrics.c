@@ -17,6 +17,7 @@
 #include <sluice/log.h>
 #include <sluice/metrics.h>
 #include <sluice/pool.h>
+#include <sluice/session.h>
 #include <sluice/upstream.h>
 #include <sluice/worker.h>
 
@@ -25,14 +26,14 @@
 #endif
 
 #define METRICS_LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
-#define METRICS_STAT(field) offsetof(struct worker_stats, field)
+#define METRICS_STAT(field) offsetof(struct loop_stats, field)
 
-/* ---- the worker_stats counters, as a table ----------------------------- */
+/* ---- the loop_stats counters, as a table ----------------------------- */
 
-/* One series of a family: a counter of struct worker_stats. */
+/* One series of a family: a counter of struct loop_stats. */
 struct metrics_series {
 	const char *label_value;      /* NULL when the family has no label */
-	size_t offset;                /* of a uint64_t in struct worker_stats */
+	size_t offset;                /* of a uint64_t in struct loop_stats */
 };
 
 #define METRICS_MAX_SERIES 14
@@ -191,7 +192,7 @@ metrics_sum(struct worker *const *workers, unsigned n_workers, size_t offset)
 
 		if (workers[i] == NULL)
 			continue;
-		field = (const uint64_t *)(const void *)((const char *)&workers[i]->stats + offset);
+		field = (const uint64_t *)(const void *)((const char *)&workers[i]->loop.stats + offset);
 		sum += METRICS_LOAD(*field);
 	}
 	return sum;
@@ -228,7 +229,7 @@ metrics_render_histogram(struct evbuffer *out, struct worker *const *workers, un
 
 		if (workers[i] == NULL)
 			continue;
-		h = &workers[i]->stats.duration;
+		h = &workers[i]->loop.stats.duration;
 		for (unsigned b = 0; b < HISTOGRAM_BUCKETS; b++)
 			buckets[b] += METRICS_LOAD(h->buckets[b]);
 		sum_us += METRICS_LOAD(h->sum_us);
@@ -339,7 +340,7 @@ metrics_servers_add_worker(struct metrics_servers *set, struct worker *w)
 	const struct pool *p;
 	int rc = 0;
 
-	if (pthread_mutex_lock(&w->structure_lock) != 0)
+	if (pthread_mutex_lock(&w->loop.structure_lock) != 0)
 		return -1;
 	for (unsigned i = 0; i < w->n_pools && rc == 0; i++) {
 		if (w->pools[i] != NULL)
@@ -349,7 +350,7 @@ metrics_servers_add_worker(struct metrics_servers *set, struct worker *w)
 		if (rc == 0)
 			rc = metrics_servers_add_pool(set, p);
 	}
-	if (pthread_mutex_unlock(&w->structure_lock) != 0)
+	if (pthread_mutex_unlock(&w->loop.structure_lock) != 0)
 		rc = -1;
 	return rc;
 }

@@ -18,19 +18,19 @@
 #include <sluice/clock.h>
 #include <sluice/config.h>
 #include <sluice/log.h>
+#include <sluice/loop.h>
 #include <sluice/pool.h>
 #include <sluice/upstream.h>
-#include <sluice/worker.h>
 
 /* pending is read by metrics from another thread: relaxed atomic stores.
  * The worker's gauge is kept in step so a scrape needs no pool walk. */
 void
 pool_pending_add(struct pool *p, int delta)
 {
-	struct worker *w = p->worker;
+	struct loop *l = p->loop;
 
 	__atomic_store_n(&p->pending, (unsigned)((int)p->pending + delta), __ATOMIC_RELAXED);
-	__atomic_store_n(&w->stats.requests_pending, (uint64_t)((int64_t)w->stats.requests_pending + delta),
+	__atomic_store_n(&l->stats.requests_pending, (uint64_t)((int64_t)l->stats.requests_pending + delta),
 			 __ATOMIC_RELAXED);
 }
 
@@ -176,13 +176,13 @@ pool_set_config(struct pool *p, struct config *cfg, const struct config_backend 
 }
 
 struct pool *
-pool_new(struct worker *w, struct config *cfg, const struct config_backend *conf)
+pool_new(struct loop *l, struct config *cfg, const struct config_backend *conf)
 {
 	struct pool *p = calloc(1, sizeof(*p));
 
 	if (p == NULL)
 		goto oom;
-	p->worker = w;
+	p->loop = l;
 	TAILQ_INIT(&p->waiting);
 	TAILQ_INIT(&p->paused);
 	TAILQ_INIT(&p->retired);
@@ -427,13 +427,13 @@ pool_collect(struct pool *p)
 		pool_server_collect(srv);
 		if (srv->n_ups == 0) {
 			/* metrics walks the retired list from another thread */
-			pthread_mutex_lock(&p->worker->structure_lock);
+			pthread_mutex_lock(&p->loop->structure_lock);
 			TAILQ_REMOVE(&p->retired, srv, link);
-			pthread_mutex_unlock(&p->worker->structure_lock);
+			pthread_mutex_unlock(&p->loop->structure_lock);
 			pool_server_free(srv);
 		}
 	}
-	if (p->worker->stopping)
+	if (p->loop->stopping)
 		return;   /* shutting down: pool_closed() wants to see them */
 	for (unsigned i = 0; i < p->n_servers; i++)
 		freed += pool_server_collect(p->servers[i]);
@@ -540,7 +540,7 @@ pool_place(struct pool *p, struct request *req, struct evbuffer *src, struct poo
 	struct upstream *u;
 
 	assert(pc != NULL);
-	req->queued_ms = p->worker->now_us / 1000;
+	req->queued_ms = p->loop->now_us / 1000;
 	pool_pending_add(p, 1);
 	u = pool_route(p, pc);
 	if (u != NULL) {
@@ -780,7 +780,7 @@ pool_expire(struct pool *p, struct request *req)
 		next = TAILQ_NEXT(req, queue_link);
 		if (req->client != pc)
 			continue;
-		WORKER_STAT_ADD(p->worker, timeouts_queue, 1);
+		LOOP_STAT_ADD(p->loop, timeouts_queue, 1);
 		pool_answer_waiting(p, req, FRAME_ERR_BUSY, why);
 	}
 }

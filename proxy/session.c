@@ -37,6 +37,7 @@
 #include <sluice/config.h>
 #include <sluice/frame.h>
 #include <sluice/log.h>
+#include <sluice/loop.h>
 #include <sluice/histogram.h>
 #include <sluice/pool.h>
 #include <sluice/request.h>
@@ -72,11 +73,11 @@ enum session_state {
 	SESSION_CLOSED,       /* close_notify sent; lingering before close(2) */
 };
 
-/* Owned by its worker (linked in worker->sessions); freed by session_free. */
+/* Owned by its worker (linked in its loop's sessions); freed by session_free. */
 struct session {
 	uint32_t magic;
 	enum session_state state;
-	struct worker *worker;
+	struct loop *loop;
 	struct config *cfg;              /* snapshot lc lives in; one reference
 					  * (limits come from the worker's current
 					  * snapshot: a reload applies to new work) */
@@ -96,7 +97,7 @@ struct session {
 	enum session_close_reason reason; /* why it ends, once known; COUNT: not yet */
 	uint64_t last_active_ms;         /* last whole frame read or last answer, for idle_timeout */
 	size_t drain_left;               /* DRAINING: output bytes at the last check */
-	TAILQ_ENTRY(session) worker_link;
+	TAILQ_ENTRY(session) loop_link;
 	unsigned read_paused:1;          /* EV_READ off for backpressure */
 	unsigned read_done:1;            /* no further requests will be read */
 	unsigned quit_sent:1;
@@ -134,6 +135,8 @@ static const char *const session_close_reason_names[SESSION_CLOSE_COUNT] = {
 	[SESSION_CLOSE_ABORTED] = "aborted",
 	[SESSION_CLOSE_INTERNAL] = "internal_error",
 };
+
+_Static_assert(SESSION_CLOSE_COUNT == LOOP_CLOSE_REASONS, "the loop counts every close reason");
 
 const char *
 session_close_reason_name(enum session_close_reason r)
@@ -193,7 +196,7 @@ session_format_peer(char *out, size_t len, const struct sockaddr *sa)
 }
 
 struct session *
-session_attach(struct worker *w, const struct config_listener *lc, struct pool *pool,
+session_attach(struct loop *l, const struct config_listener *lc, struct pool *pool,
 	       struct bufferevent *bev, const struct sockaddr *peer, int established)
 {
 	struct session *s = calloc(1, sizeof(*s));
@@ -203,7 +206,7 @@ session_attach(struct worker *w, const struct config_listener *lc, struct pool *
 		goto fail;
 	}
 	s->magic = SESSION_MAGIC;
-	s->worker = w;
+	s->loop = l;
 	s->lc = lc;
 	s->pool = pool;
 	s->bev = bev;
@@ -211,32 +214,32 @@ session_attach(struct worker *w, const struct config_listener *lc, struct pool *
 	pool_client_init(&s->pc, &session_pool_ops);
 	s->reason = SESSION_CLOSE_COUNT;
 	session_format_peer(s->peer, sizeof(s->peer), peer);
-	s->timer = evtimer_new(w->base, session_timer_cb, s);
+	s->timer = evtimer_new(l->base, session_timer_cb, s);
 	if (s->timer == NULL) {
 		log_error("client %s: cannot create timer; connection closed", s->peer);
 		goto fail;
 	}
 	bufferevent_setcb(bev, session_read_cb, session_write_cb, session_event_cb, s);
-	if (w->max_read > 0)
-		bufferevent_set_max_single_read(bev, w->max_read);
+	if (l->max_read > 0)
+		bufferevent_set_max_single_read(bev, l->max_read);
 	if (bufferevent_enable(bev, EV_READ | EV_WRITE) < 0) {
 		log_error("client %s: cannot enable events; connection closed", s->peer);
 		event_free(s->timer);
 		goto fail;
 	}
-	s->cfg = config_ref(w->cfg);
+	s->cfg = config_ref(l->cfg);
 	pool_use(pool);
-	TAILQ_INSERT_TAIL(&w->sessions, s, worker_link);
-	w->n_sessions++;
-	WORKER_STAT_ADD(w, connections_total, 1);
-	WORKER_STAT_ADD(w, connections_active, 1);
+	TAILQ_INSERT_TAIL(&l->sessions, s, loop_link);
+	l->n_sessions++;
+	LOOP_STAT_ADD(l, connections_total, 1);
+	LOOP_STAT_ADD(l, connections_active, 1);
 	log_debug("client %s: connected", s->peer);
 	s->state = SESSION_HANDSHAKE;
 	s->last_active_ms = clock_ms();
 	if (established)
 		session_established(s);
 	else
-		session_arm(s, w->cfg->limits.handshake_timeout_ms);
+		session_arm(s, l->cfg->limits.handshake_timeout_ms);
 	return s;
 fail:
 	bufferevent_free(bev);
@@ -246,7 +249,7 @@ fail:
 }
 
 struct session *
-session_new(struct worker *w, const struct config_listener *lc, struct pool *pool,
+session_new(struct loop *l, const struct config_listener *lc, struct pool *pool,
 	    evutil_socket_t fd, const struct sockaddr *peer, int peer_len)
 {
 	struct bufferevent *bev;
@@ -260,14 +263,14 @@ session_new(struct worker *w, const struct config_listener *lc, struct pool *poo
 	ssl = tls_ctx_new_ssl(lc->tls_ctx);
 	if (ssl == NULL)
 		goto fail;
-	bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	bev = bufferevent_openssl_socket_new(l->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
 					     BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL) {
 		log_error("cannot create a TLS bufferevent for a client; connection closed");
 		SSL_free(ssl);
 		goto fail;
 	}
-	return session_attach(w, lc, pool, bev, peer, 0);
+	return session_attach(l, lc, pool, bev, peer, 0);
 fail:
 	evutil_closesocket(fd);
 	slots_give();
@@ -286,7 +289,7 @@ session_release_requests(struct session *s)
 		switch (req->state) {
 		case REQUEST_WAITING:
 			pool_cancel(s->pool, req);
-			request_free(s->worker, req);
+			request_free(&s->loop->requests, req);
 			break;
 		case REQUEST_WRITTEN:
 			req->session = NULL;
@@ -294,7 +297,7 @@ session_release_requests(struct session *s)
 			break;
 		case REQUEST_DONE:
 		case REQUEST_UNLINKED:   /* sluice failed to answer it */
-			request_free(s->worker, req);
+			request_free(&s->loop->requests, req);
 			break;
 		}
 	}
@@ -310,7 +313,7 @@ session_release_requests(struct session *s)
 static void
 session_free(struct session *s, enum session_close_reason reason)
 {
-	struct worker *w = s->worker;
+	struct loop *l = s->loop;
 
 	switch (reason) {
 	case SESSION_CLOSE_BUFFER_LIMIT:
@@ -323,12 +326,12 @@ session_free(struct session *s, enum session_close_reason reason)
 		session_note_reason(s, reason);
 		break;
 	}
-	WORKER_STAT_ADD(w, connections_closed[s->reason], 1);
+	LOOP_STAT_ADD(l, connections_closed[s->reason], 1);
 	log_debug("client %s: closed (%s)", s->peer, session_close_reason_name(s->reason));
 	pool_client_unpause(&s->pc);
 	session_release_requests(s);
-	TAILQ_REMOVE(&w->sessions, s, worker_link);
-	w->n_sessions--;
+	TAILQ_REMOVE(&l->sessions, s, loop_link);
+	l->n_sessions--;
 	event_free(s->timer);
 	tls_session_done(bufferevent_openssl_get_ssl(s->bev));
 	bufferevent_free(s->bev);
@@ -336,9 +339,9 @@ session_free(struct session *s, enum session_close_reason reason)
 	config_unref(s->cfg);
 	s->magic = 0;
 	free(s);
-	WORKER_STAT_SUB(w, connections_active, 1);
+	LOOP_STAT_SUB(l, connections_active, 1);
 	slots_give();
-	worker_check_drained(w);
+	loop_closed(l);
 }
 
 void
@@ -435,7 +438,7 @@ session_finish_when_done(struct session *s)
 static uint64_t
 session_drain_period(const struct session *s)
 {
-	uint64_t grace = s->worker->cfg->grace_timeout_ms;
+	uint64_t grace = s->loop->cfg->grace_timeout_ms;
 
 	return grace > SESSION_DRAIN_MIN_MS ? grace : SESSION_DRAIN_MIN_MS;
 }
@@ -456,7 +459,7 @@ session_drain_check(struct session *s)
 		session_arm(s, period);
 		return;
 	}
-	WORKER_STAT_ADD(s->worker, timeouts_drain, 1);
+	LOOP_STAT_ADD(s->loop, timeouts_drain, 1);
 	log_limited(&session_limit_drain, LOG_INFO, "client %s: read none of its last %zu bytes for %llu ms; closing without close_notify",
 		 s->peer, left, (unsigned long long)period);
 	/* A reset rather than a FIN queued behind bytes the peer does not
@@ -501,7 +504,7 @@ session_protocol_error(struct session *s, const struct frame_info *fi)
 	struct evbuffer *err;
 	struct request *req;
 
-	WORKER_STAT_ADD(s->worker, protocol_errors, 1);
+	LOOP_STAT_ADD(s->loop, protocol_errors, 1);
 	session_note_reason(s, SESSION_CLOSE_PROTOCOL);
 	log_limited(&session_limit_protocol, LOG_INFO, "client %s: protocol error: %s (header_len %u, total_len %u); answering ERR PROTOCOL and closing",
 		 s->peer, frame_error_string(fi->error), fi->header_len, fi->total_len);
@@ -511,12 +514,12 @@ session_protocol_error(struct session *s, const struct frame_info *fi)
 
 	/* The error is a response like any other: it comes after the responses
 	 * to every request received before the bad frame. */
-	req = request_new(s->worker);
+	req = request_new(&s->loop->requests);
 	err = evbuffer_new();
 	if (req == NULL || err == NULL ||
 	    frame_add_error(err, frame_err_code_name(FRAME_ERR_PROTOCOL), frame_error_string(fi->error)) < 0) {
 		if (req != NULL)
-			request_free(s->worker, req);
+			request_free(&s->loop->requests, req);
 		if (err != NULL)
 			evbuffer_free(err);
 		session_kill(s, SESSION_CLOSE_INTERNAL, "out of memory answering a protocol error");
@@ -575,7 +578,7 @@ session_over_budget(const struct session *s, uint32_t next_len)
 {
 	uint64_t held = s->inflight_bytes + (uint64_t)s->n_inflight * s->answer_estimate + session_unread(s);
 
-	return held > 0 && held + next_len + s->answer_estimate > s->worker->cfg->limits.client_buffer;
+	return held > 0 && held + next_len + s->answer_estimate > s->loop->cfg->limits.client_buffer;
 }
 
 /* The hard bound on the answers sluice holds for one client, whatever their
@@ -589,7 +592,7 @@ session_over_budget(const struct session *s, uint32_t next_len)
 static bool
 session_answer_fits(const struct session *s, uint32_t len)
 {
-	const struct config_limits *lim = &s->worker->cfg->limits;
+	const struct config_limits *lim = &s->loop->cfg->limits;
 
 	return session_unread(s) + len <= 2 * lim->client_buffer + lim->max_frame_size;
 }
@@ -597,20 +600,20 @@ session_answer_fits(const struct session *s, uint32_t len)
 static struct request *
 session_new_request(struct session *s, uint32_t len)
 {
-	struct request *req = request_new(s->worker);
+	struct request *req = request_new(&s->loop->requests);
 
 	if (req == NULL)
 		return NULL;
 	req->session = s;
 	req->client = &s->pc;
 	req->len = len;
-	req->received_us = s->worker->now_us;
+	req->received_us = s->loop->now_us;
 	TAILQ_INSERT_TAIL(&s->reqs, req, session_link);
 	s->n_reqs++;
 	s->inflight_bytes += len;
 	s->n_inflight++;
-	WORKER_STAT_ADD(s->worker, frames_received, 1);
-	WORKER_STAT_ADD(s->worker, bytes_received, len);
+	LOOP_STAT_ADD(s->loop, frames_received, 1);
+	LOOP_STAT_ADD(s->loop, bytes_received, len);
 	/* Activity is a whole frame, not a byte: a client dribbling one byte
 	 * at a time (slowloris) is idle as far as idle_timeout goes. */
 	s->last_active_ms = req->received_us / 1000;
@@ -661,7 +664,7 @@ static void
 session_process(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
-	uint32_t max = (uint32_t)s->worker->cfg->limits.max_frame_size;
+	uint32_t max = (uint32_t)s->loop->cfg->limits.max_frame_size;
 	struct pool_run run = POOL_RUN_INIT;
 	struct frame_info fi;
 
@@ -706,7 +709,7 @@ session_read_cb(struct bufferevent *bev, void *arg)
 	struct session *s = session_check(arg);
 	struct evbuffer *in = bufferevent_get_input(bev);
 
-	worker_clock(s->worker);
+	loop_clock(s->loop);
 	if (s->read_done) {
 		evbuffer_drain(in, evbuffer_get_length(in));
 		return;
@@ -745,12 +748,12 @@ session_established(struct session *s)
 
 	s->state = SESSION_ESTABLISHED;
 	s->last_active_ms = clock_ms();
-	session_arm(s, s->worker->cfg->limits.idle_timeout_ms);
+	session_arm(s, s->loop->cfg->limits.idle_timeout_ms);
 	if (ssl != NULL)
 		log_debug("client %s: TLS established (%s, %s)", s->peer, SSL_get_version(ssl),
 			  SSL_get_cipher_name(ssl));
 	/* Bytes that came with the handshake's last flight are already here. */
-	worker_clock(s->worker);
+	loop_clock(s->loop);
 	session_process(s);
 }
 
@@ -777,10 +780,10 @@ session_handshake_failed(struct session *s)
 		session_free(s, SESSION_CLOSE_NO_HELLO);
 		return;
 	}
-	WORKER_STAT_ADD(s->worker, handshake_failures, 1);
+	LOOP_STAT_ADD(s->loop, handshake_failures, 1);
 	why = tls_cert_failure_of(ssl, e);
 	if (why != TLS_CERT_OK) {
-		WORKER_STAT_ADD(s->worker, client_cert_failures[why], 1);
+		LOOP_STAT_ADD(s->loop, client_cert_failures[why], 1);
 		log_limited(&session_limit_handshake, LOG_INFO, "client %s: TLS handshake failed: %s (client certificate: %s)", s->peer,
 			 reason, tls_cert_failure_name(why));
 	} else {
@@ -828,7 +831,7 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 static void
 session_idle_check(struct session *s)
 {
-	uint64_t idle = s->worker->cfg->limits.idle_timeout_ms;
+	uint64_t idle = s->loop->cfg->limits.idle_timeout_ms;
 	uint64_t now = clock_ms();
 	uint64_t quiet = now - s->last_active_ms;
 
@@ -836,7 +839,7 @@ session_idle_check(struct session *s)
 		session_arm(s, s->n_reqs > 0 ? idle : idle - quiet);
 		return;
 	}
-	WORKER_STAT_ADD(s->worker, timeouts_idle, 1);
+	LOOP_STAT_ADD(s->loop, timeouts_idle, 1);
 	log_limited(&session_limit_idle, LOG_INFO, "client %s: idle for %llu ms; sending QUIT", s->peer, (unsigned long long)quiet);
 	session_note_reason(s, SESSION_CLOSE_IDLE);
 	session_shutdown(s);
@@ -851,9 +854,9 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	switch (s->state) {
 	case SESSION_HANDSHAKE:
-		WORKER_STAT_ADD(s->worker, timeouts_handshake, 1);
+		LOOP_STAT_ADD(s->loop, timeouts_handshake, 1);
 		log_limited(&session_limit_handshake_timeout, LOG_INFO, "client %s: TLS handshake not completed within %llu ms; closing", s->peer,
-			 (unsigned long long)s->worker->cfg->limits.handshake_timeout_ms);
+			 (unsigned long long)s->loop->cfg->limits.handshake_timeout_ms);
 		session_free(s, SESSION_CLOSE_HANDSHAKE_TIMEOUT);
 		return;
 	case SESSION_ESTABLISHED:
@@ -889,7 +892,7 @@ session_shutdown(struct session *s)
 		 * shutdown's grace bounds it too. One the proxy began keeps
 		 * the grace it has. */
 		if (!evtimer_pending(s->timer, NULL))
-			session_arm(s, s->worker->cfg->grace_timeout_ms);
+			session_arm(s, s->loop->cfg->grace_timeout_ms);
 		return;
 	case SESSION_DRAINING:   /* has its deadline */
 	case SESSION_CLOSED:
@@ -906,38 +909,38 @@ session_shutdown(struct session *s)
 	s->quit_sent = 1;
 	session_note_reason(s, SESSION_CLOSE_PROXY_QUIT);
 	s->state = SESSION_CLOSING;
-	session_arm(s, s->worker->cfg->grace_timeout_ms);
+	session_arm(s, s->loop->cfg->grace_timeout_ms);
 }
 
 void
-session_shutdown_all(struct worker *w)
+session_shutdown_all(struct loop *l)
 {
 	struct session *s, *next;
 
-	for (s = TAILQ_FIRST(&w->sessions); s != NULL; s = next) {
-		next = TAILQ_NEXT(s, worker_link);
+	for (s = TAILQ_FIRST(&l->sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, loop_link);
 		session_shutdown(s);
 	}
 }
 
 void
-session_shutdown_listener(struct worker *w, const struct config_addr *addr)
+session_shutdown_listener(struct loop *l, const struct config_addr *addr)
 {
 	struct session *s, *next;
 
-	for (s = TAILQ_FIRST(&w->sessions); s != NULL; s = next) {
-		next = TAILQ_NEXT(s, worker_link);
+	for (s = TAILQ_FIRST(&l->sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, loop_link);
 		if (config_addr_equal(&s->lc->addr, addr))
 			session_shutdown(s);
 	}
 }
 
 void
-session_abort_all(struct worker *w)
+session_abort_all(struct loop *l)
 {
 	struct session *s;
 
-	while ((s = TAILQ_FIRST(&w->sessions)) != NULL)
+	while ((s = TAILQ_FIRST(&l->sessions)) != NULL)
 		session_abort(s, SESSION_CLOSE_ABORTED);
 }
 
@@ -946,7 +949,7 @@ session_dequeue(struct session *s, struct request *req)
 {
 	TAILQ_REMOVE(&s->reqs, req, session_link);
 	s->n_reqs--;
-	request_free(s->worker, req);
+	request_free(&s->loop->requests, req);
 }
 
 /* Hands every answered request at the head of the queue to the client. */
@@ -976,7 +979,7 @@ session_flush(struct session *s)
 static void
 session_account(struct session *s, struct request *req, uint32_t len)
 {
-	struct worker *w = s->worker;
+	struct loop *l = s->loop;
 	uint32_t est = s->answer_estimate;
 
 	s->inflight_bytes -= req->len;
@@ -984,10 +987,10 @@ session_account(struct session *s, struct request *req, uint32_t len)
 	/* A decaying maximum: one large answer raises it at once, and it
 	 * halves over some five smaller ones. */
 	s->answer_estimate = len >= est ? len : est - est / 8 + len / 8;
-	WORKER_STAT_ADD(w, frames_sent, 1);
-	WORKER_STAT_ADD(w, bytes_sent, len);
+	LOOP_STAT_ADD(l, frames_sent, 1);
+	LOOP_STAT_ADD(l, bytes_sent, len);
 	if (req->received_us != 0)
-		histogram_observe(&w->stats.duration, w->now_us - req->received_us);
+		histogram_observe(&l->stats.duration, l->now_us - req->received_us);
 }
 
 /* The bytes always leave src, so the frames behind them stay aligned even
@@ -1064,7 +1067,7 @@ session_respond(struct request *req, struct evbuffer *src, uint32_t len)
 	if (s == NULL) {
 		/* Its client left: the response goes nowhere, never elsewhere. */
 		evbuffer_drain(src, len);
-		request_free(req->upstream->pool->worker, req);
+		request_free(&req->upstream->loop->requests, req);
 		return;
 	}
 	if (session_take_head(req, len) != NULL) {
@@ -1100,23 +1103,11 @@ void
 session_respond_error(struct request *req, enum frame_err_code code, const char *message)
 {
 	struct evbuffer *err;
-	struct worker *w = req->session ? req->session->worker : req->upstream->pool->worker;
+	struct loop *l = req->session ? req->session->loop : req->upstream->loop;
 
-	switch (code) {
-	case FRAME_ERR_BUSY:
-		WORKER_STAT_ADD(w, errors_busy, 1);
-		break;
-	case FRAME_ERR_TIMEOUT:
-		WORKER_STAT_ADD(w, errors_timeout, 1);
-		break;
-	case FRAME_ERR_UNAVAILABLE:
-		WORKER_STAT_ADD(w, errors_unavailable, 1);
-		break;
-	case FRAME_ERR_PROTOCOL:
-		break;
-	}
+	loop_count_error(l, code);
 	if (req->session == NULL) {
-		request_free(w, req);
+		request_free(&l->requests, req);
 		return;
 	}
 	err = evbuffer_new();

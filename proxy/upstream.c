@@ -29,6 +29,7 @@
 #include <sluice/config.h>
 #include <sluice/frame.h>
 #include <sluice/log.h>
+#include <sluice/loop.h>
 #include <sluice/pool.h>
 #include <sluice/session.h>
 #include <sluice/upstream.h>
@@ -121,6 +122,7 @@ upstream_new(struct pool *p, struct pool_server *srv, unsigned index)
 
 	if (u == NULL)
 		return NULL;
+	u->loop = p->loop;
 	u->pool = p;
 	u->server = srv;
 	u->index = index;
@@ -128,7 +130,7 @@ upstream_new(struct pool *p, struct pool_server *srv, unsigned index)
 	__atomic_store_n(&srv->stats.connections[UPSTREAM_BACKOFF],
 			 srv->stats.connections[UPSTREAM_BACKOFF] + 1, __ATOMIC_RELAXED);
 	TAILQ_INIT(&u->fifo);
-	u->timer = evtimer_new(p->worker->base, upstream_timer_cb, u);
+	u->timer = evtimer_new(p->loop->base, upstream_timer_cb, u);
 	if (u->timer == NULL) {
 		free(u);
 		return NULL;
@@ -219,7 +221,7 @@ upstream_up_ms(const struct upstream *u)
 static uint64_t
 upstream_next_backoff(struct upstream *u)
 {
-	return upstream_backoff_ms(u->failures, worker_random(u->pool->worker));
+	return upstream_backoff_ms(u->failures, loop_random(u->loop));
 }
 
 static void upstream_closed(struct upstream *u);
@@ -260,7 +262,7 @@ upstream_connect(struct upstream *u)
 {
 	const struct config_addr *a = &u->server->addr;
 
-	u->bev = bufferevent_socket_new(u->pool->worker->base, -1,
+	u->bev = bufferevent_socket_new(u->loop->base, -1,
 					BEV_OPT_CLOSE_ON_FREE);
 	if (u->bev == NULL) {
 		upstream_fail(u, "cannot create a socket bufferevent");
@@ -268,8 +270,8 @@ upstream_connect(struct upstream *u)
 	}
 	bufferevent_setcb(u->bev, upstream_read_cb, upstream_write_cb, upstream_event_cb, u);
 	bufferevent_setwatermark(u->bev, EV_WRITE, UPSTREAM_LOW_WATER, 0);
-	if (u->pool->worker->max_read > 0)
-		bufferevent_set_max_single_read(u->bev, u->pool->worker->max_read);
+	if (u->loop->max_read > 0)
+		bufferevent_set_max_single_read(u->bev, u->loop->max_read);
 	upstream_set_state(u, UPSTREAM_CONNECTING);
 	/* The bufferevent connects and writes; reading is upstream_sock_read_cb's,
 	 * from the moment the connection is up. */
@@ -327,7 +329,7 @@ upstream_enqueue(struct upstream *u, struct request *req)
 	assert(u->state == UPSTREAM_CONNECTED);
 	req->state = REQUEST_WRITTEN;
 	req->upstream = u;
-	req->written_us = u->pool->worker->now_us;
+	req->written_us = u->loop->now_us;
 	TAILQ_INSERT_TAIL(&u->fifo, req, queue_link);
 	u->outstanding++;
 }
@@ -360,7 +362,7 @@ upstream_write(struct upstream *u, struct request *req)
 	assert(req->buf != NULL);
 	/* Called from wherever a waiting request finds a connection: the
 	 * batch clock may be old. */
-	worker_clock(u->pool->worker);
+	loop_clock(u->loop);
 	upstream_enqueue(u, req);
 	ok = evbuffer_add_buffer(out, req->buf) == 0;
 	evbuffer_free(req->buf);
@@ -387,7 +389,7 @@ upstream_send_quit(struct upstream *u)
 	 * the answering frame, the close or the grace timeout, whichever
 	 * comes first); a backend-initiated QUIT has none yet. */
 	if (!evtimer_pending(u->timer, NULL))
-		upstream_arm(u, u->pool->worker->cfg->grace_timeout_ms);
+		upstream_arm(u, u->loop->cfg->grace_timeout_ms);
 }
 
 /* The connection is done with (QUIT exchanged, closed, or grace over). */
@@ -407,7 +409,7 @@ upstream_closed(struct upstream *u)
 	}
 	upstream_set_state(u, UPSTREAM_CLOSED);
 	pool_upstream_failed(u->pool, u);
-	worker_check_drained(u->pool->worker);
+	loop_closed(u->loop);
 }
 
 void
@@ -424,7 +426,7 @@ upstream_retire(struct upstream *u)
 		upstream_set_state(u, UPSTREAM_RETIRING);
 		/* A backend that stops answering must not hold the connection
 		 * (and its requests) forever. */
-		upstream_arm(u, u->pool->worker->cfg->grace_timeout_ms);
+		upstream_arm(u, u->loop->cfg->grace_timeout_ms);
 		if (u->outstanding == 0)
 			upstream_send_quit(u);
 		return;
@@ -432,7 +434,7 @@ upstream_retire(struct upstream *u)
 		/* The backend asked to quit, without a deadline; now sluice
 		 * retires it, with one. */
 		if (u->reconnect)
-			upstream_arm(u, u->pool->worker->cfg->grace_timeout_ms);
+			upstream_arm(u, u->loop->cfg->grace_timeout_ms);
 		u->reconnect = 0;
 		return;
 	case UPSTREAM_QUIT_SENT:
@@ -521,12 +523,12 @@ upstream_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct upstream *u = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	uint32_t max = (uint32_t)u->pool->worker->cfg->limits.max_frame_size;
+	uint32_t max = (uint32_t)u->loop->cfg->limits.max_frame_size;
 	struct upstream_run run = { NULL, 0 };
 	struct frame_info fi;
 	char reason[128];
 
-	worker_clock(u->pool->worker);
+	loop_clock(u->loop);
 	while (u->bev == bev) {
 		switch (frame_peek_at(in, run.len, max, &fi)) {
 		case FRAME_NEED_MORE:
@@ -561,7 +563,7 @@ upstream_read_cb(struct bufferevent *bev, void *arg)
 static size_t
 upstream_read_size(const struct upstream *u, struct evbuffer *in)
 {
-	size_t cap = u->pool->worker->max_read > 0 ? u->pool->worker->max_read : UPSTREAM_READ_MAX;
+	size_t cap = u->loop->max_read > 0 ? u->loop->max_read : UPSTREAM_READ_MAX;
 	size_t have = evbuffer_get_length(in);
 	uint8_t prefix[FRAME_PREFIX_LEN];
 	struct frame_info fi;
@@ -636,7 +638,7 @@ upstream_connected(struct upstream *u)
 
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		log_debug("backend %s: TCP_NODELAY: %s", upstream_backend(u), strerror(errno));
-	u->read_ev = event_new(u->pool->worker->base, fd, EV_READ | EV_PERSIST, upstream_sock_read_cb, u);
+	u->read_ev = event_new(u->loop->base, fd, EV_READ | EV_PERSIST, upstream_sock_read_cb, u);
 	if (u->read_ev == NULL || event_add(u->read_ev, NULL) < 0) {
 		upstream_fail(u, "cannot watch the connection for reading");
 		return;
@@ -691,7 +693,7 @@ upstream_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	switch (u->state) {
 	case UPSTREAM_CONNECTING:
-		WORKER_STAT_ADD(u->pool->worker, timeouts_connect, 1);
+		LOOP_STAT_ADD(u->loop, timeouts_connect, 1);
 		snprintf(reason, sizeof(reason), "connect timed out after %llu ms",
 			 (unsigned long long)u->pool->conf->connect_timeout_ms);
 		upstream_fail(u, reason);
@@ -725,7 +727,7 @@ upstream_timeout(struct upstream *u)
 
 	/* The late response must never be matched to the next request: the
 	 * connection is closed and the head answered TIMEOUT. */
-	WORKER_STAT_ADD(u->pool->worker, timeouts_request, 1);
+	LOOP_STAT_ADD(u->loop, timeouts_request, 1);
 	snprintf(reason, sizeof(reason), "no response within request_timeout (%llu ms)",
 		 (unsigned long long)limit);
 	req = upstream_pop(u);

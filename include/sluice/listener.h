@@ -9,8 +9,8 @@
 
 struct config_listener;
 struct listener;
+struct loop;
 struct pool;
-struct worker;
 
 struct config_addr;
 
@@ -22,7 +22,7 @@ int listener_bind(const struct config_addr *addr);
 
 /* Serves fd (from listener_bind; owned from here on, even on failure).
  * NULL on failure, with the reason logged. */
-struct listener *listener_new(struct worker *w, const struct config_listener *lc,
+struct listener *listener_new(struct loop *loop, const struct config_listener *lc,
 			      struct pool *pool, int fd);
 void listener_free(struct listener *l);
 

@@ -22,8 +22,8 @@
 struct config;
 struct config_backend;
 struct evbuffer;
+struct loop;
 struct upstream;
-struct worker;
 
 /* Per server counters, written by the owning worker, read by metrics. */
 struct pool_server_stats {
@@ -104,7 +104,7 @@ struct pool_run {
 void pool_run_flush(struct pool_run *run, struct evbuffer *src);
 
 struct pool {
-	struct worker *worker;
+	struct loop *loop;
 	struct config *cfg;             /* snapshot conf lives in; one reference */
 	const struct config_backend *conf;
 	char *name;                     /* the backend's name (stable across reloads) */
@@ -129,7 +129,7 @@ TAILQ_HEAD(pool_list, pool);
 
 /* Creates the pool and starts connecting every upstream. Takes a
  * reference on cfg (conf lives in it). NULL on failure. */
-struct pool *pool_new(struct worker *w, struct config *cfg, const struct config_backend *conf);
+struct pool *pool_new(struct loop *l, struct config *cfg, const struct config_backend *conf);
 /* Frees every upstream; outstanding requests are answered ERR UNAVAILABLE. */
 void pool_free(struct pool *p);
 

@@ -20,7 +20,6 @@ struct evbuffer;
 struct pool_client;
 struct session;
 struct upstream;
-struct worker;
 
 enum request_state {
 	REQUEST_WAITING,    /* in its pool's wait queue; buf holds the request frame */
@@ -48,10 +47,16 @@ struct request {
 TAILQ_HEAD(request_queue, request);
 
 /* Per-worker allocation with a free list: requests are the per-frame
- * allocation, so they are recycled rather than returned to malloc. */
-struct request *request_new(struct worker *w);
-void request_free(struct worker *w, struct request *req);
+ * allocation, so they are recycled rather than returned to malloc. The
+ * cache belongs to one thread (the worker's loop): no lock. */
+struct request_cache {
+	struct request *free;             /* linked by queue_link */
+	unsigned n_free;
+};
+
+struct request *request_new(struct request_cache *c);
+void request_free(struct request_cache *c, struct request *req);
 /* Frees the free list at worker exit. */
-void request_cache_clear(struct worker *w);
+void request_cache_clear(struct request_cache *c);
 
 #endif

@@ -21,12 +21,12 @@ struct config_addr;
 struct config_listener;
 struct evbuffer;
 struct pool;
+struct loop;
 struct request;
-struct worker;
 
 /* Takes ownership of fd (closed on failure). Returns NULL on failure, after
  * logging why. */
-struct session *session_new(struct worker *w, const struct config_listener *lc,
+struct session *session_new(struct loop *l, const struct config_listener *lc,
 			    struct pool *pool, evutil_socket_t fd,
 			    const struct sockaddr *peer, int peer_len);
 
@@ -35,7 +35,7 @@ struct session *session_new(struct worker *w, const struct config_listener *lc,
  * slots_take(). A fuzzer or a test hands in a plain one
  * with established set: the session then skips the TLS handshake. */
 struct bufferevent;
-struct session *session_attach(struct worker *w, const struct config_listener *lc,
+struct session *session_attach(struct loop *l, const struct config_listener *lc,
 			       struct pool *pool, struct bufferevent *bev,
 			       const struct sockaddr *peer, int established);
 
@@ -67,10 +67,10 @@ void session_shutdown(struct session *s);
 /* Frees the session at once, discarding its responses (worker exit). */
 void session_abort(struct session *s, enum session_close_reason reason);
 
-/* The same for every session of a worker, or of one listener address. */
-void session_shutdown_all(struct worker *w);
-void session_shutdown_listener(struct worker *w, const struct config_addr *addr);
-void session_abort_all(struct worker *w);
+/* The same for every session of a loop, or of one listener address. */
+void session_shutdown_all(struct loop *l);
+void session_shutdown_listener(struct loop *l, const struct config_addr *addr);
+void session_abort_all(struct loop *l);
 
 /* The backend answered req with the first len bytes of src; they are moved
  * (not copied) to the client, now or when req's turn comes. */
@@ -90,7 +90,5 @@ void session_respond_error(struct request *req, enum frame_err_code code, const 
 /* Backpressure lifted: read again, starting with what is already buffered. */
 void session_resume(struct session *s);
 
-/* The worker's list of sessions. */
-TAILQ_HEAD(session_list, session);
 
 #endif

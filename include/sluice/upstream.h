@@ -16,6 +16,7 @@
 struct bufferevent;
 struct event;
 struct evbuffer;
+struct loop;
 struct pool;
 struct pool_server;
 
@@ -30,6 +31,7 @@ enum upstream_state {
 #define UPSTREAM_STATE_COUNT 6
 
 struct upstream {
+	struct loop *loop;
 	struct pool *pool;
 	struct pool_server *server;
 	unsigned index;               /* within the server, for logs */

@@ -348,7 +348,7 @@ client_attach(unsigned idx)
 	c->sluice_fd = sv[1];
 	/* The options session_new gives its TLS bufferevents: callbacks run
 	 * directly, not deferred, so re-entry is what sluice really sees. */
-	c->bev = bufferevent_socket_new(fz.w->base, sv[1], BEV_OPT_CLOSE_ON_FREE);
+	c->bev = bufferevent_socket_new(fz.w->loop.base, sv[1], BEV_OPT_CLOSE_ON_FREE);
 	FUZZ_ASSERT(c->bev != NULL, "bufferevent_socket_new failed");
 	/* Our reference keeps the descriptor open after the session frees the
 	 * bufferevent; the session letting go shows as its callbacks gone. */
@@ -357,7 +357,7 @@ client_attach(unsigned idx)
 	peer.sin_port = htons((uint16_t)(40000 + idx));
 	/* The session gives its slot back when freed, as after an accept. */
 	slots_take();
-	if (session_attach(fz.w, fz.lc, fz.pool, c->bev, (struct sockaddr *)&peer, 1) == NULL)
+	if (session_attach(&fz.w->loop, fz.lc, fz.pool, c->bev, (struct sockaddr *)&peer, 1) == NULL)
 		fuzz_fail("session_attach failed");
 }
 
@@ -659,7 +659,7 @@ state_fingerprint(void)
 	}
 	h = mix(h, fz.pool->pending);
 	h = mix(h, fz.pool->n_waiting);
-	h = mix(h, fz.w->n_sessions);
+	h = mix(h, fz.w->loop.n_sessions);
 	return h;
 }
 
@@ -674,7 +674,7 @@ pump(void)
 		moved += client_io(&fz.clients[i], i);
 	for (unsigned i = 0; i < FZ_BACKENDS; i++)
 		moved += backend_io(&fz.backends[i]);
-	FUZZ_ASSERT(event_base_loop(fz.w->base, EVLOOP_NONBLOCK) >= 0, "event_base_loop failed");
+	FUZZ_ASSERT(event_base_loop(fz.w->loop.base, EVLOOP_NONBLOCK) >= 0, "event_base_loop failed");
 	moved += backend_accept();
 	for (unsigned i = 0; i < FZ_CLIENTS; i++) {
 		moved += client_io(&fz.clients[i], i);
@@ -855,7 +855,7 @@ backend_listen(bool on)
 static void
 pool_resize(bool small)
 {
-	struct config *cfg = small ? fz.cfg_small : fz.w->cfg;
+	struct config *cfg = small ? fz.cfg_small : fz.w->loop.cfg;
 
 	if (small == fz.resized)
 		return;
@@ -925,7 +925,7 @@ run_step(unsigned op, unsigned arg, const uint8_t *data, size_t len)
 		fire_timers(arg);
 		break;
 	case OP_SHUTDOWN:
-		session_shutdown_all(fz.w);
+		session_shutdown_all(&fz.w->loop);
 		break;
 	case OP_LISTEN:
 		backend_listen(!(arg & 1));
@@ -975,15 +975,15 @@ finish_input(void)
 	 * still read a request its client sent before leaving and write it to
 	 * a fresh connection (an orphan, rightly in flight): so time passes
 	 * and connections are renewed until nothing is left in flight. */
-	for (unsigned k = 0; k < 8 && (fz.w->n_sessions > 0 || fz.pool->pending > 0 || !backends_clean()); k++) {
+	for (unsigned k = 0; k < 8 && (fz.w->loop.n_sessions > 0 || fz.pool->pending > 0 || !backends_clean()); k++) {
 		pool_tick(fz.pool, clock_ms() + 4 * (uint64_t)FZ_HOUR_MS);
 		backends_reset();
-		for (r = 0; r < FZ_SETTLE_ROUNDS && fz.w->n_sessions > 0; r++) {
+		for (r = 0; r < FZ_SETTLE_ROUNDS && fz.w->loop.n_sessions > 0; r++) {
 			pool_tick(fz.pool, clock_ms() + 4 * (uint64_t)FZ_HOUR_MS);
 			pump();
 		}
 	}
-	FUZZ_ASSERT(fz.w->n_sessions == 0, "%u sessions left after their clients closed", fz.w->n_sessions);
+	FUZZ_ASSERT(fz.w->loop.n_sessions == 0, "%u sessions left after their clients closed", fz.w->loop.n_sessions);
 	for (unsigned i = 0; i < FZ_CLIENTS; i++) {
 		struct fz_client *c = &fz.clients[i];
 
@@ -999,8 +999,8 @@ finish_input(void)
 		    "pool left with %u pending, %u waiting", fz.pool->pending, fz.pool->n_waiting);
 	FUZZ_ASSERT(fz.pool->users == 0, "pool left with %u users", fz.pool->users);
 	FUZZ_ASSERT(TAILQ_EMPTY(&fz.pool->paused), "sessions left on the pool's pause list");
-	FUZZ_ASSERT(fz.w->stats.requests_pending == 0, "requests_pending gauge left at %llu",
-		    (unsigned long long)fz.w->stats.requests_pending);
+	FUZZ_ASSERT(fz.w->loop.stats.requests_pending == 0, "requests_pending gauge left at %llu",
+		    (unsigned long long)fz.w->loop.stats.requests_pending);
 	for (unsigned i = 0; i < fz.pool->n_all; i++)
 		FUZZ_ASSERT(fz.pool->all[i]->outstanding == 0 && TAILQ_EMPTY(&fz.pool->all[i]->fifo),
 			    "upstream %u left with %u outstanding", i, fz.pool->all[i]->outstanding);
@@ -1016,10 +1016,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	/* SLUICE_MAX_READ's effect, per input: on new client bufferevents
 	 * through the worker, on the open upstreams directly. */
-	fz.w->max_read = reads[data[0] & 3];
+	fz.w->loop.max_read = reads[data[0] & 3];
 	for (unsigned i = 0; i < fz.pool->n_all; i++) {
 		if (fz.pool->all[i]->bev != NULL)
-			bufferevent_set_max_single_read(fz.pool->all[i]->bev, fz.w->max_read);
+			bufferevent_set_max_single_read(fz.pool->all[i]->bev, fz.w->loop.max_read);
 	}
 	fz.clean = true;
 	while (off + 3 <= size) {
@@ -1188,8 +1188,8 @@ fuzz_setup(void)
 	fz.w = worker_new(0, fz.cfg, &lfd, NULL, NULL);
 	if (fz.w == NULL)
 		return -1;
-	fz.lc = &fz.w->cfg->listeners[0];
-	fz.pool = worker_pool(fz.w, fz.lc->backend, fz.w->cfg);
+	fz.lc = &fz.w->loop.cfg->listeners[0];
+	fz.pool = worker_pool(fz.w, fz.lc->backend, fz.w->loop.cfg);
 	if (fz.pool == NULL) {
 		fprintf(stderr, "fuzz_session: the worker has no pool\n");
 		return -1;

@@ -17,6 +17,7 @@
 #include <sluice/histogram.h>
 #include <sluice/metrics.h>
 #include <sluice/pool.h>
+#include <sluice/session.h>
 #include <sluice/upstream.h>
 #include <sluice/worker.h>
 
@@ -34,8 +35,8 @@ fake_worker(unsigned id)
 	ck_assert_ptr_nonnull(w);
 	w->id = id;
 	TAILQ_INIT(&w->removed_pools);
-	TAILQ_INIT(&w->sessions);
-	ck_assert_int_eq(pthread_mutex_init(&w->structure_lock, NULL), 0);
+	TAILQ_INIT(&w->loop.sessions);
+	ck_assert_int_eq(pthread_mutex_init(&w->loop.structure_lock, NULL), 0);
 	return w;
 }
 
@@ -53,7 +54,7 @@ fake_pool(struct worker *w, const char *name, const char *const *addrs, unsigned
 	conf->servers = calloc(n, sizeof(*conf->servers));
 	conf->n_servers = n;
 	conf->connections = 2;
-	p->worker = w;
+	p->loop = &w->loop;
 	p->conf = conf;
 	p->name = strdup(name);
 	p->servers = calloc(n, sizeof(*p->servers));
@@ -113,7 +114,7 @@ fake_worker_free(struct worker *w)
 		fake_pool_free(p);
 	}
 	free(w->pools);
-	ck_assert_int_eq(pthread_mutex_destroy(&w->structure_lock), 0);
+	ck_assert_int_eq(pthread_mutex_destroy(&w->loop.structure_lock), 0);
 	free(w);
 }
 
@@ -201,11 +202,11 @@ START_TEST(test_render_histogram_cumulative_in_seconds)
 	struct worker *w[2] = { fake_worker(0), fake_worker(1) };
 	char *text;
 
-	histogram_observe(&w[0]->stats.duration, 100);      /* le 0.0001 */
-	histogram_observe(&w[0]->stats.duration, 101);      /* le 0.00025 */
-	histogram_observe(&w[1]->stats.duration, 2500000);  /* le 2.5 */
-	histogram_observe(&w[1]->stats.duration, 20000000); /* +Inf only */
-	histogram_observe(&w[1]->stats.duration, 42);       /* le 0.0001 */
+	histogram_observe(&w[0]->loop.stats.duration, 100);      /* le 0.0001 */
+	histogram_observe(&w[0]->loop.stats.duration, 101);      /* le 0.00025 */
+	histogram_observe(&w[1]->loop.stats.duration, 2500000);  /* le 2.5 */
+	histogram_observe(&w[1]->loop.stats.duration, 20000000); /* +Inf only */
+	histogram_observe(&w[1]->loop.stats.duration, 42);       /* le 0.0001 */
 	text = render(w, 2, NULL);
 	ck_assert_line(text, "# HELP sluice_request_duration_seconds "
 		       "Time from a request's last byte received to its response queued to the client.");
@@ -255,7 +256,7 @@ END_TEST
 /* ---- worker counters ----------------------------------------------------- */
 
 static void
-fill_stats(struct worker_stats *st, uint64_t base)
+fill_stats(struct loop_stats *st, uint64_t base)
 {
 	st->connections_active = base + 1;
 	st->connections_total = base + 2;
@@ -289,9 +290,9 @@ START_TEST(test_render_counters_summed_over_workers)
 
 	/* Worker 0 holds 1..18, worker 2 holds 1001..1018: each sum is
 	 * 1000 + 2k; the NULL slot (a worker not created) is skipped. */
-	fill_stats(&w[0]->stats, 0);
-	fill_stats(&w[2]->stats, 1000);
-	w[2]->stats.bytes_received = 5000000000ull;   /* past 32 bits */
+	fill_stats(&w[0]->loop.stats, 0);
+	fill_stats(&w[2]->loop.stats, 1000);
+	w[2]->loop.stats.bytes_received = 5000000000ull;   /* past 32 bits */
 	text = render(w, 3, NULL);
 	ck_assert_line(text, "# TYPE sluice_connections_active gauge");
 	ck_assert_line(text, "sluice_connections_active 1002");
@@ -494,8 +495,8 @@ START_TEST(test_render_every_sample_has_help_and_type)
 	int samples = 0;
 
 	fake_attach(w, fake_pool(w, "app", addrs, 1));
-	fill_stats(&w->stats, 0);
-	histogram_observe(&w->stats.duration, 300);
+	fill_stats(&w->loop.stats, 0);
+	histogram_observe(&w->loop.stats.duration, 300);
 	text = render(&w, 1, &g);
 	ck_assert_int_eq(text[strlen(text) - 1], '\n');
 	copy = strdup(text + 1);

@@ -12,9 +12,9 @@
 
 #include <event2/buffer.h>
 
+#include <sluice/loop.h>
 #include <sluice/pool.h>
 #include <sluice/upstream.h>
-#include <sluice/worker.h>
 
 #include "fake_upstream.h"
 
@@ -35,6 +35,7 @@ upstream_new(struct pool *p, struct pool_server *srv, unsigned index)
 	if (c == NULL)
 		return NULL;
 	u = &c->u;
+	u->loop = p->loop;
 	u->pool = p;
 	u->server = srv;
 	u->index = index;
@@ -110,7 +111,7 @@ upstream_enqueue(struct upstream *u, struct request *req)
 	assert(u->state == UPSTREAM_CONNECTED);
 	req->state = REQUEST_WRITTEN;
 	req->upstream = u;
-	req->written_us = u->pool->worker->now_us;
+	req->written_us = u->loop->now_us;
 	TAILQ_INSERT_TAIL(&u->fifo, req, queue_link);
 	u->outstanding++;
 }
@@ -165,7 +166,7 @@ upstream_timeout(struct upstream *u)
 {
 	struct request *req = fake_pop(u);
 
-	WORKER_STAT_ADD(u->pool->worker, timeouts_request, 1);
+	LOOP_STAT_ADD(u->loop, timeouts_request, 1);
 	pool_pending_add(u->pool, -1);
 	req->client->ops->respond_error(req, FRAME_ERR_TIMEOUT, "request_timeout");
 	fake_fail(u);
