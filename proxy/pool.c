@@ -35,9 +35,11 @@ pool_pending_add(struct pool *p, int delta)
 }
 
 void
-pool_client_init(struct pool_client *pc, const struct pool_client_ops *ops)
+pool_client_init(struct pool_client *pc, const struct request_client_ops *rops,
+		 const struct pool_client_ops *ops)
 {
 	memset(pc, 0, sizeof(*pc));
+	pc->rc.ops = rops;
 	pc->ops = ops;
 }
 
@@ -312,8 +314,8 @@ pool_unlink_waiting(struct pool *p, struct request *req)
 	assert(req->state == REQUEST_WAITING);
 	TAILQ_REMOVE(&p->waiting, req, queue_link);
 	p->n_waiting--;
-	assert(req->client != NULL && req->client->n_waiting > 0);
-	req->client->n_waiting--;
+	assert(req->client != NULL && pool_client_of(req->client)->n_waiting > 0);
+	pool_client_of(req->client)->n_waiting--;
 	req->state = REQUEST_UNLINKED;
 }
 
@@ -503,7 +505,7 @@ pool_enqueue(struct pool *p, struct request *req, struct evbuffer *src)
 	req->state = REQUEST_WAITING;
 	TAILQ_INSERT_TAIL(&p->waiting, req, queue_link);
 	p->n_waiting++;
-	req->client->n_waiting++;
+	pool_client_of(req->client)->n_waiting++;
 }
 
 /* The connection req may go to now, or NULL: it must wait. */
@@ -536,7 +538,7 @@ pool_run_flush(struct pool_run *run, struct evbuffer *src)
 void
 pool_place(struct pool *p, struct request *req, struct evbuffer *src, struct pool_run *run)
 {
-	struct pool_client *pc = req->client;
+	struct pool_client *pc = pool_client_of(req->client);
 	struct upstream *u;
 
 	assert(pc != NULL);
@@ -558,7 +560,7 @@ pool_place(struct pool *p, struct request *req, struct evbuffer *src, struct poo
 		evbuffer_drain(src, req->len);
 		pool_pending_add(p, -1);
 		req->state = REQUEST_UNLINKED;
-		pc->ops->respond_error(req, FRAME_ERR_UNAVAILABLE, "no backend server is reachable");
+		req->client->ops->respond_error(req, FRAME_ERR_UNAVAILABLE, "no backend server is reachable");
 		return;
 	}
 	pool_enqueue(p, req, src);
@@ -635,7 +637,7 @@ pool_drain_pass(struct pool *p)
 	int exhausted = 0;
 
 	for (req = TAILQ_FIRST(&p->waiting); req != NULL; req = next) {
-		struct pool_client *pc = req->client;
+		struct pool_client *pc = pool_client_of(req->client);
 		struct upstream *u = pc->sticky;
 
 		next = TAILQ_NEXT(req, queue_link);
@@ -773,12 +775,12 @@ static void
 pool_expire(struct pool *p, struct request *req)
 {
 	static const char why[] = "no backend connection could take the request within queue_timeout";
-	struct pool_client *pc = req->client;
+	struct pool_client *pc = pool_client_of(req->client);
 	struct request *next;
 
 	for (; req != NULL && pc->n_waiting > 0; req = next) {
 		next = TAILQ_NEXT(req, queue_link);
-		if (req->client != pc)
+		if (req->client != &pc->rc)
 			continue;
 		LOOP_STAT_ADD(p->loop, timeouts_queue, 1);
 		pool_answer_waiting(p, req, FRAME_ERR_BUSY, why);

@@ -17,6 +17,7 @@
  * (close_notify sent, lingering briefly so the client reads the end before
  * the socket closes).
  */
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -114,9 +115,21 @@ static uint64_t session_drain_period(const struct session *s);
 static int session_stop_reading(struct session *s);
 static void session_established(struct session *s);
 static void session_pc_resume(struct pool_client *pc);
+static void session_resume(struct session *s);
+static struct request_client *session_take_head(struct request *req, uint32_t len);
+static void session_deliver(struct request_client *c, struct evbuffer *src, size_t len);
+static void session_respond(struct request *req, struct evbuffer *src, uint32_t len);
+static void session_respond_error(struct request *req, enum frame_err_code code, const char *message);
 
 static const struct pool_client_ops session_pool_ops = {
 	.resume = session_pc_resume,
+};
+
+/* How the pool and the upstreams answer its requests. */
+static const struct request_client_ops session_request_ops = {
+	.take_head = session_take_head,
+	.deliver = session_deliver,
+	.respond = session_respond,
 	.respond_error = session_respond_error,
 };
 
@@ -165,6 +178,21 @@ session_check(void *arg)
 	return s;
 }
 
+/* The session a request-client record is part of (s->pc.rc). */
+static struct session *
+session_of_client(struct request_client *c)
+{
+	return session_check((char *)pool_client_of(c) - offsetof(struct session, pc));
+}
+
+/* The session req belongs to: its client has not left. */
+static struct session *
+session_of(const struct request *req)
+{
+	assert(req->client != NULL);
+	return session_of_client(req->client);
+}
+
 static void
 session_arm(struct session *s, uint64_t ms)
 {
@@ -211,7 +239,7 @@ session_attach(struct loop *l, const struct config_listener *lc, struct pool *po
 	s->pool = pool;
 	s->bev = bev;
 	TAILQ_INIT(&s->reqs);
-	pool_client_init(&s->pc, &session_pool_ops);
+	pool_client_init(&s->pc, &session_request_ops, &session_pool_ops);
 	s->reason = SESSION_CLOSE_COUNT;
 	session_format_peer(s->peer, sizeof(s->peer), peer);
 	s->timer = evtimer_new(l->base, session_timer_cb, s);
@@ -292,7 +320,6 @@ session_release_requests(struct session *s)
 			request_free(&s->loop->requests, req);
 			break;
 		case REQUEST_WRITTEN:
-			req->session = NULL;
 			req->client = NULL;
 			break;
 		case REQUEST_DONE:
@@ -525,7 +552,7 @@ session_protocol_error(struct session *s, const struct frame_info *fi)
 		session_kill(s, SESSION_CLOSE_INTERNAL, "out of memory answering a protocol error");
 		return;
 	}
-	req->session = s;
+	req->client = &s->pc.rc;
 	req->state = REQUEST_UNLINKED;
 	TAILQ_INSERT_TAIL(&s->reqs, req, session_link);
 	s->n_reqs++;
@@ -604,8 +631,7 @@ session_new_request(struct session *s, uint32_t len)
 
 	if (req == NULL)
 		return NULL;
-	req->session = s;
-	req->client = &s->pc;
+	req->client = &s->pc.rc;
 	req->len = len;
 	req->received_us = s->loop->now_us;
 	TAILQ_INSERT_TAIL(&s->reqs, req, session_link);
@@ -1038,40 +1064,40 @@ session_drop(struct session *s, struct request *req, struct evbuffer *src, uint3
 	session_dequeue(s, req);
 }
 
-struct session *
+/* request_client_ops.take_head */
+static struct request_client *
 session_take_head(struct request *req, uint32_t len)
 {
-	struct session *s = req->session;
+	struct session *s = session_of(req);
 
-	if (s == NULL || req != TAILQ_FIRST(&s->reqs) || !session_accepts(s, len))
+	if (req != TAILQ_FIRST(&s->reqs) || !session_accepts(s, len))
 		return NULL;
 	session_account(s, req, len);
 	session_dequeue(s, req);
 	s->passing_bytes += len;
-	return s;
+	return &s->pc.rc;
 }
 
-void
-session_deliver(struct session *s, struct evbuffer *src, size_t len)
+/* request_client_ops.deliver */
+static void
+session_deliver(struct request_client *c, struct evbuffer *src, size_t len)
 {
+	struct session *s = session_of_client(c);
+
 	s->passing_bytes -= len;
 	if (session_move(s, src, bufferevent_get_output(s->bev), len) == 0)
 		session_flush(s);
 }
 
-void
+/* request_client_ops.respond */
+static void
 session_respond(struct request *req, struct evbuffer *src, uint32_t len)
 {
-	struct session *s = req->session;
+	struct session *s = session_of(req);
+	struct request_client *c = session_take_head(req, len);
 
-	if (s == NULL) {
-		/* Its client left: the response goes nowhere, never elsewhere. */
-		evbuffer_drain(src, len);
-		request_free(&req->upstream->loop->requests, req);
-		return;
-	}
-	if (session_take_head(req, len) != NULL) {
-		session_deliver(s, src, len);
+	if (c != NULL) {
+		session_deliver(c, src, len);
 		return;
 	}
 	if (s->state == SESSION_CLOSED) {
@@ -1099,20 +1125,16 @@ session_respond(struct request *req, struct evbuffer *src, uint32_t len)
 	s->parked_bytes += len;
 }
 
-void
+/* request_client_ops.respond_error */
+static void
 session_respond_error(struct request *req, enum frame_err_code code, const char *message)
 {
+	struct session *s = session_of(req);
 	struct evbuffer *err;
-	struct loop *l = req->session ? req->session->loop : req->upstream->loop;
 
-	loop_count_error(l, code);
-	if (req->session == NULL) {
-		request_free(&l->requests, req);
-		return;
-	}
+	loop_count_error(s->loop, code);
 	err = evbuffer_new();
 	if (err == NULL || frame_add_error(err, frame_err_code_name(code), message) < 0) {
-		struct session *s = req->session;
 		if (err != NULL)
 			evbuffer_free(err);
 		session_kill(s, SESSION_CLOSE_INTERNAL, "out of memory answering an error");
@@ -1122,7 +1144,8 @@ session_respond_error(struct request *req, enum frame_err_code code, const char 
 	evbuffer_free(err);
 }
 
-void
+/* Backpressure lifted: read again, starting with what is already buffered. */
+static void
 session_resume(struct session *s)
 {
 	pool_client_unpause(&s->pc);

@@ -31,7 +31,6 @@
 #include <sluice/log.h>
 #include <sluice/loop.h>
 #include <sluice/pool.h>
-#include <sluice/session.h>
 #include <sluice/upstream.h>
 #include <sluice/worker.h>
 
@@ -154,8 +153,21 @@ upstream_pop(struct upstream *u)
 	u->outstanding--;
 	req->state = REQUEST_UNLINKED;
 	if (req->client != NULL)
-		pool_client_unstick(req->client);
+		pool_client_unstick(pool_client_of(req->client));
 	return req;
+}
+
+/* sluice answers a request that left the FIFO. One whose client left is
+ * counted as answered, and freed. */
+static void
+upstream_respond_error(struct upstream *u, struct request *req, enum frame_err_code code, const char *message)
+{
+	if (req->client == NULL) {
+		loop_count_error(u->loop, code);
+		request_free(&u->loop->requests, req);
+		return;
+	}
+	req->client->ops->respond_error(req, code, message);
 }
 
 static void
@@ -165,8 +177,8 @@ upstream_fail_requests(struct upstream *u)
 		struct request *req = upstream_pop(u);
 
 		pool_pending_add(u->pool, -1);
-		session_respond_error(req, FRAME_ERR_UNAVAILABLE,
-				      "the backend connection failed after the request was written");
+		upstream_respond_error(u, req, FRAME_ERR_UNAVAILABLE,
+				       "the backend connection failed after the request was written");
 	}
 }
 
@@ -471,10 +483,10 @@ upstream_backend_quit(struct upstream *u)
 	}
 }
 
-/* Consecutive answers to one session, the oldest requests of it, move to
- * its output in one go (see session_take_head). */
+/* Consecutive answers to one client, the oldest requests of it, move to
+ * its output in one go (see request_client_ops.take_head). */
 struct upstream_run {
-	struct session *session;
+	struct request_client *client;
 	size_t len;
 };
 
@@ -482,8 +494,8 @@ static void
 upstream_run_flush(struct upstream_run *run, struct evbuffer *in)
 {
 	if (run->len > 0)
-		session_deliver(run->session, in, run->len);
-	run->session = NULL;
+		run->client->ops->deliver(run->client, in, run->len);
+	run->client = NULL;
 	run->len = 0;
 }
 
@@ -492,18 +504,22 @@ static void
 upstream_answer(struct upstream *u, struct upstream_run *run, struct evbuffer *in, uint32_t len)
 {
 	struct request *req = upstream_pop(u);
-	struct session *s;
+	struct request_client *c;
 
 	u->failures = 0;
-	s = session_take_head(req, len);
-	if (s != NULL) {
-		if (s != run->session)
+	if (req->client == NULL) {
+		/* Its client left: the response goes nowhere, never elsewhere. */
+		upstream_run_flush(run, in);
+		evbuffer_drain(in, len);
+		request_free(&u->loop->requests, req);
+	} else if ((c = req->client->ops->take_head(req, len)) != NULL) {
+		if (c != run->client)
 			upstream_run_flush(run, in);
-		run->session = s;
+		run->client = c;
 		run->len += len;
 	} else {
 		upstream_run_flush(run, in);
-		session_respond(req, in, len);
+		req->client->ops->respond(req, in, len);
 	}
 	/* Only wakes sessions (deferred): nothing here answers a request. */
 	pool_request_done(u->pool);
@@ -732,6 +748,6 @@ upstream_timeout(struct upstream *u)
 		 (unsigned long long)limit);
 	req = upstream_pop(u);
 	pool_pending_add(u->pool, -1);
-	session_respond_error(req, FRAME_ERR_TIMEOUT, "the backend did not answer within request_timeout");
+	upstream_respond_error(u, req, FRAME_ERR_TIMEOUT, "the backend did not answer within request_timeout");
 	upstream_fail(u, reason);
 }

@@ -10,6 +10,7 @@
 #define SLUICE_POOL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <sys/queue.h>
@@ -51,16 +52,16 @@ TAILQ_HEAD(pool_server_list, pool_server);
  * record (the session): the connection its written requests are on (it
  * sticks to it, so the backend executes its requests in the order sent),
  * how many wait in the queue, and its place among the paused clients. The
- * pool reaches the client only through ops. */
+ * pool reaches the client only through ops (and its requests' answers go
+ * through rc.ops). */
 struct pool_client;
 struct pool_client_ops {
 	/* The pool has room again: read the client's requests again. */
 	void (*resume)(struct pool_client *pc);
-	/* sluice answers req itself (BUSY, UNAVAILABLE, TIMEOUT). */
-	void (*respond_error)(struct request *req, enum frame_err_code code, const char *message);
 };
 TAILQ_HEAD(pool_client_list, pool_client);
 struct pool_client {
+	struct request_client rc;         /* what its requests point at (req->client) */
 	const struct pool_client_ops *ops;
 	struct upstream *sticky;          /* carries its written requests, or NULL */
 	unsigned n_sticky;                /* how many of them */
@@ -69,7 +70,15 @@ struct pool_client {
 	struct pool_client_list *paused_on; /* the pool list it waits on, or NULL */
 };
 
-void pool_client_init(struct pool_client *pc, const struct pool_client_ops *ops);
+/* The placement record a request's client pointer is part of. */
+static inline struct pool_client *
+pool_client_of(struct request_client *c)
+{
+	return c == NULL ? NULL : (struct pool_client *)(void *)((char *)c - offsetof(struct pool_client, rc));
+}
+
+void pool_client_init(struct pool_client *pc, const struct request_client_ops *rops,
+		      const struct pool_client_ops *ops);
 /* Requests the client has in the pool: waiting or written, unanswered. */
 static inline unsigned
 pool_client_outstanding(const struct pool_client *pc)

@@ -3,7 +3,8 @@
  * established → closing → closed), its timers, and its requests in arrival
  * order. It cuts frames out of the decrypted input, hands them to the pool,
  * and writes the responses back in request order, whichever backend
- * connection answered first.
+ * connection answered first. Answers reach it through its requests'
+ * client ops (request.h), not through this header.
  */
 #ifndef SLUICE_SESSION_H
 #define SLUICE_SESSION_H
@@ -71,24 +72,5 @@ void session_abort(struct session *s, enum session_close_reason reason);
 void session_shutdown_all(struct loop *l);
 void session_shutdown_listener(struct loop *l, const struct config_addr *addr);
 void session_abort_all(struct loop *l);
-
-/* The backend answered req with the first len bytes of src; they are moved
- * (not copied) to the client, now or when req's turn comes. */
-void session_respond(struct request *req, struct evbuffer *src, uint32_t len);
-
-/* The same in two steps, so that consecutive answers to one session move
- * in one go: when req is its session's oldest request, session_take_head
- * accounts for its answer (len bytes) and returns the session; the caller
- * then hands over the run's bytes with session_deliver before anything
- * else reads src. NULL otherwise (use session_respond). */
-struct session *session_take_head(struct request *req, uint32_t len);
-void session_deliver(struct session *s, struct evbuffer *src, size_t len);
-
-/* sluice answers req itself with "ERR CODE message". */
-void session_respond_error(struct request *req, enum frame_err_code code, const char *message);
-
-/* Backpressure lifted: read again, starting with what is already buffered. */
-void session_resume(struct session *s);
-
 
 #endif

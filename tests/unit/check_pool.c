@@ -62,7 +62,7 @@ t_resume(struct pool_client *pc)
 static void
 t_respond_error(struct request *req, enum frame_err_code code, const char *message)
 {
-	struct tclient *c = tclient_of(req->client);
+	struct tclient *c = tclient_of(pool_client_of(req->client));
 
 	(void)message;
 	ck_assert_uint_lt(c->n_errors, MAX_ERRORS);
@@ -71,13 +71,14 @@ t_respond_error(struct request *req, enum frame_err_code code, const char *messa
 	request_free(&t_loop->requests, req);
 }
 
-static const struct pool_client_ops t_ops = { .resume = t_resume, .respond_error = t_respond_error };
+static const struct pool_client_ops t_ops = { .resume = t_resume };
+static const struct request_client_ops t_req_ops = { .respond_error = t_respond_error };
 
 static void
 tclient_init(struct tclient *c, const char *name)
 {
 	memset(c, 0, sizeof(*c));
-	pool_client_init(&c->pc, &t_ops);
+	pool_client_init(&c->pc, &t_req_ops, &t_ops);
 	c->name = name;
 }
 
@@ -159,7 +160,7 @@ t_send(struct tclient *c, uint32_t id)
 	ck_assert_ptr_nonnull(src);
 	ck_assert_ptr_nonnull(req);
 	ck_assert_uint_le(id, sizeof(zeros));
-	req->client = &c->pc;
+	req->client = &c->pc.rc;
 	req->len = id;
 	ck_assert_int_eq(evbuffer_add(src, zeros, id), 0);
 	pool_place(t_p, req, src, &run);
@@ -272,7 +273,7 @@ START_TEST(test_run_moves_a_burst_once)
 	ck_assert_int_eq(evbuffer_add(src, bytes, 10 + 11 + 12 + 13), 0);
 	for (int i = 0; i < 4; i++) {
 		r[i] = request_new(&t_loop->requests);
-		r[i]->client = i < 3 ? &a.pc : &b.pc;
+		r[i]->client = i < 3 ? &a.pc.rc : &b.pc.rc;
 		r[i]->len = 10 + (uint32_t)i;
 	}
 	pool_place(t_p, r[0], src, &run);

@@ -62,7 +62,7 @@ fake_pop(struct upstream *u)
 	u->outstanding--;
 	req->state = REQUEST_UNLINKED;
 	if (req->client != NULL)
-		pool_client_unstick(req->client);
+		pool_client_unstick(pool_client_of(req->client));
 	return req;
 }
 
