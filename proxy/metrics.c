@@ -305,13 +305,13 @@ static int
 metrics_servers_add_server(struct metrics_servers *set, const struct pool *p,
 			   const struct pool_server *srv)
 {
-	struct metrics_server *s = metrics_servers_find(set, p->name, srv->addr.text);
+	struct metrics_server *s = metrics_servers_find(set, p->name, srv->target.addr.text);
 
 	if (s == NULL)
 		return -1;
 	for (unsigned st = 0; st < UPSTREAM_STATE_COUNT; st++)
-		s->connections[st] += METRICS_LOAD(srv->stats.connections[st]);
-	s->errors += METRICS_LOAD(srv->stats.errors);
+		s->connections[st] += METRICS_LOAD(srv->target.stats.connections[st]);
+	s->errors += METRICS_LOAD(srv->target.stats.errors);
 	return 0;
 }
 

@@ -9,6 +9,7 @@
  */
 #include <assert.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +23,23 @@
 #include <sluice/pool.h>
 #include <sluice/upstream.h>
 
-/* pending is read by metrics from another thread: relaxed atomic stores.
- * The worker's gauge is kept in step so a scrape needs no pool walk. */
-void
+static void pool_upstream_ready(struct upstream *u);
+static void pool_upstream_failed(struct upstream *u);
+static void pool_request_left(struct upstream *u, struct request *req);
+static void pool_request_answered(struct upstream *u);
+
+/* How its connections report to the pool. */
+static const struct upstream_ops pool_upstream_ops = {
+	.ready = pool_upstream_ready,
+	.failed = pool_upstream_failed,
+	.request_left = pool_request_left,
+	.answered = pool_request_answered,
+};
+
+/* Every change to pending goes through here: it is read by metrics from
+ * another thread, so relaxed atomic stores. The worker's gauge is kept in
+ * step so a scrape needs no pool walk. */
+static void
 pool_pending_add(struct pool *p, int delta)
 {
 	struct loop *l = p->loop;
@@ -52,7 +67,9 @@ pool_client_unpause(struct pool_client *pc)
 	pc->paused_on = NULL;
 }
 
-void
+/* A written request left its connection's FIFO (answered or failed): the
+ * client may stick to another connection once none is left. */
+static void
 pool_client_unstick(struct pool_client *pc)
 {
 	assert(pc->n_sticky > 0);
@@ -83,7 +100,7 @@ pool_server_free(struct pool_server *srv)
 	for (unsigned i = 0; i < srv->n_ups; i++)
 		upstream_free(srv->ups[i]);
 	free(srv->ups);
-	free(srv->addr.text);
+	free(srv->target.addr.text);
 	free(srv);
 }
 
@@ -95,9 +112,9 @@ pool_server_new(struct pool *p, const struct config_addr *addr)
 	if (srv == NULL)
 		return NULL;
 	srv->pool = p;
-	srv->addr = *addr;
-	srv->addr.text = strdup(addr->text);
-	if (srv->addr.text == NULL) {
+	srv->target.addr = *addr;
+	srv->target.addr.text = strdup(addr->text);
+	if (srv->target.addr.text == NULL) {
 		free(srv);
 		return NULL;
 	}
@@ -134,7 +151,7 @@ pool_server_resize(struct pool_server *srv, unsigned want)
 		if (ups == NULL)
 			return -1;
 		srv->ups = ups;
-		u = upstream_new(srv->pool, srv, srv->n_ups);
+		u = upstream_new(srv->pool->loop, &srv->pool->backend, &srv->target, srv->n_ups);
 		if (u == NULL)
 			return -1;
 		srv->ups[srv->n_ups++] = u;
@@ -173,6 +190,7 @@ pool_set_config(struct pool *p, struct config *cfg, const struct config_backend 
 
 	p->cfg = config_ref(cfg);
 	p->conf = conf;
+	p->backend.conf = conf;
 	if (old != NULL)
 		config_unref(old);
 }
@@ -191,6 +209,8 @@ pool_new(struct loop *l, struct config *cfg, const struct config_backend *conf)
 	p->name = strdup(conf->name);
 	if (p->name == NULL)
 		goto oom;
+	p->backend.ops = &pool_upstream_ops;
+	p->backend.name = p->name;
 	pool_set_config(p, cfg, conf);
 	if (pool_reconfigure(p, cfg, conf) < 0)
 		goto oom;
@@ -206,7 +226,7 @@ static void
 pool_retire_server(struct pool *p, struct pool_server *srv)
 {
 	log_info("backend %s: server %s removed from the configuration; draining its connections",
-		 p->name, srv->addr.text);
+		 p->name, srv->target.addr.text);
 	srv->retired = 1;
 	for (unsigned i = 0; i < srv->n_ups; i++)
 		upstream_retire(srv->ups[i]);
@@ -218,7 +238,7 @@ static struct pool_server *
 pool_find_server(struct pool *p, const struct config_addr *addr, bool *taken)
 {
 	for (unsigned i = 0; i < p->n_servers; i++) {
-		if (!taken[i] && config_addr_equal(&p->servers[i]->addr, addr)) {
+		if (!taken[i] && config_addr_equal(&p->servers[i]->target.addr, addr)) {
 			taken[i] = true;
 			return p->servers[i];
 		}
@@ -262,7 +282,7 @@ pool_shares_server(const struct pool *p, const struct config_backend *conf)
 {
 	for (unsigned i = 0; i < p->n_servers; i++) {
 		for (size_t j = 0; j < conf->n_servers; j++) {
-			if (config_addr_equal(&p->servers[i]->addr, &conf->servers[j].addr))
+			if (config_addr_equal(&p->servers[i]->target.addr, &conf->servers[j].addr))
 				return true;
 		}
 	}
@@ -287,6 +307,7 @@ pool_reconfigure(struct pool *p, struct config *cfg, const struct config_backend
 	if (name != NULL) {
 		free(p->name);
 		p->name = name;
+		p->backend.name = name;
 	}
 	for (unsigned i = 0; i < p->n_servers; i++) {
 		if (!taken[i])
@@ -300,7 +321,7 @@ pool_reconfigure(struct pool *p, struct config *cfg, const struct config_backend
 	for (unsigned i = 0; i < p->n_servers; i++) {
 		if (pool_server_resize(p->servers[i], conf->connections) < 0)
 			log_error("backend %s: server %s: cannot open all %u connections: out of memory",
-				  p->name, p->servers[i]->addr.text, conf->connections);
+				  p->name, p->servers[i]->target.addr.text, conf->connections);
 	}
 	return pool_rebuild_all(p);
 }
@@ -680,10 +701,35 @@ pool_cancel(struct pool *p, struct request *req)
 	pool_pending_add(p, -1);
 }
 
-void
-pool_request_done(struct pool *p)
+/* The pool whose backend record u points at. */
+static struct pool *
+pool_of(const struct upstream *u)
 {
-	pool_pending_add(p, -1);
+	return (struct pool *)(void *)((const char *)u->backend - offsetof(struct pool, backend));
+}
+
+static struct pool_server *
+pool_server_of(const struct upstream *u)
+{
+	return (struct pool_server *)(void *)((char *)u->target - offsetof(struct pool_server, target));
+}
+
+/* upstream_ops.request_left */
+static void
+pool_request_left(struct upstream *u, struct request *req)
+{
+	if (req->client != NULL)
+		pool_client_unstick(pool_client_of(req->client));
+	pool_pending_add(pool_of(u), -1);
+}
+
+/* upstream_ops.answered: the pool has room again below three quarters of
+ * max_pending. */
+static void
+pool_request_answered(struct upstream *u)
+{
+	struct pool *p = pool_of(u);
+
 	if (p->pending <= p->conf->max_pending - p->conf->max_pending / 4)
 		pool_wake(p);
 }
@@ -709,24 +755,30 @@ pool_server_update(struct pool_server *srv)
 		return;
 	if (down && !srv->down)
 		log_warn("backend %s: server %s is down: every connection failed; retrying with backoff",
-			 srv->pool->name, srv->addr.text);
+			 srv->pool->name, srv->target.addr.text);
 	else if (!down && srv->down)
-		log_info("backend %s: server %s is up again", srv->pool->name, srv->addr.text);
+		log_info("backend %s: server %s is up again", srv->pool->name, srv->target.addr.text);
 	srv->down = (unsigned)down;
 }
 
-void
-pool_upstream_ready(struct pool *p, struct upstream *u)
+/* upstream_ops.ready: state changes that may let queued work proceed. */
+static void
+pool_upstream_ready(struct upstream *u)
 {
-	pool_server_update(u->server);
+	struct pool *p = pool_of(u);
+
+	pool_server_update(pool_server_of(u));
 	pool_drain_waiting(p);
 	pool_wake(p);
 }
 
-void
-pool_upstream_failed(struct pool *p, struct upstream *u)
+/* upstream_ops.failed */
+static void
+pool_upstream_failed(struct upstream *u)
 {
-	pool_server_update(u->server);
+	struct pool *p = pool_of(u);
+
+	pool_server_update(pool_server_of(u));
 	if (p->n_waiting > 0 && pool_all_down(p))
 		pool_fail_waiting(p, FRAME_ERR_UNAVAILABLE, "no backend server is reachable");
 	/* Sessions whose requests waited for the failed connection have no

@@ -30,7 +30,6 @@
 #include <sluice/frame.h>
 #include <sluice/log.h>
 #include <sluice/loop.h>
-#include <sluice/pool.h>
 #include <sluice/upstream.h>
 #include <sluice/worker.h>
 
@@ -57,13 +56,13 @@ static void upstream_timer_cb(evutil_socket_t fd, short what, void *arg);
 static const char *
 upstream_backend(const struct upstream *u)
 {
-	return u->pool->name;
+	return u->backend->name;
 }
 
 static const char *
 upstream_addr(const struct upstream *u)
 {
-	return u->server->addr.text;
+	return u->target->addr.text;
 }
 
 const char *
@@ -90,7 +89,7 @@ upstream_state_name(enum upstream_state state)
 static void
 upstream_set_state(struct upstream *u, enum upstream_state state)
 {
-	struct pool_server_stats *st = &u->server->stats;
+	struct upstream_server_stats *st = &u->target->stats;
 
 	__atomic_store_n(&st->connections[u->state], st->connections[u->state] - 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&st->connections[state], st->connections[state] + 1, __ATOMIC_RELAXED);
@@ -100,7 +99,7 @@ upstream_set_state(struct upstream *u, enum upstream_state state)
 static void
 upstream_count_error(struct upstream *u)
 {
-	struct pool_server_stats *st = &u->server->stats;
+	struct upstream_server_stats *st = &u->target->stats;
 
 	__atomic_store_n(&st->errors, st->errors + 1, __ATOMIC_RELAXED);
 }
@@ -115,21 +114,21 @@ upstream_arm(struct upstream *u, uint64_t ms)
 }
 
 struct upstream *
-upstream_new(struct pool *p, struct pool_server *srv, unsigned index)
+upstream_new(struct loop *l, const struct upstream_backend *b, struct upstream_target *t, unsigned index)
 {
 	struct upstream *u = calloc(1, sizeof(*u));
 
 	if (u == NULL)
 		return NULL;
-	u->loop = p->loop;
-	u->pool = p;
-	u->server = srv;
+	u->loop = l;
+	u->backend = b;
+	u->target = t;
 	u->index = index;
 	u->state = UPSTREAM_BACKOFF;
-	__atomic_store_n(&srv->stats.connections[UPSTREAM_BACKOFF],
-			 srv->stats.connections[UPSTREAM_BACKOFF] + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->stats.connections[UPSTREAM_BACKOFF],
+			 t->stats.connections[UPSTREAM_BACKOFF] + 1, __ATOMIC_RELAXED);
 	TAILQ_INIT(&u->fifo);
-	u->timer = evtimer_new(p->loop->base, upstream_timer_cb, u);
+	u->timer = evtimer_new(l->base, upstream_timer_cb, u);
 	if (u->timer == NULL) {
 		free(u);
 		return NULL;
@@ -152,8 +151,7 @@ upstream_pop(struct upstream *u)
 	TAILQ_REMOVE(&u->fifo, req, queue_link);
 	u->outstanding--;
 	req->state = REQUEST_UNLINKED;
-	if (req->client != NULL)
-		pool_client_unstick(pool_client_of(req->client));
+	u->backend->ops->request_left(u, req);
 	return req;
 }
 
@@ -176,7 +174,6 @@ upstream_fail_requests(struct upstream *u)
 	while (!TAILQ_EMPTY(&u->fifo)) {
 		struct request *req = upstream_pop(u);
 
-		pool_pending_add(u->pool, -1);
 		upstream_respond_error(u, req, FRAME_ERR_UNAVAILABLE,
 				       "the backend connection failed after the request was written");
 	}
@@ -266,13 +263,13 @@ upstream_fail(struct upstream *u, const char *reason)
 	upstream_fail_requests(u);
 	upstream_set_state(u, UPSTREAM_BACKOFF);
 	upstream_arm(u, delay);
-	pool_upstream_failed(u->pool, u);
+	u->backend->ops->failed(u);
 }
 
 static void
 upstream_connect(struct upstream *u)
 {
-	const struct config_addr *a = &u->server->addr;
+	const struct config_addr *a = &u->target->addr;
 
 	u->bev = bufferevent_socket_new(u->loop->base, -1,
 					BEV_OPT_CLOSE_ON_FREE);
@@ -291,13 +288,13 @@ upstream_connect(struct upstream *u)
 		upstream_fail(u, strerror(errno));
 		return;
 	}
-	upstream_arm(u, u->pool->conf->connect_timeout_ms);
+	upstream_arm(u, u->backend->conf->connect_timeout_ms);
 }
 
 void
 upstream_free(struct upstream *u)
 {
-	struct pool_server_stats *st = &u->server->stats;
+	struct upstream_server_stats *st = &u->target->stats;
 
 	__atomic_store_n(&st->connections[u->state], st->connections[u->state] - 1, __ATOMIC_RELAXED);
 	upstream_drop_bev(u);
@@ -416,11 +413,11 @@ upstream_closed(struct upstream *u)
 		u->reconnect = 0;
 		upstream_set_state(u, UPSTREAM_BACKOFF);
 		upstream_arm(u, upstream_next_backoff(u));
-		pool_upstream_failed(u->pool, u);
+		u->backend->ops->failed(u);
 		return;
 	}
 	upstream_set_state(u, UPSTREAM_CLOSED);
-	pool_upstream_failed(u->pool, u);
+	u->backend->ops->failed(u);
 	loop_closed(u->loop);
 }
 
@@ -522,7 +519,7 @@ upstream_answer(struct upstream *u, struct upstream_run *run, struct evbuffer *i
 		req->client->ops->respond(req, in, len);
 	}
 	/* Only wakes sessions (deferred): nothing here answers a request. */
-	pool_request_done(u->pool);
+	u->backend->ops->answered(u);
 	if (u->state == UPSTREAM_RETIRING && u->outstanding == 0) {
 		/* What follows may fail this connection or answer waiting
 		 * requests: the run's bytes go first. */
@@ -530,7 +527,7 @@ upstream_answer(struct upstream *u, struct upstream_run *run, struct evbuffer *i
 		upstream_send_quit(u);
 		/* Sessions that waited for this connection's answers may now
 		 * go elsewhere. */
-		pool_upstream_ready(u->pool, u);
+		u->backend->ops->ready(u);
 	}
 }
 
@@ -642,7 +639,7 @@ upstream_write_cb(struct bufferevent *bev, void *arg)
 	(void)bev;
 	if (u->congested) {
 		u->congested = 0;
-		pool_upstream_ready(u->pool, u);
+		u->backend->ops->ready(u);
 	}
 }
 
@@ -670,7 +667,7 @@ upstream_connected(struct upstream *u)
 	 * the backoff grow. */
 	u->connected_ms = clock_ms();
 	u->connect_failed = 0;
-	pool_upstream_ready(u->pool, u);
+	u->backend->ops->ready(u);
 }
 
 static void
@@ -711,7 +708,7 @@ upstream_timer_cb(evutil_socket_t fd, short what, void *arg)
 	case UPSTREAM_CONNECTING:
 		LOOP_STAT_ADD(u->loop, timeouts_connect, 1);
 		snprintf(reason, sizeof(reason), "connect timed out after %llu ms",
-			 (unsigned long long)u->pool->conf->connect_timeout_ms);
+			 (unsigned long long)u->backend->conf->connect_timeout_ms);
 		upstream_fail(u, reason);
 		return;
 	case UPSTREAM_BACKOFF:
@@ -737,7 +734,7 @@ upstream_timer_cb(evutil_socket_t fd, short what, void *arg)
 void
 upstream_timeout(struct upstream *u)
 {
-	uint64_t limit = u->pool->conf->request_timeout_ms;
+	uint64_t limit = u->backend->conf->request_timeout_ms;
 	struct request *req;
 	char reason[128];
 
@@ -747,7 +744,6 @@ upstream_timeout(struct upstream *u)
 	snprintf(reason, sizeof(reason), "no response within request_timeout (%llu ms)",
 		 (unsigned long long)limit);
 	req = upstream_pop(u);
-	pool_pending_add(u->pool, -1);
 	upstream_respond_error(u, req, FRAME_ERR_TIMEOUT, "the backend did not answer within request_timeout");
 	upstream_fail(u, reason);
 }

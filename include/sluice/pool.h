@@ -26,23 +26,15 @@ struct evbuffer;
 struct loop;
 struct upstream;
 
-/* Per server counters, written by the owning worker, read by metrics. */
-struct pool_server_stats {
-	uint64_t connections[UPSTREAM_STATE_COUNT]; /* gauge per upstream_state */
-	uint64_t errors;                /* connection failures, timeouts, bad frames */
-};
-
 /* One server of the backend. Allocated on its own so that upstreams can
- * point at it across reloads; it copies its address out of the
- * configuration, so a retired server outlives the snapshot it came from. */
+ * point at it (its target) across reloads. */
 struct pool_server {
+	struct upstream_target target;  /* what its connections see: address, counters */
 	struct pool *pool;
-	struct config_addr addr;        /* own copy: text strdup'd */
 	struct upstream **ups;          /* its connections, owned */
 	unsigned n_ups;
 	unsigned down:1;                /* every connection failed to connect */
 	unsigned retired:1;             /* removed by a reload; draining */
-	struct pool_server_stats stats;
 	TAILQ_ENTRY(pool_server) link;  /* the pool's list of retired servers */
 };
 
@@ -92,9 +84,6 @@ pool_client_paused(const struct pool_client *pc)
 }
 /* Leaves the paused list (the client closes, or resumes on its own). */
 void pool_client_unpause(struct pool_client *pc);
-/* A written request left its connection's FIFO (answered or failed): the
- * client may stick to another connection once none is left. */
-void pool_client_unstick(struct pool_client *pc);
 /* The client is gone: forget its placement (its waiting requests were
  * cancelled, its written ones orphaned). */
 void pool_client_reset(struct pool_client *pc);
@@ -116,7 +105,8 @@ struct pool {
 	struct loop *loop;
 	struct config *cfg;             /* snapshot conf lives in; one reference */
 	const struct config_backend *conf;
-	char *name;                     /* the backend's name (stable across reloads) */
+	char *name;                     /* the backend's name (a reload may rename it) */
+	struct upstream_backend backend; /* what its connections see: ops, name, conf */
 	struct pool_server **servers;   /* the servers in the configuration */
 	unsigned n_servers;
 	struct pool_server_list retired; /* servers (or surplus connections) draining */
@@ -187,13 +177,6 @@ void pool_cancel(struct pool *p, struct request *req);
 /* Periodic work: queue_timeout for waiting requests, request_timeout for
  * written ones. */
 void pool_tick(struct pool *p, uint64_t now_ms);
-
-/* From upstreams: state changes that may let queued work proceed. */
-void pool_upstream_ready(struct pool *p, struct upstream *u);
-void pool_upstream_failed(struct pool *p, struct upstream *u);
-void pool_request_done(struct pool *p);
-/* Every change to pending goes through here (metrics read it). */
-void pool_pending_add(struct pool *p, int delta);
 
 /* Totals for logs and metrics. */
 unsigned pool_connected(const struct pool *p);

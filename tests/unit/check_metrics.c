@@ -66,8 +66,8 @@ fake_pool(struct worker *w, const char *name, const char *const *addrs, unsigned
 		p->servers[i] = calloc(1, sizeof(*p->servers[i]));
 		ck_assert_ptr_nonnull(p->servers[i]);
 		p->servers[i]->pool = p;
-		p->servers[i]->addr.text = strdup(addrs[i]);
-		ck_assert(conf->servers[i].addr.text != NULL && p->servers[i]->addr.text != NULL);
+		p->servers[i]->target.addr.text = strdup(addrs[i]);
+		ck_assert(conf->servers[i].addr.text != NULL && p->servers[i]->target.addr.text != NULL);
 	}
 	return p;
 }
@@ -88,7 +88,7 @@ fake_pool_free(struct pool *p)
 	struct config_backend *conf = (struct config_backend *)p->conf;
 
 	for (unsigned i = 0; i < p->n_servers; i++) {
-		free(p->servers[i]->addr.text);
+		free(p->servers[i]->target.addr.text);
 		free(p->servers[i]);
 		free(conf->servers[i].addr.text);
 	}
@@ -377,15 +377,15 @@ START_TEST(test_render_backends_summed_by_server)
 	/* A backend removed by a reload, then added again: the old pool
 	 * drains while the new one serves; both count. */
 	TAILQ_INSERT_TAIL(&w[1]->removed_pools, removed, link);
-	p0->servers[0]->stats.connections[UPSTREAM_CONNECTED] = 2;
-	p0->servers[0]->stats.errors = 3;
-	p1->servers[0]->stats.connections[UPSTREAM_CONNECTED] = 1;
-	p1->servers[0]->stats.connections[UPSTREAM_BACKOFF] = 1;
-	p1->servers[0]->stats.errors = 4;
-	p0->servers[1]->stats.connections[UPSTREAM_CONNECTING] = 2;
-	p1->servers[1]->stats.connections[UPSTREAM_CONNECTED] = 2;
-	removed->servers[0]->stats.connections[UPSTREAM_QUIT_SENT] = 1;
-	removed->servers[0]->stats.errors = 10;
+	p0->servers[0]->target.stats.connections[UPSTREAM_CONNECTED] = 2;
+	p0->servers[0]->target.stats.errors = 3;
+	p1->servers[0]->target.stats.connections[UPSTREAM_CONNECTED] = 1;
+	p1->servers[0]->target.stats.connections[UPSTREAM_BACKOFF] = 1;
+	p1->servers[0]->target.stats.errors = 4;
+	p0->servers[1]->target.stats.connections[UPSTREAM_CONNECTING] = 2;
+	p1->servers[1]->target.stats.connections[UPSTREAM_CONNECTED] = 2;
+	removed->servers[0]->target.stats.connections[UPSTREAM_QUIT_SENT] = 1;
+	removed->servers[0]->target.stats.errors = 10;
 	text = render(w, 2, NULL);
 
 	ck_assert_line(text, "# TYPE sluice_backend_connections gauge");
@@ -450,7 +450,7 @@ START_TEST(test_render_label_escaping)
 	char *text;
 
 	fake_attach(w, fake_pool(w, "we\\ird\nname", addrs, 1));
-	w->pools[0]->servers[0]->stats.errors = 5;
+	w->pools[0]->servers[0]->target.stats.errors = 5;
 	text = render(&w, 1, NULL);
 	ck_assert_line(text, "sluice_backend_errors_total{backend=\"we\\\\ird\\nname\",server=\"host\\\"x\\\":1\"} 5");
 	ck_assert_line(text, "sluice_backend_connections{backend=\"we\\\\ird\\nname\",server=\"host\\\"x\\\":1\",state=\"connected\"} 0");
