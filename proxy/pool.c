@@ -18,6 +18,7 @@
 
 #include <sluice/clock.h>
 #include <sluice/config.h>
+#include <sluice/fstream.h>
 #include <sluice/log.h>
 #include <sluice/loop.h>
 #include <sluice/pool.h>
@@ -548,16 +549,13 @@ pool_route(struct pool *p, const struct pool_client *pc)
 }
 
 void
-pool_run_flush(struct pool_run *run, struct evbuffer *src)
+pool_run_send(void *upstream, struct evbuffer *src, size_t len)
 {
-	if (run->len > 0)
-		upstream_send(run->upstream, src, run->len);
-	run->upstream = NULL;
-	run->len = 0;
+	upstream_send(upstream, src, len);
 }
 
 void
-pool_place(struct pool *p, struct request *req, struct evbuffer *src, struct pool_run *run)
+pool_place(struct pool *p, struct request *req, struct evbuffer *src, struct fstream_run *run)
 {
 	struct pool_client *pc = pool_client_of(req->client);
 	struct upstream *u;
@@ -567,16 +565,15 @@ pool_place(struct pool *p, struct request *req, struct evbuffer *src, struct poo
 	pool_pending_add(p, 1);
 	u = pool_route(p, pc);
 	if (u != NULL) {
-		if (u != run->upstream)
-			pool_run_flush(run, src);
+		/* Before the enqueue: the bytes of the requests already in
+		 * another connection's FIFO go first. */
+		fstream_run_add(run, src, u, req->len);
 		upstream_enqueue(u, req);
 		pool_client_stick(pc, u);
-		run->upstream = u;
-		run->len += req->len;
 		return;
 	}
 	/* Queued or refused: its bytes leave from the front, after the run's. */
-	pool_run_flush(run, src);
+	fstream_run_flush(run, src);
 	if (pool_all_down(p) && pc->sticky == NULL) {
 		evbuffer_drain(src, req->len);
 		pool_pending_add(p, -1);

@@ -37,6 +37,7 @@
 #include <sluice/clock.h>
 #include <sluice/config.h>
 #include <sluice/frame.h>
+#include <sluice/fstream.h>
 #include <sluice/log.h>
 #include <sluice/loop.h>
 #include <sluice/histogram.h>
@@ -45,8 +46,6 @@
 #include <sluice/session.h>
 #include <sluice/slots.h>
 #include <sluice/tls.h>
-#include <sluice/upstream.h>
-#include <sluice/worker.h>
 
 #define SESSION_MAGIC 0x53455353u        /* "SESS": catches use after free */
 #define SESSION_LINGER_MS 1000u          /* after close_notify, before close(2) */
@@ -248,8 +247,7 @@ session_attach(struct loop *l, const struct config_listener *lc, struct pool *po
 		goto fail;
 	}
 	bufferevent_setcb(bev, session_read_cb, session_write_cb, session_event_cb, s);
-	if (l->max_read > 0)
-		bufferevent_set_max_single_read(bev, l->max_read);
+	fstream_cap_reads(bev, l->max_read);
 	if (bufferevent_enable(bev, EV_READ | EV_WRITE) < 0) {
 		log_error("client %s: cannot enable events; connection closed", s->peer);
 		event_free(s->timer);
@@ -648,12 +646,12 @@ session_new_request(struct session *s, uint32_t len)
 
 /* The frame is the run's next len bytes of input. */
 static void
-session_submit(struct session *s, struct pool_run *run, struct evbuffer *in, uint32_t len)
+session_submit(struct session *s, struct fstream_run *run, struct evbuffer *in, uint32_t len)
 {
 	struct request *req = session_new_request(s, len);
 
 	if (req == NULL) {
-		pool_run_flush(run, in);
+		fstream_run_flush(run, in);
 		evbuffer_drain(in, len);
 		session_kill(s, SESSION_CLOSE_INTERNAL, "out of memory for a request");
 		return;
@@ -676,14 +674,13 @@ session_can_read(const struct session *s)
 	return 0;
 }
 
-/* Records OpenSSL read ahead of what libevent asked for (worker_read_soon). */
+/* Records OpenSSL read ahead of what libevent asked for
+ * (fstream_read_buffered), when the session reads at all. */
 static void
 session_read_buffered(struct session *s)
 {
-	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
-
-	if (ssl != NULL && session_can_read(s) && SSL_has_pending(ssl))
-		worker_read_soon(s->bev);
+	if (session_can_read(s))
+		fstream_read_buffered(s->bev);
 }
 
 static void
@@ -691,22 +688,22 @@ session_process(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	uint32_t max = (uint32_t)s->loop->cfg->limits.max_frame_size;
-	struct pool_run run = POOL_RUN_INIT;
+	struct fstream_run run = POOL_RUN_INIT;
 	struct frame_info fi;
 
 	while (session_can_read(s)) {
-		switch (frame_peek_at(in, run.len, max, &fi)) {
+		switch (fstream_run_peek(&run, in, max, &fi)) {
 		case FRAME_NEED_MORE:
 			goto out;
 		case FRAME_INVALID:
-			pool_run_flush(&run, in);
+			fstream_run_flush(&run, in);
 			session_protocol_error(s, &fi);
 			return;
 		case FRAME_READY:
 			break;
 		}
 		if (fi.is_quit) {
-			pool_run_flush(&run, in);
+			fstream_run_flush(&run, in);
 			evbuffer_drain(in, fi.total_len);
 			session_quit_received(s);
 			return;
@@ -725,7 +722,7 @@ session_process(struct session *s)
 out:
 	/* Requests in the run are in their upstream's FIFO already: their
 	 * bytes must follow before anything else happens. */
-	pool_run_flush(&run, in);
+	fstream_run_flush(&run, in);
 	session_read_buffered(s);
 }
 
@@ -994,7 +991,7 @@ session_flush(struct session *s)
 		session_dequeue(s, req);
 	}
 	if (evbuffer_get_length(out) > 0)
-		worker_write_soon(s->bev);
+		fstream_write_soon(s->bev);
 	/* Idle time starts when nothing is in flight any more. */
 	if (s->n_reqs == 0)
 		s->last_active_ms = clock_ms();
@@ -1019,16 +1016,13 @@ session_account(struct session *s, struct request *req, uint32_t len)
 		histogram_observe(&l->stats.duration, l->now_us - req->received_us);
 }
 
-/* The bytes always leave src, so the frames behind them stay aligned even
- * when this session cannot take them. */
+/* The bytes always leave src (fstream_move), so the frames behind them stay
+ * aligned even when this session cannot take them: it is killed. */
 static int
 session_move(struct session *s, struct evbuffer *src, struct evbuffer *dst, size_t len)
 {
-	int moved = evbuffer_remove_buffer(src, dst, len);
-
-	if (moved == (int)len)
+	if (fstream_move(src, dst, len) == 0)
 		return 0;
-	evbuffer_drain(src, len - (size_t)(moved > 0 ? moved : 0));
 	session_kill(s, SESSION_CLOSE_INTERNAL, "cannot queue a response");
 	return -1;
 }

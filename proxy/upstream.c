@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -28,23 +27,15 @@
 #include <sluice/clock.h>
 #include <sluice/config.h>
 #include <sluice/frame.h>
+#include <sluice/fstream.h>
 #include <sluice/log.h>
 #include <sluice/loop.h>
 #include <sluice/upstream.h>
-#include <sluice/worker.h>
 
 /* Output high/low water: past HIGH the clients feeding this connection
  * pause; below LOW they resume. */
 #define UPSTREAM_HIGH_WATER (1024u * 1024u)
 #define UPSTREAM_LOW_WATER (256u * 1024u)
-/* One read(2) takes up to this much of a backend's answers. libevent 2.1's
- * own reads stop at 4 KiB, which made a 64 KiB answer 16 reads, 16
- * callbacks, and 16 TLS records of 4 KiB on the client's side. */
-#define UPSTREAM_READ_MAX (64u * 1024u)
-/* A frame still missing more than this is read up to its last byte and no
- * further, so that its last chain ends with it and moves to the client
- * whole (evbuffer_remove_buffer copies the part of a chain it splits). */
-#define UPSTREAM_READ_TO_FRAME_END (16u * 1024u)
 
 static void upstream_connect(struct upstream *u);
 static void upstream_read_cb(struct bufferevent *bev, void *arg);
@@ -279,8 +270,7 @@ upstream_connect(struct upstream *u)
 	}
 	bufferevent_setcb(u->bev, upstream_read_cb, upstream_write_cb, upstream_event_cb, u);
 	bufferevent_setwatermark(u->bev, EV_WRITE, UPSTREAM_LOW_WATER, 0);
-	if (u->loop->max_read > 0)
-		bufferevent_set_max_single_read(u->bev, u->loop->max_read);
+	fstream_cap_reads(u->bev, u->loop->max_read);
 	upstream_set_state(u, UPSTREAM_CONNECTING);
 	/* The bufferevent connects and writes; reading is upstream_sock_read_cb's,
 	 * from the moment the connection is up. */
@@ -343,23 +333,21 @@ upstream_enqueue(struct upstream *u, struct request *req)
 	u->outstanding++;
 }
 
-/* The bytes always leave src, so the frames behind them stay aligned even
- * when the connection cannot take them. */
+/* The bytes always leave src (fstream_move), so the frames behind them stay
+ * aligned even when the connection cannot take them: it fails. */
 void
 upstream_send(struct upstream *u, struct evbuffer *src, size_t len)
 {
 	struct evbuffer *out = bufferevent_get_output(u->bev);
-	int moved = evbuffer_remove_buffer(src, out, len);
 
-	if (moved != (int)len) {
-		evbuffer_drain(src, len - (size_t)(moved > 0 ? moved : 0));
+	if (fstream_move(src, out, len) < 0) {
 		upstream_fail(u, "cannot queue requests: out of memory");
 		return;
 	}
 	if (evbuffer_get_length(out) > UPSTREAM_HIGH_WATER)
 		u->congested = 1;
 	if (u->state == UPSTREAM_CONNECTED)
-		worker_write_soon(u->bev);
+		fstream_write_soon(u->bev);
 }
 
 void
@@ -383,7 +371,7 @@ upstream_write(struct upstream *u, struct request *req)
 	if (evbuffer_get_length(out) > UPSTREAM_HIGH_WATER)
 		u->congested = 1;
 	if (u->state == UPSTREAM_CONNECTED)
-		worker_write_soon(u->bev);
+		fstream_write_soon(u->bev);
 }
 
 static void
@@ -481,24 +469,19 @@ upstream_backend_quit(struct upstream *u)
 }
 
 /* Consecutive answers to one client, the oldest requests of it, move to
- * its output in one go (see request_client_ops.take_head). */
-struct upstream_run {
-	struct request_client *client;
-	size_t len;
-};
-
+ * its output in one go (see request_client_ops.take_head): a run whose
+ * destination is the client. */
 static void
-upstream_run_flush(struct upstream_run *run, struct evbuffer *in)
+upstream_deliver(void *client, struct evbuffer *src, size_t len)
 {
-	if (run->len > 0)
-		run->client->ops->deliver(run->client, in, run->len);
-	run->client = NULL;
-	run->len = 0;
+	struct request_client *c = client;
+
+	c->ops->deliver(c, src, len);
 }
 
 /* The FIFO's head is answered by the len bytes after the run. */
 static void
-upstream_answer(struct upstream *u, struct upstream_run *run, struct evbuffer *in, uint32_t len)
+upstream_answer(struct upstream *u, struct fstream_run *run, struct evbuffer *in, uint32_t len)
 {
 	struct request *req = upstream_pop(u);
 	struct request_client *c;
@@ -506,16 +489,13 @@ upstream_answer(struct upstream *u, struct upstream_run *run, struct evbuffer *i
 	u->failures = 0;
 	if (req->client == NULL) {
 		/* Its client left: the response goes nowhere, never elsewhere. */
-		upstream_run_flush(run, in);
+		fstream_run_flush(run, in);
 		evbuffer_drain(in, len);
 		request_free(&u->loop->requests, req);
 	} else if ((c = req->client->ops->take_head(req, len)) != NULL) {
-		if (c != run->client)
-			upstream_run_flush(run, in);
-		run->client = c;
-		run->len += len;
+		fstream_run_add(run, in, c, len);
 	} else {
-		upstream_run_flush(run, in);
+		fstream_run_flush(run, in);
 		req->client->ops->respond(req, in, len);
 	}
 	/* Only wakes sessions (deferred): nothing here answers a request. */
@@ -523,7 +503,7 @@ upstream_answer(struct upstream *u, struct upstream_run *run, struct evbuffer *i
 	if (u->state == UPSTREAM_RETIRING && u->outstanding == 0) {
 		/* What follows may fail this connection or answer waiting
 		 * requests: the run's bytes go first. */
-		upstream_run_flush(run, in);
+		fstream_run_flush(run, in);
 		upstream_send_quit(u);
 		/* Sessions that waited for this connection's answers may now
 		 * go elsewhere. */
@@ -537,18 +517,18 @@ upstream_read_cb(struct bufferevent *bev, void *arg)
 	struct upstream *u = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	uint32_t max = (uint32_t)u->loop->cfg->limits.max_frame_size;
-	struct upstream_run run = { NULL, 0 };
+	struct fstream_run run = FSTREAM_RUN_INIT(upstream_deliver);
 	struct frame_info fi;
 	char reason[128];
 
 	loop_clock(u->loop);
 	while (u->bev == bev) {
-		switch (frame_peek_at(in, run.len, max, &fi)) {
+		switch (fstream_run_peek(&run, in, max, &fi)) {
 		case FRAME_NEED_MORE:
-			upstream_run_flush(&run, in);
+			fstream_run_flush(&run, in);
 			return;
 		case FRAME_INVALID:
-			upstream_run_flush(&run, in);
+			fstream_run_flush(&run, in);
 			snprintf(reason, sizeof(reason), "malformed frame from the backend (%s)",
 				 frame_error_string(fi.error));
 			upstream_fail(u, reason);
@@ -557,13 +537,13 @@ upstream_read_cb(struct bufferevent *bev, void *arg)
 			break;
 		}
 		if (fi.is_quit) {
-			upstream_run_flush(&run, in);
+			fstream_run_flush(&run, in);
 			evbuffer_drain(in, fi.total_len);
 			upstream_backend_quit(u);
 			continue;
 		}
 		if (TAILQ_EMPTY(&u->fifo)) {
-			upstream_run_flush(&run, in);
+			fstream_run_flush(&run, in);
 			upstream_fail(u, "the backend sent a frame with no request outstanding");
 			return;
 		}
@@ -571,64 +551,33 @@ upstream_read_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
-/* How much the next read takes: to the end of a large frame under way,
- * else up to UPSTREAM_READ_MAX (tests cap it with SLUICE_MAX_READ). */
-static size_t
-upstream_read_size(const struct upstream *u, struct evbuffer *in)
-{
-	size_t cap = u->loop->max_read > 0 ? u->loop->max_read : UPSTREAM_READ_MAX;
-	size_t have = evbuffer_get_length(in);
-	uint8_t prefix[FRAME_PREFIX_LEN];
-	struct frame_info fi;
-
-	if (have >= FRAME_PREFIX_LEN && evbuffer_copyout(in, prefix, sizeof(prefix)) == sizeof(prefix) &&
-	    frame_parse_prefix(prefix, UINT32_MAX, &fi) == FRAME_READY && fi.total_len > have &&
-	    fi.total_len - have > UPSTREAM_READ_TO_FRAME_END)
-		return fi.total_len - have < cap ? fi.total_len - have : cap;
-	return cap;
-}
-
-/* Reads straight into the bufferevent's input (evbuffer_reserve_space: the
- * bytes land in the chains that later move to clients), then hands the
- * frames on as libevent's own read callback would. */
+/* Reads the socket itself, past libevent's 4 KiB (fstream_read), then hands
+ * the frames on as libevent's own read callback would. */
 static void
 upstream_sock_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct upstream *u = arg;
-	struct evbuffer *in = bufferevent_get_input(u->bev);
-	struct evbuffer_iovec v[2];
-	struct iovec iov[2];
-	size_t want = upstream_read_size(u, in), left = want;
-	ssize_t got;
-	int n = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
 
 	(void)what;
-	if (n <= 0) {
+	switch (fstream_read(fd, bufferevent_get_input(u->bev), u->loop->max_read)) {
+	case FSTREAM_READ_OK:
+		upstream_read_cb(u->bev, u);
+		return;
+	case FSTREAM_READ_AGAIN:
+		return;
+	case FSTREAM_READ_EOF:
+		upstream_event_cb(u->bev, BEV_EVENT_READING | BEV_EVENT_EOF, u);
+		return;
+	case FSTREAM_READ_ERROR:
+		upstream_event_cb(u->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, u);
+		return;
+	case FSTREAM_READ_NOMEM:
 		upstream_fail(u, "cannot read: out of memory");
 		return;
-	}
-	for (int i = 0; i < n; i++) {
-		v[i].iov_len = v[i].iov_len < left ? v[i].iov_len : left;
-		left -= v[i].iov_len;
-		iov[i] = (struct iovec){ .iov_base = v[i].iov_base, .iov_len = v[i].iov_len };
-	}
-	got = readv(fd, iov, n);
-	if (got <= 0) {
-		if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-			return;
-		upstream_event_cb(u->bev, BEV_EVENT_READING | (got == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), u);
-		return;
-	}
-	left = (size_t)got;
-	for (int i = 0; i < n; i++) {
-		v[i].iov_len = v[i].iov_len < left ? v[i].iov_len : left;
-		left -= v[i].iov_len;
-	}
-	if (evbuffer_commit_space(in, v, n > 1 && v[1].iov_len > 0 ? 2 : 1) < 0) {
+	case FSTREAM_READ_REFUSED:
 		upstream_fail(u, "cannot read: evbuffer refused the data");
 		return;
 	}
-	upstream_read_cb(u->bev, u);
 }
 
 static void

@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_struct.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 
@@ -580,29 +579,4 @@ worker_pool(struct worker *w, const struct config_backend *b, const struct confi
 	if (i < 0 || (size_t)i >= w->n_pools)
 		return NULL;
 	return w->pools[i];
-}
-
-/* libevent's bufferevents add their write event when the output goes from
- * empty to not empty and write in the next turn of the loop, where they
- * delete the event again once everything is written: two epoll_ctl calls
- * per batch of frames (the cost Envoy PR #183 dropped bufferevents for).
- * Making the write event active now runs that write in this turn, after
- * the callback that queued the data (so a whole read's worth of frames is
- * still one write), and the add and the delete then meet in the epoll
- * changelist, which cancels them: no system call. If the socket is full,
- * the write stops early and the event stays added, as before. */
-void
-worker_write_soon(struct bufferevent *bev)
-{
-	event_active(&bev->ev_write, EV_WRITE, 1);
-}
-
-/* With read-ahead, one read(2) takes every record the socket holds, while
- * libevent hands them to us one SSL_read at a time and stops when the
- * current record is used up: the rest stays in OpenSSL, and the socket,
- * now empty, will not wake the loop for it. */
-void
-worker_read_soon(struct bufferevent *bev)
-{
-	event_active(&bev->ev_read, EV_READ, 1);
 }

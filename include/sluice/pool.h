@@ -17,6 +17,7 @@
 
 #include <sluice/config.h>
 #include <sluice/frame.h>
+#include <sluice/fstream.h>
 #include <sluice/request.h>
 #include <sluice/upstream.h>
 
@@ -88,18 +89,13 @@ void pool_client_unpause(struct pool_client *pc);
  * cancelled, its written ones orphaned). */
 void pool_client_reset(struct pool_client *pc);
 
-/* Requests placed on one connection whose bytes have not moved yet:
- * consecutive requests for the same connection move in one
- * evbuffer_remove_buffer (a pipelining client's burst costs one move, not
- * one per frame). Flushed by pool_place itself when the connection
- * changes, and by pool_run_flush, which the caller runs before anything
- * else reads src or control returns to the event loop. */
-struct pool_run {
-	struct upstream *upstream;
-	size_t len;
-};
-#define POOL_RUN_INIT { NULL, 0 }
-void pool_run_flush(struct pool_run *run, struct evbuffer *src);
+/* Requests placed on one connection whose bytes have not moved yet are a
+ * run (fstream.h) whose destination is that connection: pool_place adds
+ * to it, and flushes it itself when the connection changes; the caller
+ * flushes it (fstream_run_flush) before anything else reads src or
+ * control returns to the event loop. */
+void pool_run_send(void *upstream, struct evbuffer *src, size_t len);
+#define POOL_RUN_INIT FSTREAM_RUN_INIT(pool_run_send)
 
 struct pool {
 	struct loop *loop;
@@ -161,7 +157,7 @@ void pool_unuse(struct pool *p);
  * the wait queue (ERR BUSY after queue_timeout) or answered ERR
  * UNAVAILABLE when every server is down (the bytes leave src now, after
  * the run's). */
-void pool_place(struct pool *p, struct request *req, struct evbuffer *src, struct pool_run *run);
+void pool_place(struct pool *p, struct request *req, struct evbuffer *src, struct fstream_run *run);
 
 /* Whether a client should stop reading before submitting more: its
  * connection is above its high-water mark, or the pool holds max_pending

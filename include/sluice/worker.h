@@ -16,7 +16,6 @@
 
 struct config;
 struct config_backend;
-struct bufferevent;
 struct event;
 struct event_base;
 struct listener;
@@ -76,11 +75,4 @@ void worker_free(struct worker *w);
 
 /* The worker's pool for backend b of snapshot cfg (same index). */
 struct pool *worker_pool(struct worker *w, const struct config_backend *b, const struct config *cfg);
-/* Data was just queued on bev's output: write it in this turn of the event
- * loop rather than the next one (see worker.c). */
-void worker_write_soon(struct bufferevent *bev);
-/* OpenSSL holds decrypted-to-be records of bev that no readiness event will
- * announce: read them in this turn of the loop. */
-void worker_read_soon(struct bufferevent *bev);
-
 #endif

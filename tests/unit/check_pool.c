@@ -153,7 +153,7 @@ static struct request *
 t_send(struct tclient *c, uint32_t id)
 {
 	struct evbuffer *src = evbuffer_new();
-	struct pool_run run = POOL_RUN_INIT;
+	struct fstream_run run = POOL_RUN_INIT;
 	struct request *req = request_new(&t_loop->requests);
 	static const uint8_t zeros[256];
 
@@ -164,7 +164,7 @@ t_send(struct tclient *c, uint32_t id)
 	req->len = id;
 	ck_assert_int_eq(evbuffer_add(src, zeros, id), 0);
 	pool_place(t_p, req, src, &run);
-	pool_run_flush(&run, src);
+	fstream_run_flush(&run, src);
 	ck_assert_uint_eq(evbuffer_get_length(src), 0);
 	evbuffer_free(src);
 	return req;
@@ -256,13 +256,13 @@ START_TEST(test_sticky_while_outstanding)
 END_TEST
 
 /* A burst for one connection moves in one run: pool_place only queues the
- * bytes, pool_run_flush moves them all; a request for another connection
+ * bytes, fstream_run_flush moves them all; a request for another connection
  * flushes the run first, so each connection's wire holds its own frames. */
 START_TEST(test_run_moves_a_burst_once)
 {
 	struct tclient a, b;
 	struct evbuffer *src = evbuffer_new();
-	struct pool_run run = POOL_RUN_INIT;
+	struct fstream_run run = POOL_RUN_INIT;
 	static const uint8_t bytes[64];
 	struct request *r[4];
 	struct upstream *ua, *ub;
@@ -286,7 +286,7 @@ START_TEST(test_run_moves_a_burst_once)
 	ub = t_on(r[3]);
 	ck_assert_ptr_ne(ua, ub);
 	ck_assert_uint_eq(evbuffer_get_length(fake_wire(ua)), 33);
-	pool_run_flush(&run, src);
+	fstream_run_flush(&run, src);
 	ck_assert_uint_eq(evbuffer_get_length(fake_wire(ub)), 13);
 	ck_assert_uint_eq(evbuffer_get_length(src), 0);
 	evbuffer_free(src);
