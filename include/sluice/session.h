@@ -4,7 +4,9 @@
  * order. It cuts frames out of the decrypted input, hands them to the pool,
  * and writes the responses back in request order, whichever backend
  * connection answered first. Answers reach it through its requests'
- * client ops (request.h), not through this header.
+ * client ops (request.h), not through this header. Two files: session.c
+ * (the connection's life) above session_io.c (what it reads and answers);
+ * struct session, in session_io.h, is theirs alone.
  */
 #ifndef SLUICE_SESSION_H
 #define SLUICE_SESSION_H
@@ -16,6 +18,7 @@
 #include <event2/util.h>
 
 #include <sluice/frame.h>
+#include <sluice/session_io.h>
 
 struct config;
 struct config_addr;
@@ -40,25 +43,8 @@ struct session *session_attach(struct loop *l, const struct config_listener *lc,
 			       struct pool *pool, struct bufferevent *bev,
 			       const struct sockaddr *peer, int established);
 
-/* Why a client connection ended: sluice_connections_closed_total{reason}
- * and the log. */
-enum session_close_reason {
-	SESSION_CLOSE_CLIENT_QUIT,        /* the client sent QUIT */
-	SESSION_CLOSE_PROXY_QUIT,         /* sluice's QUIT: shutdown, listener removed */
-	SESSION_CLOSE_IDLE,               /* idle_timeout, then sluice's QUIT */
-	SESSION_CLOSE_PROTOCOL,           /* an invalid frame: ERR PROTOCOL, QUIT */
-	SESSION_CLOSE_CLIENT_CLOSED,      /* the client closed without QUIT */
-	SESSION_CLOSE_RESET,              /* a connection error (reset, TLS alert) */
-	SESSION_CLOSE_NO_HELLO,           /* closed before a ClientHello (TCP checks) */
-	SESSION_CLOSE_HANDSHAKE,          /* the TLS handshake failed */
-	SESSION_CLOSE_HANDSHAKE_TIMEOUT,  /* no handshake within handshake_timeout */
-	SESSION_CLOSE_BUFFER_LIMIT,       /* unread answers passed the hard bound */
-	SESSION_CLOSE_DRAIN_TIMEOUT,      /* its last output not read within the grace */
-	SESSION_CLOSE_ABORTED,            /* immediate stop (second signal) */
-	SESSION_CLOSE_INTERNAL,           /* out of memory, an event that failed */
-};
-#define SESSION_CLOSE_COUNT 13
-/* "client_quit", "proxy_quit", ... (metric label values). */
+/* Why a client connection ended: enum session_close_reason (session_io.h).
+ * "client_quit", "proxy_quit", ... (metric label values). */
 const char *session_close_reason_name(enum session_close_reason r);
 
 /* Proxy-initiated close (graceful shutdown, listener removed): sends QUIT at
