@@ -11,6 +11,7 @@
  * (close_notify sent, lingering briefly so the client reads the end before
  * the socket closes).
  */
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -294,6 +295,7 @@ session_established(struct session *s)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
 
+	assert(s->state == SESSION_HANDSHAKE);
 	s->state = SESSION_ESTABLISHED;
 	s->last_active_ms = clock_ms();
 	session_arm(s, s->loop->cfg->limits.idle_timeout_ms);

@@ -177,6 +177,7 @@ session_close(struct session *s)
 	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
 	int fd = bufferevent_getfd(s->bev);
 
+	assert(s->state != SESSION_CLOSED);
 	s->state = SESSION_CLOSED;
 	s->read_done = 1;
 	if (ssl != NULL && SSL_shutdown(ssl) < 0)
@@ -577,6 +578,7 @@ session_deliver(struct request_client *c, struct evbuffer *src, size_t len)
 {
 	struct session *s = session_of_client(c);
 
+	assert(s->passing_bytes >= len);
 	s->passing_bytes -= len;
 	if (session_move(s, src, bufferevent_get_output(s->bev), len) == 0)
 		session_flush(s);

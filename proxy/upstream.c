@@ -32,6 +32,7 @@
 #include <sluice/loop.h>
 #include <sluice/upstream.h>
 
+#define UPSTREAM_MAGIC 0x55505354u       /* "UPST": catches use after free */
 /* Output high/low water: past HIGH the clients feeding this connection
  * pause; below LOW they resume. */
 #define UPSTREAM_HIGH_WATER (1024u * 1024u)
@@ -43,6 +44,20 @@ static void upstream_write_cb(struct bufferevent *bev, void *arg);
 static void upstream_event_cb(struct bufferevent *bev, short what, void *arg);
 static void upstream_sock_read_cb(evutil_socket_t fd, short what, void *arg);
 static void upstream_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+/* At every libevent callback's entry: a callback on a freed (or never
+ * made) upstream crashes here, saying so, rather than somewhere later. */
+static struct upstream *
+upstream_check(void *arg)
+{
+	struct upstream *u = arg;
+
+	if (u->magic != UPSTREAM_MAGIC) {
+		log_crit("upstream callback on a freed or corrupt connection %p", arg);
+		abort();
+	}
+	return u;
+}
 
 static const char *
 upstream_backend(const struct upstream *u)
@@ -111,6 +126,7 @@ upstream_new(struct loop *l, const struct upstream_backend *b, struct upstream_t
 
 	if (u == NULL)
 		return NULL;
+	u->magic = UPSTREAM_MAGIC;
 	u->loop = l;
 	u->backend = b;
 	u->target = t;
@@ -232,6 +248,7 @@ upstream_fail(struct upstream *u, const char *reason)
 	unsigned lost = u->outstanding;
 	uint64_t delay;
 
+	assert(u->state != UPSTREAM_CLOSED);
 	if ((u->state == UPSTREAM_RETIRING || u->state == UPSTREAM_QUIT_SENT) && !u->reconnect) {
 		/* Retired for good: no reconnection. */
 		log_info("backend %s: server %s connection %u: %s while retiring; %u written requests answered ERR UNAVAILABLE",
@@ -262,6 +279,7 @@ upstream_connect(struct upstream *u)
 {
 	const struct config_addr *a = &u->target->addr;
 
+	assert(u->state == UPSTREAM_BACKOFF && u->bev == NULL);
 	u->bev = bufferevent_socket_new(u->loop->base, -1,
 					BEV_OPT_CLOSE_ON_FREE);
 	if (u->bev == NULL) {
@@ -290,6 +308,7 @@ upstream_free(struct upstream *u)
 	upstream_drop_bev(u);
 	upstream_fail_requests(u);
 	event_free(u->timer);
+	u->magic = 0;
 	free(u);
 }
 
@@ -338,8 +357,11 @@ upstream_enqueue(struct upstream *u, struct request *req)
 void
 upstream_send(struct upstream *u, struct evbuffer *src, size_t len)
 {
-	struct evbuffer *out = bufferevent_get_output(u->bev);
+	struct evbuffer *out;
 
+	/* Its requests were enqueued (CONNECTED) in this same turn. */
+	assert(u->bev != NULL);
+	out = bufferevent_get_output(u->bev);
 	if (fstream_move(src, out, len) < 0) {
 		upstream_fail(u, "cannot queue requests: out of memory");
 		return;
@@ -377,6 +399,8 @@ upstream_write(struct upstream *u, struct request *req)
 static void
 upstream_send_quit(struct upstream *u)
 {
+	/* Only once nothing written is left unanswered. */
+	assert(u->state == UPSTREAM_RETIRING && u->outstanding == 0);
 	if (frame_add_quit(bufferevent_get_output(u->bev)) < 0) {
 		upstream_fail(u, "cannot queue QUIT");
 		return;
@@ -393,6 +417,7 @@ upstream_send_quit(struct upstream *u)
 static void
 upstream_closed(struct upstream *u)
 {
+	assert(u->state != UPSTREAM_CLOSED);
 	u->failures = upstream_failures_carried(u->failures, upstream_up_ms(u));
 	upstream_drop_bev(u);
 	upstream_fail_requests(u);
@@ -514,7 +539,7 @@ upstream_answer(struct upstream *u, struct fstream_run *run, struct evbuffer *in
 static void
 upstream_read_cb(struct bufferevent *bev, void *arg)
 {
-	struct upstream *u = arg;
+	struct upstream *u = upstream_check(arg);
 	struct evbuffer *in = bufferevent_get_input(bev);
 	uint32_t max = (uint32_t)u->loop->cfg->limits.max_frame_size;
 	struct fstream_run run = FSTREAM_RUN_INIT(upstream_deliver);
@@ -556,7 +581,7 @@ upstream_read_cb(struct bufferevent *bev, void *arg)
 static void
 upstream_sock_read_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct upstream *u = arg;
+	struct upstream *u = upstream_check(arg);
 
 	(void)what;
 	switch (fstream_read(fd, bufferevent_get_input(u->bev), u->loop->max_read)) {
@@ -583,7 +608,7 @@ upstream_sock_read_cb(evutil_socket_t fd, short what, void *arg)
 static void
 upstream_write_cb(struct bufferevent *bev, void *arg)
 {
-	struct upstream *u = arg;
+	struct upstream *u = upstream_check(arg);
 
 	(void)bev;
 	if (u->congested) {
@@ -598,6 +623,7 @@ upstream_connected(struct upstream *u)
 	int one = 1;
 	evutil_socket_t fd = bufferevent_getfd(u->bev);
 
+	assert(u->state == UPSTREAM_CONNECTING);
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		log_debug("backend %s: TCP_NODELAY: %s", upstream_backend(u), strerror(errno));
 	u->read_ev = event_new(u->loop->base, fd, EV_READ | EV_PERSIST, upstream_sock_read_cb, u);
@@ -622,7 +648,7 @@ upstream_connected(struct upstream *u)
 static void
 upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	struct upstream *u = arg;
+	struct upstream *u = upstream_check(arg);
 	char reason[160];
 
 	(void)bev;
@@ -648,7 +674,7 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 static void
 upstream_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct upstream *u = arg;
+	struct upstream *u = upstream_check(arg);
 	char reason[96];
 
 	(void)fd;

@@ -69,6 +69,7 @@ struct upstream_target {
 };
 
 struct upstream {
+	uint32_t magic;               /* checked at every libevent callback */
 	struct loop *loop;
 	const struct upstream_backend *backend; /* its owner's: ops, name, settings */
 	struct upstream_target *target; /* address and counters of its server */
