@@ -107,19 +107,6 @@ frame_add_error(struct evbuffer *out, const char *code, const char *message)
 			 payload, (uint32_t)n);
 }
 
-int
-frame_move(struct evbuffer *src, struct evbuffer *dst, size_t len)
-{
-	size_t before = evbuffer_get_length(dst);
-	int moved = evbuffer_remove_buffer(src, dst, len);
-
-	if (moved == (int)len && evbuffer_get_length(dst) - before == len)
-		return 0;
-	if (moved < (int)len)
-		evbuffer_drain(src, len - (size_t)(moved > 0 ? moved : 0));
-	return -1;
-}
-
 const char *
 frame_err_code_name(enum frame_err_code code)
 {

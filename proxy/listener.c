@@ -20,8 +20,9 @@
 #include <sluice/config.h>
 #include <sluice/listener.h>
 #include <sluice/log.h>
+#include <sluice/loop.h>
 #include <sluice/session.h>
-#include <sluice/worker.h>
+#include <sluice/slots.h>
 
 #define LISTENER_BACKLOG 1024
 #define LISTENER_PAUSE_MS 100
@@ -31,7 +32,7 @@ LOG_LIMIT(listener_limit_refused, "connections refused at max_connections");
 LOG_LIMIT(listener_limit_accept, "accept failures");
 
 struct listener {
-	struct worker *worker;
+	struct loop *loop;
 	const struct config_listener *conf; /* in the worker's config snapshot */
 	struct pool *pool;
 	struct evconnlistener *ev;
@@ -39,46 +40,26 @@ struct listener {
 	unsigned relisten:1;                /* listen() failed after a refusal: retry */
 };
 
-static unsigned long listener_open; /* atomic: connections across workers */
-
-unsigned long
-listener_connection_opened(void)
-{
-	return __atomic_add_fetch(&listener_open, 1, __ATOMIC_RELAXED);
-}
-
-void
-listener_connection_closed(void)
-{
-	__atomic_sub_fetch(&listener_open, 1, __ATOMIC_RELAXED);
-}
-
-unsigned long
-listener_connections_open(void)
-{
-	return __atomic_load_n(&listener_open, __ATOMIC_RELAXED);
-}
-
 static void
 listener_accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockaddr *sa,
 		   int salen, void *arg)
 {
 	struct listener *l = arg;
-	struct worker *w = l->worker;
-	unsigned long open = listener_connection_opened();
+	struct loop *loop = l->loop;
+	unsigned long open = slots_take();
 
 	(void)ev;
-	if (open > w->cfg->limits.max_connections) {
-		listener_connection_closed();
-		WORKER_STAT_ADD(w, connections_refused, 1);
+	if (open > loop->cfg->limits.max_connections) {
+		slots_give();
+		LOOP_STAT_ADD(loop, connections_refused, 1);
 		log_limited(&listener_limit_refused, LOG_DEBUG,
 			    "listener %s: refused a connection: max_connections (%llu) reached",
-			    l->conf->addr.text, (unsigned long long)w->cfg->limits.max_connections);
+			    l->conf->addr.text, (unsigned long long)loop->cfg->limits.max_connections);
 		evutil_closesocket(fd);
 		return;
 	}
 	/* session_new owns fd and the counted slot from here, even on failure. */
-	session_new(w, l->conf, l->pool, fd, sa, salen);
+	session_new(loop, l->conf, l->pool, fd, sa, salen);
 }
 
 static void
@@ -137,7 +118,7 @@ listener_refuse_waiting(struct listener *l)
 			  strerror(errno));
 		return;
 	}
-	WORKER_STAT_ADD(l->worker, connections_refused, waiting);
+	LOOP_STAT_ADD(l->loop, connections_refused, waiting);
 	log_debug("listener %s: out of descriptors: refused %u waiting connections",
 		  l->conf->addr.text, waiting);
 	if (listen(fd, LISTENER_BACKLOG) < 0) {
@@ -191,7 +172,7 @@ fail:
 }
 
 struct listener *
-listener_new(struct worker *w, const struct config_listener *lc, struct pool *pool, int fd)
+listener_new(struct loop *loop, const struct config_listener *lc, struct pool *pool, int fd)
 {
 	struct listener *l = calloc(1, sizeof(*l));
 
@@ -200,15 +181,15 @@ listener_new(struct worker *w, const struct config_listener *lc, struct pool *po
 		close(fd);
 		return NULL;
 	}
-	l->worker = w;
+	l->loop = loop;
 	l->conf = lc;
 	l->pool = pool;
-	l->resume = evtimer_new(w->base, listener_resume_cb, l);
+	l->resume = evtimer_new(loop->base, listener_resume_cb, l);
 	if (l->resume != NULL)
 		/* Backlog 0: the socket already listens with LISTENER_BACKLOG;
 		 * -1 would make libevent call listen() again with 128, and a
 		 * burst past that would see its SYNs dropped. */
-		l->ev = evconnlistener_new(w->base, listener_accept_cb, l,
+		l->ev = evconnlistener_new(loop->base, listener_accept_cb, l,
 					   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (l->ev == NULL) {
 		log_error("listener %s: cannot serve its socket: out of memory", lc->addr.text);

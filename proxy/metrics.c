@@ -1,6 +1,6 @@
 /*
- * metrics — the request-duration histogram and the Prometheus text
- * exposition (format 0.0.4) of every worker's counters. Workers write their
+ * metrics — the Prometheus text exposition (format 0.0.4) of every
+ * worker's counters and request-duration histogram. Workers write their
  * own counters with relaxed atomic stores; a scrape reads them with relaxed
  * loads and sums, so scraping costs the request path nothing.
  */
@@ -13,9 +13,11 @@
 
 #include <event2/buffer.h>
 
+#include <sluice/histogram.h>
 #include <sluice/log.h>
 #include <sluice/metrics.h>
 #include <sluice/pool.h>
+#include <sluice/session.h>
 #include <sluice/upstream.h>
 #include <sluice/worker.h>
 
@@ -24,28 +26,14 @@
 #endif
 
 #define METRICS_LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
-#define METRICS_STAT(field) offsetof(struct worker_stats, field)
+#define METRICS_STAT(field) offsetof(struct loop_stats, field)
 
-static const uint64_t metrics_bounds_us[METRICS_DURATION_BUCKETS - 1] = METRICS_DURATION_BOUNDS_US;
+/* ---- the loop_stats counters, as a table ----------------------------- */
 
-void
-metrics_observe(struct metrics_histogram *h, uint64_t us)
-{
-	unsigned i = 0;
-
-	while (i < METRICS_DURATION_BUCKETS - 1 && us > metrics_bounds_us[i])
-		i++;
-	__atomic_store_n(&h->buckets[i], h->buckets[i] + 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&h->count, h->count + 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&h->sum_us, h->sum_us + us, __ATOMIC_RELAXED);
-}
-
-/* ---- the worker_stats counters, as a table ----------------------------- */
-
-/* One series of a family: a counter of struct worker_stats. */
+/* One series of a family: a counter of struct loop_stats. */
 struct metrics_series {
 	const char *label_value;      /* NULL when the family has no label */
-	size_t offset;                /* of a uint64_t in struct worker_stats */
+	size_t offset;                /* of a uint64_t in struct loop_stats */
 };
 
 #define METRICS_MAX_SERIES 14
@@ -204,7 +192,7 @@ metrics_sum(struct worker *const *workers, unsigned n_workers, size_t offset)
 
 		if (workers[i] == NULL)
 			continue;
-		field = (const uint64_t *)(const void *)((const char *)&workers[i]->stats + offset);
+		field = (const uint64_t *)(const void *)((const char *)&workers[i]->loop.stats + offset);
 		sum += METRICS_LOAD(*field);
 	}
 	return sum;
@@ -232,27 +220,27 @@ static int
 metrics_render_histogram(struct evbuffer *out, struct worker *const *workers, unsigned n_workers)
 {
 	static const char name[] = "sluice_request_duration_seconds";
-	uint64_t buckets[METRICS_DURATION_BUCKETS] = { 0 };
+	uint64_t buckets[HISTOGRAM_BUCKETS] = { 0 };
 	uint64_t sum_us = 0, cumulative = 0;
 	char le[32];
 
 	for (unsigned i = 0; i < n_workers; i++) {
-		const struct metrics_histogram *h;
+		const struct histogram *h;
 
 		if (workers[i] == NULL)
 			continue;
-		h = &workers[i]->stats.duration;
-		for (unsigned b = 0; b < METRICS_DURATION_BUCKETS; b++)
+		h = &workers[i]->loop.stats.duration;
+		for (unsigned b = 0; b < HISTOGRAM_BUCKETS; b++)
 			buckets[b] += METRICS_LOAD(h->buckets[b]);
 		sum_us += METRICS_LOAD(h->sum_us);
 	}
 	if (metrics_header(out, name, "histogram",
 			   "Time from a request's last byte received to its response queued to the client.") < 0)
 		return -1;
-	for (unsigned b = 0; b < METRICS_DURATION_BUCKETS; b++) {
+	for (unsigned b = 0; b < HISTOGRAM_BUCKETS; b++) {
 		cumulative += buckets[b];
-		if (b < METRICS_DURATION_BUCKETS - 1)
-			metrics_seconds(le, sizeof(le), metrics_bounds_us[b]);
+		if (b < HISTOGRAM_BUCKETS - 1)
+			metrics_seconds(le, sizeof(le), histogram_bounds_us[b]);
 		else
 			snprintf(le, sizeof(le), "+Inf");
 		if (evbuffer_add_printf(out, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name, le, cumulative) < 0)
@@ -317,13 +305,13 @@ static int
 metrics_servers_add_server(struct metrics_servers *set, const struct pool *p,
 			   const struct pool_server *srv)
 {
-	struct metrics_server *s = metrics_servers_find(set, p->name, srv->addr.text);
+	struct metrics_server *s = metrics_servers_find(set, p->name, srv->target.addr.text);
 
 	if (s == NULL)
 		return -1;
 	for (unsigned st = 0; st < UPSTREAM_STATE_COUNT; st++)
-		s->connections[st] += METRICS_LOAD(srv->stats.connections[st]);
-	s->errors += METRICS_LOAD(srv->stats.errors);
+		s->connections[st] += METRICS_LOAD(srv->target.stats.connections[st]);
+	s->errors += METRICS_LOAD(srv->target.stats.errors);
 	return 0;
 }
 
@@ -352,7 +340,7 @@ metrics_servers_add_worker(struct metrics_servers *set, struct worker *w)
 	const struct pool *p;
 	int rc = 0;
 
-	if (pthread_mutex_lock(&w->structure_lock) != 0)
+	if (pthread_mutex_lock(&w->loop.structure_lock) != 0)
 		return -1;
 	for (unsigned i = 0; i < w->n_pools && rc == 0; i++) {
 		if (w->pools[i] != NULL)
@@ -362,7 +350,7 @@ metrics_servers_add_worker(struct metrics_servers *set, struct worker *w)
 		if (rc == 0)
 			rc = metrics_servers_add_pool(set, p);
 	}
-	if (pthread_mutex_unlock(&w->structure_lock) != 0)
+	if (pthread_mutex_unlock(&w->loop.structure_lock) != 0)
 		rc = -1;
 	return rc;
 }

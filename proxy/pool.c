@@ -9,6 +9,7 @@
  */
 #include <assert.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,28 +18,44 @@
 
 #include <sluice/clock.h>
 #include <sluice/config.h>
-#include <sluice/frame.h>
+#include <sluice/fstream.h>
 #include <sluice/log.h>
+#include <sluice/loop.h>
 #include <sluice/pool.h>
 #include <sluice/upstream.h>
-#include <sluice/worker.h>
 
-/* pending is read by metrics from another thread: relaxed atomic stores.
- * The worker's gauge is kept in step so a scrape needs no pool walk. */
-void
+static void pool_upstream_ready(struct upstream *u);
+static void pool_upstream_failed(struct upstream *u);
+static void pool_request_left(struct upstream *u, struct request *req);
+static void pool_request_answered(struct upstream *u);
+
+/* How its connections report to the pool. */
+static const struct upstream_ops pool_upstream_ops = {
+	.ready = pool_upstream_ready,
+	.failed = pool_upstream_failed,
+	.request_left = pool_request_left,
+	.answered = pool_request_answered,
+};
+
+/* Every change to pending goes through here: it is read by metrics from
+ * another thread, so relaxed atomic stores. The worker's gauge is kept in
+ * step so a scrape needs no pool walk. */
+static void
 pool_pending_add(struct pool *p, int delta)
 {
-	struct worker *w = p->worker;
+	struct loop *l = p->loop;
 
 	__atomic_store_n(&p->pending, (unsigned)((int)p->pending + delta), __ATOMIC_RELAXED);
-	__atomic_store_n(&w->stats.requests_pending, (uint64_t)((int64_t)w->stats.requests_pending + delta),
+	__atomic_store_n(&l->stats.requests_pending, (uint64_t)((int64_t)l->stats.requests_pending + delta),
 			 __ATOMIC_RELAXED);
 }
 
 void
-pool_client_init(struct pool_client *pc, const struct pool_client_ops *ops)
+pool_client_init(struct pool_client *pc, const struct request_client_ops *rops,
+		 const struct pool_client_ops *ops)
 {
 	memset(pc, 0, sizeof(*pc));
+	pc->rc.ops = rops;
 	pc->ops = ops;
 }
 
@@ -51,7 +68,9 @@ pool_client_unpause(struct pool_client *pc)
 	pc->paused_on = NULL;
 }
 
-void
+/* A written request left its connection's FIFO (answered or failed): the
+ * client may stick to another connection once none is left. */
+static void
 pool_client_unstick(struct pool_client *pc)
 {
 	assert(pc->n_sticky > 0);
@@ -82,7 +101,7 @@ pool_server_free(struct pool_server *srv)
 	for (unsigned i = 0; i < srv->n_ups; i++)
 		upstream_free(srv->ups[i]);
 	free(srv->ups);
-	free(srv->addr.text);
+	free(srv->target.addr.text);
 	free(srv);
 }
 
@@ -94,9 +113,9 @@ pool_server_new(struct pool *p, const struct config_addr *addr)
 	if (srv == NULL)
 		return NULL;
 	srv->pool = p;
-	srv->addr = *addr;
-	srv->addr.text = strdup(addr->text);
-	if (srv->addr.text == NULL) {
+	srv->target.addr = *addr;
+	srv->target.addr.text = strdup(addr->text);
+	if (srv->target.addr.text == NULL) {
 		free(srv);
 		return NULL;
 	}
@@ -133,7 +152,7 @@ pool_server_resize(struct pool_server *srv, unsigned want)
 		if (ups == NULL)
 			return -1;
 		srv->ups = ups;
-		u = upstream_new(srv->pool, srv, srv->n_ups);
+		u = upstream_new(srv->pool->loop, &srv->pool->backend, &srv->target, srv->n_ups);
 		if (u == NULL)
 			return -1;
 		srv->ups[srv->n_ups++] = u;
@@ -179,24 +198,27 @@ pool_set_config(struct pool *p, struct config *cfg, const struct config_backend 
 
 	p->cfg = config_ref(cfg);
 	p->conf = conf;
+	p->backend.conf = conf;
 	if (old != NULL)
 		config_unref(old);
 }
 
 struct pool *
-pool_new(struct worker *w, struct config *cfg, const struct config_backend *conf)
+pool_new(struct loop *l, struct config *cfg, const struct config_backend *conf)
 {
 	struct pool *p = calloc(1, sizeof(*p));
 
 	if (p == NULL)
 		goto oom;
-	p->worker = w;
+	p->loop = l;
 	TAILQ_INIT(&p->waiting);
 	TAILQ_INIT(&p->paused);
 	TAILQ_INIT(&p->retired);
 	p->name = strdup(conf->name);
 	if (p->name == NULL)
 		goto oom;
+	p->backend.ops = &pool_upstream_ops;
+	p->backend.name = p->name;
 	pool_set_config(p, cfg, conf);
 	if (pool_reconfigure(p, cfg, conf) < 0)
 		goto oom;
@@ -212,7 +234,7 @@ static void
 pool_retire_server(struct pool *p, struct pool_server *srv)
 {
 	log_info("backend %s: server %s removed from the configuration; draining its connections",
-		 p->name, srv->addr.text);
+		 p->name, srv->target.addr.text);
 	srv->retired = 1;
 	for (unsigned i = 0; i < srv->n_ups; i++)
 		upstream_retire(srv->ups[i]);
@@ -224,7 +246,7 @@ static struct pool_server *
 pool_find_server(struct pool *p, const struct config_addr *addr, bool *taken)
 {
 	for (unsigned i = 0; i < p->n_servers; i++) {
-		if (!taken[i] && config_addr_equal(&p->servers[i]->addr, addr)) {
+		if (!taken[i] && config_addr_equal(&p->servers[i]->target.addr, addr)) {
 			taken[i] = true;
 			return p->servers[i];
 		}
@@ -268,7 +290,7 @@ pool_shares_server(const struct pool *p, const struct config_backend *conf)
 {
 	for (unsigned i = 0; i < p->n_servers; i++) {
 		for (size_t j = 0; j < conf->n_servers; j++) {
-			if (config_addr_equal(&p->servers[i]->addr, &conf->servers[j].addr))
+			if (config_addr_equal(&p->servers[i]->target.addr, &conf->servers[j].addr))
 				return true;
 		}
 	}
@@ -297,6 +319,7 @@ pool_reconfigure(struct pool *p, struct config *cfg, const struct config_backend
 	if (name != NULL) {
 		free(p->name);
 		p->name = name;
+		p->backend.name = name;
 	}
 	for (unsigned i = 0; i < p->n_servers; i++) {
 		if (!taken[i])
@@ -310,7 +333,7 @@ pool_reconfigure(struct pool *p, struct config *cfg, const struct config_backend
 	for (unsigned i = 0; i < p->n_servers; i++) {
 		if (pool_server_resize(p->servers[i], conf->connections) < 0)
 			log_error("backend %s: server %s: cannot open all %u connections: out of memory",
-				  p->name, p->servers[i]->addr.text, conf->connections);
+				  p->name, p->servers[i]->target.addr.text, conf->connections);
 	}
 	pool_set_all(p, all);
 	return 0;
@@ -325,8 +348,8 @@ pool_unlink_waiting(struct pool *p, struct request *req)
 	assert(req->state == REQUEST_WAITING);
 	TAILQ_REMOVE(&p->waiting, req, queue_link);
 	p->n_waiting--;
-	assert(req->client != NULL && req->client->n_waiting > 0);
-	req->client->n_waiting--;
+	assert(req->client != NULL && pool_client_of(req->client)->n_waiting > 0);
+	pool_client_of(req->client)->n_waiting--;
 	req->state = REQUEST_UNLINKED;
 }
 
@@ -452,13 +475,13 @@ pool_collect(struct pool *p)
 		pool_server_collect(srv);
 		if (srv->n_ups == 0) {
 			/* metrics walks the retired list from another thread */
-			pthread_mutex_lock(&p->worker->structure_lock);
+			pthread_mutex_lock(&p->loop->structure_lock);
 			TAILQ_REMOVE(&p->retired, srv, link);
-			pthread_mutex_unlock(&p->worker->structure_lock);
+			pthread_mutex_unlock(&p->loop->structure_lock);
 			pool_server_free(srv);
 		}
 	}
-	if (p->worker->stopping)
+	if (p->loop->stopping)
 		return;   /* shutting down: pool_closed() wants to see them */
 	for (unsigned i = 0; i < p->n_servers; i++)
 		closed = closed || pool_server_has_closed(p->servers[i]);
@@ -529,7 +552,7 @@ pool_enqueue(struct pool *p, struct request *req, struct evbuffer *src)
 	req->buf = evbuffer_new();
 	if (req->buf == NULL)
 		evbuffer_drain(src, req->len);
-	if (req->buf == NULL || frame_move(src, req->buf, req->len) < 0) {
+	if (req->buf == NULL || fstream_move(src, req->buf, req->len) < 0) {
 		log_error("backend %s: out of memory queueing a request", p->name);
 		pool_pending_add(p, -1);
 		req->state = REQUEST_UNLINKED;
@@ -539,7 +562,7 @@ pool_enqueue(struct pool *p, struct request *req, struct evbuffer *src)
 	req->state = REQUEST_WAITING;
 	TAILQ_INSERT_TAIL(&p->waiting, req, queue_link);
 	p->n_waiting++;
-	req->client->n_waiting++;
+	pool_client_of(req->client)->n_waiting++;
 }
 
 /* The connection req may go to now, or NULL: it must wait. */
@@ -561,40 +584,36 @@ pool_route(struct pool *p, const struct pool_client *pc)
 }
 
 void
-pool_run_flush(struct pool_run *run, struct evbuffer *src)
+pool_run_send(void *upstream, struct evbuffer *src, size_t len)
 {
-	if (run->len > 0)
-		upstream_send(run->upstream, src, run->len);
-	run->upstream = NULL;
-	run->len = 0;
+	upstream_send(upstream, src, len);
 }
 
 void
-pool_place(struct pool *p, struct request *req, struct evbuffer *src, struct pool_run *run)
+pool_place(struct pool *p, struct request *req, struct evbuffer *src, struct fstream_run *run)
 {
-	struct pool_client *pc = req->client;
+	struct pool_client *pc = pool_client_of(req->client);
 	struct upstream *u;
 
 	assert(pc != NULL);
-	req->queued_ms = p->worker->now_us / 1000;
+	req->queued_ms = p->loop->now_us / 1000;
 	pool_pending_add(p, 1);
 	u = pool_route(p, pc);
 	if (u != NULL) {
-		if (u != run->upstream)
-			pool_run_flush(run, src);
+		/* Before the enqueue: the bytes of the requests already in
+		 * another connection's FIFO go first. */
+		fstream_run_add(run, src, u, req->len);
 		upstream_enqueue(u, req);
 		pool_client_stick(pc, u);
-		run->upstream = u;
-		run->len += req->len;
 		return;
 	}
 	/* Queued or refused: its bytes leave from the front, after the run's. */
-	pool_run_flush(run, src);
+	fstream_run_flush(run, src);
 	if (pool_all_down(p) && pc->sticky == NULL) {
 		evbuffer_drain(src, req->len);
 		pool_pending_add(p, -1);
 		req->state = REQUEST_UNLINKED;
-		pc->ops->respond_error(req, FRAME_ERR_UNAVAILABLE, "no backend server is reachable");
+		req->client->ops->respond_error(req, FRAME_ERR_UNAVAILABLE, "no backend server is reachable");
 		return;
 	}
 	pool_enqueue(p, req, src);
@@ -671,7 +690,7 @@ pool_drain_pass(struct pool *p)
 	int exhausted = 0;
 
 	for (req = TAILQ_FIRST(&p->waiting); req != NULL; req = next) {
-		struct pool_client *pc = req->client;
+		struct pool_client *pc = pool_client_of(req->client);
 		struct upstream *u = pc->sticky;
 
 		next = TAILQ_NEXT(req, queue_link);
@@ -714,10 +733,35 @@ pool_cancel(struct pool *p, struct request *req)
 	pool_pending_add(p, -1);
 }
 
-void
-pool_request_done(struct pool *p)
+/* The pool whose backend record u points at. */
+static struct pool *
+pool_of(const struct upstream *u)
 {
-	pool_pending_add(p, -1);
+	return (struct pool *)(void *)((const char *)u->backend - offsetof(struct pool, backend));
+}
+
+static struct pool_server *
+pool_server_of(const struct upstream *u)
+{
+	return (struct pool_server *)(void *)((char *)u->target - offsetof(struct pool_server, target));
+}
+
+/* upstream_ops.request_left */
+static void
+pool_request_left(struct upstream *u, struct request *req)
+{
+	if (req->client != NULL)
+		pool_client_unstick(pool_client_of(req->client));
+	pool_pending_add(pool_of(u), -1);
+}
+
+/* upstream_ops.answered: the pool has room again below three quarters of
+ * max_pending. */
+static void
+pool_request_answered(struct upstream *u)
+{
+	struct pool *p = pool_of(u);
+
 	if (p->pending <= p->conf->max_pending - p->conf->max_pending / 4)
 		pool_wake(p);
 }
@@ -743,24 +787,30 @@ pool_server_update(struct pool_server *srv)
 		return;
 	if (down && !srv->down)
 		log_warn("backend %s: server %s is down: every connection failed; retrying with backoff",
-			 srv->pool->name, srv->addr.text);
+			 srv->pool->name, srv->target.addr.text);
 	else if (!down && srv->down)
-		log_info("backend %s: server %s is up again", srv->pool->name, srv->addr.text);
+		log_info("backend %s: server %s is up again", srv->pool->name, srv->target.addr.text);
 	srv->down = (unsigned)down;
 }
 
-void
-pool_upstream_ready(struct pool *p, struct upstream *u)
+/* upstream_ops.ready: state changes that may let queued work proceed. */
+static void
+pool_upstream_ready(struct upstream *u)
 {
-	pool_server_update(u->server);
+	struct pool *p = pool_of(u);
+
+	pool_server_update(pool_server_of(u));
 	pool_drain_waiting(p);
 	pool_wake(p);
 }
 
-void
-pool_upstream_failed(struct pool *p, struct upstream *u)
+/* upstream_ops.failed */
+static void
+pool_upstream_failed(struct upstream *u)
 {
-	pool_server_update(u->server);
+	struct pool *p = pool_of(u);
+
+	pool_server_update(pool_server_of(u));
 	if (p->n_waiting > 0 && pool_all_down(p))
 		pool_fail_waiting(p, FRAME_ERR_UNAVAILABLE, "no backend server is reachable");
 	/* Sessions whose requests waited for the failed connection have no
@@ -809,14 +859,14 @@ static void
 pool_expire(struct pool *p, struct request *req)
 {
 	static const char why[] = "no backend connection could take the request within queue_timeout";
-	struct pool_client *pc = req->client;
+	struct pool_client *pc = pool_client_of(req->client);
 	struct request *next;
 
 	for (; req != NULL && pc->n_waiting > 0; req = next) {
 		next = TAILQ_NEXT(req, queue_link);
-		if (req->client != pc)
+		if (req->client != &pc->rc)
 			continue;
-		WORKER_STAT_ADD(p->worker, timeouts_queue, 1);
+		LOOP_STAT_ADD(p->loop, timeouts_queue, 1);
 		pool_answer_waiting(p, req, FRAME_ERR_BUSY, why);
 	}
 }

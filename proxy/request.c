@@ -9,20 +9,19 @@
 #include <event2/buffer.h>
 
 #include <sluice/request.h>
-#include <sluice/worker.h>
 
 /* Enough to serve a busy worker's steady state from the cache, small enough
  * that a burst does not pin memory forever (about 100 bytes each). */
 #define REQUEST_CACHE_MAX 4096u
 
 struct request *
-request_new(struct worker *w)
+request_new(struct request_cache *c)
 {
-	struct request *req = w->free_requests;
+	struct request *req = c->free;
 
 	if (req != NULL) {
-		w->free_requests = TAILQ_NEXT(req, queue_link);
-		w->n_free_requests--;
+		c->free = TAILQ_NEXT(req, queue_link);
+		c->n_free--;
 		memset(req, 0, sizeof(*req));
 		return req;
 	}
@@ -30,29 +29,29 @@ request_new(struct worker *w)
 }
 
 void
-request_free(struct worker *w, struct request *req)
+request_free(struct request_cache *c, struct request *req)
 {
 	if (req->buf != NULL) {
 		evbuffer_free(req->buf);
 		req->buf = NULL;
 	}
-	if (w->n_free_requests >= REQUEST_CACHE_MAX) {
+	if (c->n_free >= REQUEST_CACHE_MAX) {
 		free(req);
 		return;
 	}
-	TAILQ_NEXT(req, queue_link) = w->free_requests;
-	w->free_requests = req;
-	w->n_free_requests++;
+	TAILQ_NEXT(req, queue_link) = c->free;
+	c->free = req;
+	c->n_free++;
 }
 
 void
-request_cache_clear(struct worker *w)
+request_cache_clear(struct request_cache *c)
 {
 	struct request *req;
 
-	while ((req = w->free_requests) != NULL) {
-		w->free_requests = TAILQ_NEXT(req, queue_link);
+	while ((req = c->free) != NULL) {
+		c->free = TAILQ_NEXT(req, queue_link);
 		free(req);
 	}
-	w->n_free_requests = 0;
+	c->n_free = 0;
 }

@@ -1,14 +1,8 @@
 /*
- * session — one client connection, from TLS handshake to close.
- *
- *   TLS bytes ─▶ bufferevent_openssl ─▶ input evbuffer
- *        session_process: frame_peek the 6-byte prefix, wait for the whole
- *        frame, then pool_route places it and upstream_send moves it
- *        with the frames behind it (evbuffer_remove_buffer: chain
- *        segments change hands, bytes are not copied) to an upstream
- *   upstream ─▶ session_respond: the response is moved straight to the
- *        client's output when its request is the oldest one, otherwise it
- *        waits in its request until the earlier ones are answered
+ * session — one client connection, from TLS handshake to close: creating
+ * it, its libevent callbacks and its timer, and the one way it ends
+ * (session_free, with a reason). What it reads and answers once
+ * established is session_io.c's.
  *
  * States: HANDSHAKE → ESTABLISHED → CLOSING (QUIT received or sent, or a
  * protocol error: no new requests once read_done) → DRAINING (all answered,
@@ -17,6 +11,7 @@
  * (close_notify sent, lingering briefly so the client reads the end before
  * the socket closes).
  */
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -36,88 +31,27 @@
 #include <sluice/clock.h>
 #include <sluice/config.h>
 #include <sluice/frame.h>
-#include <sluice/listener.h>
 #include <sluice/log.h>
-#include <sluice/metrics.h>
+#include <sluice/loop.h>
 #include <sluice/pool.h>
-#include <sluice/request.h>
 #include <sluice/session.h>
+#include <sluice/session_io.h>
+#include <sluice/slots.h>
 #include <sluice/tls.h>
-#include <sluice/upstream.h>
-#include <sluice/worker.h>
-
-#define SESSION_MAGIC 0x53455353u        /* "SESS": catches use after free */
-#define SESSION_LINGER_MS 1000u          /* after close_notify, before close(2) */
-#define SESSION_DRAIN_MIN_MS 1000u       /* shortest DRAINING period */
 
 /* Lines a client can cause, rate-limited (SPEC §10; log.h). */
 LOG_LIMIT(session_limit_handshake, "failed TLS handshakes");
 LOG_LIMIT(session_limit_handshake_timeout, "TLS handshakes timed out");
-LOG_LIMIT(session_limit_protocol, "invalid frames from clients");
 LOG_LIMIT(session_limit_idle, "idle clients sent QUIT");
 LOG_LIMIT(session_limit_drain, "clients cut off for not reading");
 LOG_LIMIT(session_limit_left, "clients gone with requests unanswered");
 LOG_LIMIT(session_limit_grace, "clients closed at the end of the grace period");
-LOG_LIMIT(session_limit_buffer, "clients disconnected for unread answers");
-
-enum session_state {
-	SESSION_HANDSHAKE,    /* TLS handshake under way (handshake_timeout) */
-	SESSION_ESTABLISHED,  /* reading requests (idle_timeout) */
-	SESSION_CLOSING,      /* QUIT sent or received, or protocol error
-			       * (grace_timeout once sluice sent QUIT or a
-			       * shutdown began; none when the client quit) */
-	SESSION_DRAINING,     /* all answered and QUIT queued, output unread
-			       * (cut off after a drain period without
-			       * progress) */
-	SESSION_CLOSED,       /* close_notify sent; lingering before close(2) */
-};
-
-/* Owned by its worker (linked in worker->sessions); freed by session_free. */
-struct session {
-	uint32_t magic;
-	enum session_state state;
-	struct worker *worker;
-	struct config *cfg;              /* snapshot lc lives in; one reference
-					  * (limits come from the worker's current
-					  * snapshot: a reload applies to new work) */
-	const struct config_listener *lc;
-	struct pool *pool;
-	struct bufferevent *bev;         /* owns the SSL and the socket */
-	struct event *timer;             /* meaning depends on state */
-	struct request_queue reqs;       /* arrival order; the head answers first */
-	unsigned n_reqs;
-	struct pool_client pc;           /* its placement in the pool (pool.c's) */
-	/* The budget (session_over_budget, session_answer_fits). */
-	uint64_t inflight_bytes;         /* bytes of requests not answered yet */
-	unsigned n_inflight;             /* how many */
-	uint64_t parked_bytes;           /* answers waiting for an earlier one */
-	uint64_t passing_bytes;          /* answers taken, not yet in the output */
-	uint32_t answer_estimate;        /* recent answer size (decaying maximum) */
-	enum session_close_reason reason; /* why it ends, once known; COUNT: not yet */
-	uint64_t last_active_ms;         /* last whole frame read or last answer, for idle_timeout */
-	size_t drain_left;               /* DRAINING: output bytes at the last check */
-	TAILQ_ENTRY(session) worker_link;
-	unsigned read_paused:1;          /* EV_READ off for backpressure */
-	unsigned read_done:1;            /* no further requests will be read */
-	unsigned quit_sent:1;
-	unsigned quit_received:1;
-	char peer[64];                   /* "addr:port", for logs */
-};
 
 static void session_read_cb(struct bufferevent *bev, void *arg);
 static void session_write_cb(struct bufferevent *bev, void *arg);
 static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
-static void session_flush(struct session *s);
-static uint64_t session_drain_period(const struct session *s);
-static int session_stop_reading(struct session *s);
 static void session_established(struct session *s);
-static void session_pc_resume(struct pool_client *pc);
-
-static const struct pool_client_ops session_pool_ops = {
-	.resume = session_pc_resume,
-	.respond_error = session_respond_error,
-};
 
 static const char *const session_close_reason_names[SESSION_CLOSE_COUNT] = {
 	[SESSION_CLOSE_CLIENT_QUIT] = "client_quit",
@@ -139,36 +73,6 @@ const char *
 session_close_reason_name(enum session_close_reason r)
 {
 	return r < SESSION_CLOSE_COUNT ? session_close_reason_names[r] : "unknown";
-}
-
-/* The first cause recorded is the one reported: a client that sent QUIT
- * and then closed ended with "client_quit", not "client_closed". */
-static void
-session_note_reason(struct session *s, enum session_close_reason r)
-{
-	if (s->reason == SESSION_CLOSE_COUNT)
-		s->reason = r;
-}
-
-static struct session *
-session_check(void *arg)
-{
-	struct session *s = arg;
-
-	if (s->magic != SESSION_MAGIC) {
-		log_crit("session callback on a freed or corrupt session %p", arg);
-		abort();
-	}
-	return s;
-}
-
-static void
-session_arm(struct session *s, uint64_t ms)
-{
-	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
-
-	if (evtimer_add(s->timer, &tv) < 0)
-		log_error("client %s: cannot arm timer", s->peer);
 }
 
 static void
@@ -193,7 +97,7 @@ session_format_peer(char *out, size_t len, const struct sockaddr *sa)
 }
 
 struct session *
-session_attach(struct worker *w, const struct config_listener *lc, struct pool *pool,
+session_attach(struct loop *l, const struct config_listener *lc, struct pool *pool,
 	       struct bufferevent *bev, const struct sockaddr *peer, int established)
 {
 	struct session *s = calloc(1, sizeof(*s));
@@ -203,50 +107,48 @@ session_attach(struct worker *w, const struct config_listener *lc, struct pool *
 		goto fail;
 	}
 	s->magic = SESSION_MAGIC;
-	s->worker = w;
+	s->loop = l;
 	s->lc = lc;
 	s->pool = pool;
 	s->bev = bev;
-	TAILQ_INIT(&s->reqs);
-	pool_client_init(&s->pc, &session_pool_ops);
+	session_requests_init(s);
 	s->reason = SESSION_CLOSE_COUNT;
 	session_format_peer(s->peer, sizeof(s->peer), peer);
-	s->timer = evtimer_new(w->base, session_timer_cb, s);
+	s->timer = evtimer_new(l->base, session_timer_cb, s);
 	if (s->timer == NULL) {
 		log_error("client %s: cannot create timer; connection closed", s->peer);
 		goto fail;
 	}
 	bufferevent_setcb(bev, session_read_cb, session_write_cb, session_event_cb, s);
-	if (w->max_read > 0)
-		bufferevent_set_max_single_read(bev, w->max_read);
+	fstream_cap_reads(bev, l->max_read);
 	if (bufferevent_enable(bev, EV_READ | EV_WRITE) < 0) {
 		log_error("client %s: cannot enable events; connection closed", s->peer);
 		event_free(s->timer);
 		goto fail;
 	}
-	s->cfg = config_ref(w->cfg);
+	s->cfg = config_ref(l->cfg);
 	pool_use(pool);
-	TAILQ_INSERT_TAIL(&w->sessions, s, worker_link);
-	w->n_sessions++;
-	WORKER_STAT_ADD(w, connections_total, 1);
-	WORKER_STAT_ADD(w, connections_active, 1);
+	TAILQ_INSERT_TAIL(&l->sessions, s, loop_link);
+	l->n_sessions++;
+	LOOP_STAT_ADD(l, connections_total, 1);
+	LOOP_STAT_ADD(l, connections_active, 1);
 	log_debug("client %s: connected", s->peer);
 	s->state = SESSION_HANDSHAKE;
 	s->last_active_ms = clock_ms();
 	if (established)
 		session_established(s);
 	else
-		session_arm(s, w->cfg->limits.handshake_timeout_ms);
+		session_arm(s, l->cfg->limits.handshake_timeout_ms);
 	return s;
 fail:
 	bufferevent_free(bev);
 	free(s);
-	listener_connection_closed();
+	slots_give();
 	return NULL;
 }
 
 struct session *
-session_new(struct worker *w, const struct config_listener *lc, struct pool *pool,
+session_new(struct loop *l, const struct config_listener *lc, struct pool *pool,
 	    evutil_socket_t fd, const struct sockaddr *peer, int peer_len)
 {
 	struct bufferevent *bev;
@@ -260,48 +162,18 @@ session_new(struct worker *w, const struct config_listener *lc, struct pool *poo
 	ssl = tls_ctx_new_ssl(lc->tls_ctx);
 	if (ssl == NULL)
 		goto fail;
-	bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	bev = bufferevent_openssl_socket_new(l->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
 					     BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL) {
 		log_error("cannot create a TLS bufferevent for a client; connection closed");
 		SSL_free(ssl);
 		goto fail;
 	}
-	return session_attach(w, lc, pool, bev, peer, 0);
+	return session_attach(l, lc, pool, bev, peer, 0);
 fail:
 	evutil_closesocket(fd);
-	listener_connection_closed();
+	slots_give();
 	return NULL;
-}
-
-/* Requests still in the pool stop there; written ones become orphans the
- * upstream frees when their response (or the connection's end) comes. */
-static void
-session_release_requests(struct session *s)
-{
-	struct request *req;
-
-	while ((req = TAILQ_FIRST(&s->reqs)) != NULL) {
-		TAILQ_REMOVE(&s->reqs, req, session_link);
-		switch (req->state) {
-		case REQUEST_WAITING:
-			pool_cancel(s->pool, req);
-			request_free(s->worker, req);
-			break;
-		case REQUEST_WRITTEN:
-			req->session = NULL;
-			req->client = NULL;
-			break;
-		case REQUEST_DONE:
-		case REQUEST_UNLINKED:   /* no queue holds it any more */
-			request_free(s->worker, req);
-			break;
-		}
-	}
-	s->n_reqs = 0;
-	s->inflight_bytes = s->parked_bytes = s->passing_bytes = 0;
-	s->n_inflight = 0;
-	pool_client_reset(&s->pc);
 }
 
 /* The one way a session ends: every path comes here with its reason, which
@@ -310,7 +182,7 @@ session_release_requests(struct session *s)
 static void
 session_free(struct session *s, enum session_close_reason reason)
 {
-	struct worker *w = s->worker;
+	struct loop *l = s->loop;
 
 	switch (reason) {
 	case SESSION_CLOSE_BUFFER_LIMIT:
@@ -323,12 +195,12 @@ session_free(struct session *s, enum session_close_reason reason)
 		session_note_reason(s, reason);
 		break;
 	}
-	WORKER_STAT_ADD(w, connections_closed[s->reason], 1);
+	LOOP_STAT_ADD(l, connections_closed[s->reason], 1);
 	log_debug("client %s: closed (%s)", s->peer, session_close_reason_name(s->reason));
 	pool_client_unpause(&s->pc);
 	session_release_requests(s);
-	TAILQ_REMOVE(&w->sessions, s, worker_link);
-	w->n_sessions--;
+	TAILQ_REMOVE(&l->sessions, s, loop_link);
+	l->n_sessions--;
 	event_free(s->timer);
 	tls_session_done(bufferevent_openssl_get_ssl(s->bev));
 	bufferevent_free(s->bev);
@@ -336,9 +208,9 @@ session_free(struct session *s, enum session_close_reason reason)
 	config_unref(s->cfg);
 	s->magic = 0;
 	free(s);
-	WORKER_STAT_SUB(w, connections_active, 1);
-	listener_connection_closed();
-	worker_check_drained(w);
+	LOOP_STAT_SUB(l, connections_active, 1);
+	slots_give();
+	loop_closed(l);
 }
 
 void
@@ -352,94 +224,6 @@ session_abort(struct session *s, enum session_close_reason reason)
 	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0 && SSL_shutdown(ssl) < 0)
 		ERR_clear_error();
 	session_free(s, reason);
-}
-
-/* For failures in the middle of a response path: the session must stay
- * valid until the caller unwinds, so it is freed from its own timer. */
-static void
-session_kill(struct session *s, enum session_close_reason reason, const char *why)
-{
-	if (reason == SESSION_CLOSE_INTERNAL)
-		log_error("client %s: %s; closing", s->peer, why);
-	else
-		log_limited(&session_limit_buffer, LOG_INFO, "client %s: %s; closing", s->peer, why);
-	s->reason = reason;
-	pool_client_unpause(&s->pc);
-	s->state = SESSION_CLOSED;
-	s->read_done = 1;
-	/* Already the way out: events that still come find it CLOSED, and
-	 * the timer frees it next. Made active rather than armed: arming can
-	 * need memory (libevent's timer heap grows when full), and a session
-	 * whose timer never fires would never be freed. */
-	if (bufferevent_disable(s->bev, EV_READ | EV_WRITE) < 0)
-		log_error("client %s: cannot stop its events", s->peer);
-	event_active(s->timer, EV_TIMEOUT, 0);
-}
-
-/* close_notify, then keep reading (and discarding) briefly: closing a socket
- * with unread input makes the kernel send a reset that can destroy the
- * responses the client has not read yet. */
-static void
-session_close(struct session *s)
-{
-	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
-	int fd = bufferevent_getfd(s->bev);
-
-	s->state = SESSION_CLOSED;
-	s->read_done = 1;
-	if (ssl != NULL && SSL_shutdown(ssl) < 0)
-		ERR_clear_error();   /* a peer that already left: nothing to tell */
-	if (fd >= 0)
-		shutdown(fd, SHUT_WR);
-	pool_client_unpause(&s->pc);
-	s->read_paused = 0;
-	if (bufferevent_enable(s->bev, EV_READ) < 0) {
-		session_kill(s, SESSION_CLOSE_INTERNAL, "cannot read the client's close");
-		return;
-	}
-	session_arm(s, SESSION_LINGER_MS);
-}
-
-/* Nothing more will be read as requests: once every earlier request is
- * answered, the QUIT (unless already sent) and close_notify follow. */
-static void
-session_finish_when_done(struct session *s)
-{
-	struct evbuffer *out;
-
-	if (s->state == SESSION_CLOSED || !s->read_done || s->n_reqs > 0)
-		return;
-	out = bufferevent_get_output(s->bev);
-	if (!s->quit_sent) {
-		if (frame_add_quit(out) < 0) {
-			session_kill(s, SESSION_CLOSE_INTERNAL, "cannot queue QUIT");
-			return;
-		}
-		s->quit_sent = 1;
-	}
-	if (evbuffer_get_length(out) == 0) {
-		session_close(s);
-		return;
-	}
-	/* session_write_cb closes once the output has drained, unless the
-	 * client does not read it: a client that never reads must not keep
-	 * its buffers and its max_connections slot forever. */
-	if (s->state != SESSION_DRAINING) {
-		s->state = SESSION_DRAINING;
-		s->drain_left = evbuffer_get_length(out);
-		session_arm(s, session_drain_period(s));
-	}
-}
-
-/* grace_timeout, but never so short that a client still reading its last
- * responses is cut off: grace_timeout 0 means "do not wait for QUIT
- * answers", not "truncate". */
-static uint64_t
-session_drain_period(const struct session *s)
-{
-	uint64_t grace = s->worker->cfg->grace_timeout_ms;
-
-	return grace > SESSION_DRAIN_MIN_MS ? grace : SESSION_DRAIN_MIN_MS;
 }
 
 /* A client that reads, however slowly, finishes (as nginx's send_timeout
@@ -458,7 +242,7 @@ session_drain_check(struct session *s)
 		session_arm(s, period);
 		return;
 	}
-	WORKER_STAT_ADD(s->worker, timeouts_drain, 1);
+	LOOP_STAT_ADD(s->loop, timeouts_drain, 1);
 	log_limited(&session_limit_drain, LOG_INFO, "client %s: read none of its last %zu bytes for %llu ms; closing without close_notify",
 		 s->peer, left, (unsigned long long)period);
 	/* A reset rather than a FIN queued behind bytes the peer does not
@@ -468,247 +252,13 @@ session_drain_check(struct session *s)
 	session_abort(s, SESSION_CLOSE_DRAIN_TIMEOUT);
 }
 
-/* 0, or -1 when the session is being killed. */
-static int
-session_stop_reading(struct session *s)
-{
-	s->read_done = 1;
-	if (s->state == SESSION_ESTABLISHED) {
-		/* The client ends it (QUIT or a bad frame). Its idle timer must
-		 * not fire in CLOSING, where the timer means "grace over": SPEC
-		 * §3 promises every earlier response, and each is bounded
-		 * already (queue_timeout, request_timeout answer it with an ERR).
-		 * Only a shutdown puts a deadline on it (session_shutdown). */
-		s->state = SESSION_CLOSING;
-		if (evtimer_del(s->timer) < 0)
-			log_error("client %s: cannot stop the idle timer", s->peer);
-	}
-	pool_client_unpause(&s->pc);
-	/* Reading stays on (input is discarded) so a client that leaves is
-	 * noticed at once and its pending responses dropped. */
-	if (s->read_paused) {
-		s->read_paused = 0;
-		if (bufferevent_enable(s->bev, EV_READ) < 0) {
-			session_kill(s, SESSION_CLOSE_INTERNAL, "cannot watch the client's connection");
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static void
-session_protocol_error(struct session *s, const struct frame_info *fi)
-{
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	struct evbuffer *err;
-	struct request *req;
-
-	WORKER_STAT_ADD(s->worker, protocol_errors, 1);
-	session_note_reason(s, SESSION_CLOSE_PROTOCOL);
-	log_limited(&session_limit_protocol, LOG_INFO, "client %s: protocol error: %s (header_len %u, total_len %u); answering ERR PROTOCOL and closing",
-		 s->peer, frame_error_string(fi->error), fi->header_len, fi->total_len);
-	evbuffer_drain(in, evbuffer_get_length(in));
-	if (session_stop_reading(s) < 0)
-		return;
-
-	/* The error is a response like any other: it comes after the responses
-	 * to every request received before the bad frame. */
-	req = request_new(s->worker);
-	err = evbuffer_new();
-	if (req == NULL || err == NULL ||
-	    frame_add_error(err, frame_err_code_name(FRAME_ERR_PROTOCOL), frame_error_string(fi->error)) < 0) {
-		if (req != NULL)
-			request_free(s->worker, req);
-		if (err != NULL)
-			evbuffer_free(err);
-		session_kill(s, SESSION_CLOSE_INTERNAL, "out of memory answering a protocol error");
-		return;
-	}
-	req->session = s;
-	req->state = REQUEST_UNLINKED;
-	TAILQ_INSERT_TAIL(&s->reqs, req, session_link);
-	s->n_reqs++;
-	s->n_inflight++;
-	session_respond(req, err, (uint32_t)evbuffer_get_length(err));
-	evbuffer_free(err);
-}
-
-static void
-session_quit_received(struct session *s)
-{
-	log_debug("client %s: QUIT received with %u requests outstanding", s->peer, s->n_reqs);
-	s->quit_received = 1;
-	session_note_reason(s, SESSION_CLOSE_CLIENT_QUIT);
-	if (session_stop_reading(s) < 0)
-		return;
-	session_finish_when_done(s);
-}
-
-/* 0, or -1 when the session is being killed: a session that cannot stop
- * reading would take requests past its budget. */
-static int
-session_pause(struct session *s)
-{
-	if (s->read_paused)
-		return 0;
-	s->read_paused = 1;
-	if (bufferevent_disable(s->bev, EV_READ) < 0) {
-		session_kill(s, SESSION_CLOSE_INTERNAL, "cannot pause reading");
-		return -1;
-	}
-	return 0;
-}
-
-/* Answers the client has not read: parked, on their way, in the output. */
-static uint64_t
-session_unread(const struct session *s)
-{
-	return s->parked_bytes + s->passing_bytes + evbuffer_get_length(bufferevent_get_output(s->bev));
-}
-
-/* The per-client budget (SPEC §4): requests in flight, each counted with
- * the size of answer it can be expected to bring (the recent answers'
- * decaying maximum: small requests for large answers spend the budget as
- * the answers would), plus answers not yet read by the client. One frame
- * is always allowed when nothing is held, so a frame as large as the
- * budget still gets through. */
-static int
-session_over_budget(const struct session *s, uint32_t next_len)
-{
-	uint64_t held = s->inflight_bytes + (uint64_t)s->n_inflight * s->answer_estimate + session_unread(s);
-
-	return held > 0 && held + next_len + s->answer_estimate > s->worker->cfg->limits.client_buffer;
-}
-
-/* The hard bound on the answers sluice holds for one client, whatever their
- * size and whether or not it reads: 2 x client_buffer + max_frame_size.
- * The budget keeps a client below it unless answers dwarf its requests
- * before the first one arrives (a burst of small requests for large
- * answers, from a client that does not read): past the bound the client is
- * disconnected, as Redis does past client-output-buffer-limit, since an
- * answer can be neither refused nor delayed without stalling the backend
- * connection other clients share. */
-static bool
-session_answer_fits(const struct session *s, uint32_t len)
-{
-	const struct config_limits *lim = &s->worker->cfg->limits;
-
-	return session_unread(s) + len <= 2 * lim->client_buffer + lim->max_frame_size;
-}
-
-static struct request *
-session_new_request(struct session *s, uint32_t len)
-{
-	struct request *req = request_new(s->worker);
-
-	if (req == NULL)
-		return NULL;
-	req->session = s;
-	req->client = &s->pc;
-	req->len = len;
-	req->received_us = s->worker->now_us;
-	TAILQ_INSERT_TAIL(&s->reqs, req, session_link);
-	s->n_reqs++;
-	s->inflight_bytes += len;
-	s->n_inflight++;
-	WORKER_STAT_ADD(s->worker, frames_received, 1);
-	WORKER_STAT_ADD(s->worker, bytes_received, len);
-	/* Activity is a whole frame, not a byte: a client dribbling one byte
-	 * at a time (slowloris) is idle as far as idle_timeout goes. */
-	s->last_active_ms = req->received_us / 1000;
-	return req;
-}
-
-/* The frame is the run's next len bytes of input. */
-static void
-session_submit(struct session *s, struct pool_run *run, struct evbuffer *in, uint32_t len)
-{
-	struct request *req = session_new_request(s, len);
-
-	if (req == NULL) {
-		pool_run_flush(run, in);
-		evbuffer_drain(in, len);
-		session_kill(s, SESSION_CLOSE_INTERNAL, "out of memory for a request");
-		return;
-	}
-	pool_place(s->pool, req, in, run);   /* may answer req at once */
-}
-
-static int
-session_can_read(const struct session *s)
-{
-	switch (s->state) {
-	case SESSION_HANDSHAKE:
-	case SESSION_DRAINING:
-	case SESSION_CLOSED:
-		return 0;
-	case SESSION_ESTABLISHED:
-	case SESSION_CLOSING:
-		return !s->read_done && !s->read_paused;
-	}
-	return 0;
-}
-
-/* Records OpenSSL read ahead of what libevent asked for (worker_read_soon). */
-static void
-session_read_buffered(struct session *s)
-{
-	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
-
-	if (ssl != NULL && session_can_read(s) && SSL_has_pending(ssl))
-		worker_read_soon(s->bev);
-}
-
-static void
-session_process(struct session *s)
-{
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	uint32_t max = (uint32_t)s->worker->cfg->limits.max_frame_size;
-	struct pool_run run = POOL_RUN_INIT;
-	struct frame_info fi;
-
-	while (session_can_read(s)) {
-		switch (frame_peek_at(in, run.len, max, &fi)) {
-		case FRAME_NEED_MORE:
-			goto out;
-		case FRAME_INVALID:
-			pool_run_flush(&run, in);
-			session_protocol_error(s, &fi);
-			return;
-		case FRAME_READY:
-			break;
-		}
-		if (fi.is_quit) {
-			pool_run_flush(&run, in);
-			evbuffer_drain(in, fi.total_len);
-			session_quit_received(s);
-			return;
-		}
-		if (session_over_budget(s, fi.total_len)) {
-			(void)session_pause(s);   /* session_write_cb resumes */
-			goto out;
-		}
-		if (pool_congested(s->pool, &s->pc)) {
-			if (session_pause(s) == 0)
-				pool_pause(s->pool, &s->pc);
-			goto out;
-		}
-		session_submit(s, &run, in, fi.total_len);
-	}
-out:
-	/* Requests in the run are in their upstream's FIFO already: their
-	 * bytes must follow before anything else happens. */
-	pool_run_flush(&run, in);
-	session_read_buffered(s);
-}
-
 static void
 session_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = session_check(arg);
 	struct evbuffer *in = bufferevent_get_input(bev);
 
-	worker_clock(s->worker);
+	loop_clock(s->loop);
 	if (s->read_done) {
 		evbuffer_drain(in, evbuffer_get_length(in));
 		return;
@@ -745,14 +295,15 @@ session_established(struct session *s)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
 
+	assert(s->state == SESSION_HANDSHAKE);
 	s->state = SESSION_ESTABLISHED;
 	s->last_active_ms = clock_ms();
-	session_arm(s, s->worker->cfg->limits.idle_timeout_ms);
+	session_arm(s, s->loop->cfg->limits.idle_timeout_ms);
 	if (ssl != NULL)
 		log_debug("client %s: TLS established (%s, %s)", s->peer, SSL_get_version(ssl),
 			  SSL_get_cipher_name(ssl));
 	/* Bytes that came with the handshake's last flight are already here. */
-	worker_clock(s->worker);
+	loop_clock(s->loop);
 	session_process(s);
 }
 
@@ -779,10 +330,10 @@ session_handshake_failed(struct session *s)
 		session_free(s, SESSION_CLOSE_NO_HELLO);
 		return;
 	}
-	WORKER_STAT_ADD(s->worker, handshake_failures, 1);
+	LOOP_STAT_ADD(s->loop, handshake_failures, 1);
 	why = tls_cert_failure_of(ssl, e);
 	if (why != TLS_CERT_OK) {
-		WORKER_STAT_ADD(s->worker, client_cert_failures[why], 1);
+		LOOP_STAT_ADD(s->loop, client_cert_failures[why], 1);
 		log_limited(&session_limit_handshake, LOG_INFO, "client %s: TLS handshake failed: %s (client certificate: %s)", s->peer,
 			 reason, tls_cert_failure_name(why));
 	} else {
@@ -830,7 +381,7 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 static void
 session_idle_check(struct session *s)
 {
-	uint64_t idle = s->worker->cfg->limits.idle_timeout_ms;
+	uint64_t idle = s->loop->cfg->limits.idle_timeout_ms;
 	uint64_t now = clock_ms();
 	uint64_t quiet = now - s->last_active_ms;
 
@@ -838,7 +389,7 @@ session_idle_check(struct session *s)
 		session_arm(s, s->n_reqs > 0 ? idle : idle - quiet);
 		return;
 	}
-	WORKER_STAT_ADD(s->worker, timeouts_idle, 1);
+	LOOP_STAT_ADD(s->loop, timeouts_idle, 1);
 	log_limited(&session_limit_idle, LOG_INFO, "client %s: idle for %llu ms; sending QUIT", s->peer, (unsigned long long)quiet);
 	session_note_reason(s, SESSION_CLOSE_IDLE);
 	session_shutdown(s);
@@ -853,9 +404,9 @@ session_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	switch (s->state) {
 	case SESSION_HANDSHAKE:
-		WORKER_STAT_ADD(s->worker, timeouts_handshake, 1);
+		LOOP_STAT_ADD(s->loop, timeouts_handshake, 1);
 		log_limited(&session_limit_handshake_timeout, LOG_INFO, "client %s: TLS handshake not completed within %llu ms; closing", s->peer,
-			 (unsigned long long)s->worker->cfg->limits.handshake_timeout_ms);
+			 (unsigned long long)s->loop->cfg->limits.handshake_timeout_ms);
 		session_free(s, SESSION_CLOSE_HANDSHAKE_TIMEOUT);
 		return;
 	case SESSION_ESTABLISHED:
@@ -891,7 +442,7 @@ session_shutdown(struct session *s)
 		 * shutdown's grace bounds it too. One the proxy began keeps
 		 * the grace it has. */
 		if (!evtimer_pending(s->timer, NULL))
-			session_arm(s, s->worker->cfg->grace_timeout_ms);
+			session_arm(s, s->loop->cfg->grace_timeout_ms);
 		return;
 	case SESSION_DRAINING:   /* has its deadline */
 	case SESSION_CLOSED:
@@ -908,258 +459,37 @@ session_shutdown(struct session *s)
 	s->quit_sent = 1;
 	session_note_reason(s, SESSION_CLOSE_PROXY_QUIT);
 	s->state = SESSION_CLOSING;
-	session_arm(s, s->worker->cfg->grace_timeout_ms);
+	session_arm(s, s->loop->cfg->grace_timeout_ms);
 }
 
 void
-session_shutdown_all(struct worker *w)
+session_shutdown_all(struct loop *l)
 {
 	struct session *s, *next;
 
-	for (s = TAILQ_FIRST(&w->sessions); s != NULL; s = next) {
-		next = TAILQ_NEXT(s, worker_link);
+	for (s = TAILQ_FIRST(&l->sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, loop_link);
 		session_shutdown(s);
 	}
 }
 
 void
-session_shutdown_listener(struct worker *w, const struct config_addr *addr)
+session_shutdown_listener(struct loop *l, const struct config_addr *addr)
 {
 	struct session *s, *next;
 
-	for (s = TAILQ_FIRST(&w->sessions); s != NULL; s = next) {
-		next = TAILQ_NEXT(s, worker_link);
+	for (s = TAILQ_FIRST(&l->sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, loop_link);
 		if (config_addr_equal(&s->lc->addr, addr))
 			session_shutdown(s);
 	}
 }
 
 void
-session_abort_all(struct worker *w)
+session_abort_all(struct loop *l)
 {
 	struct session *s;
 
-	while ((s = TAILQ_FIRST(&w->sessions)) != NULL)
+	while ((s = TAILQ_FIRST(&l->sessions)) != NULL)
 		session_abort(s, SESSION_CLOSE_ABORTED);
-}
-
-static void
-session_dequeue(struct session *s, struct request *req)
-{
-	TAILQ_REMOVE(&s->reqs, req, session_link);
-	s->n_reqs--;
-	request_free(s->worker, req);
-}
-
-/* Hands every answered request at the head of the queue to the client. */
-static void
-session_flush(struct session *s)
-{
-	struct evbuffer *out = bufferevent_get_output(s->bev);
-	struct request *req;
-
-	while ((req = TAILQ_FIRST(&s->reqs)) != NULL && req->state == REQUEST_DONE) {
-		s->parked_bytes -= req->resp_len;
-		if (evbuffer_add_buffer(out, req->buf) < 0) {
-			session_kill(s, SESSION_CLOSE_INTERNAL, "cannot queue a response");
-			return;
-		}
-		session_dequeue(s, req);
-	}
-	if (evbuffer_get_length(out) > 0)
-		worker_write_soon(s->bev);
-	/* Idle time starts when nothing is in flight any more. */
-	if (s->n_reqs == 0)
-		s->last_active_ms = clock_ms();
-	session_finish_when_done(s);
-}
-
-/* Counts req's answer (len bytes): its request leaves the budget. */
-static void
-session_account(struct session *s, struct request *req, uint32_t len)
-{
-	struct worker *w = s->worker;
-	uint32_t est = s->answer_estimate;
-
-	s->inflight_bytes -= req->len;
-	s->n_inflight--;
-	/* A decaying maximum: one large answer raises it at once, and it
-	 * halves over some five smaller ones. */
-	s->answer_estimate = len >= est ? len : est - est / 8 + len / 8;
-	WORKER_STAT_ADD(w, frames_sent, 1);
-	WORKER_STAT_ADD(w, bytes_sent, len);
-	if (req->received_us != 0)
-		metrics_observe(&w->stats.duration, w->now_us - req->received_us);
-}
-
-/* The bytes always leave src, so the frames behind them stay aligned even
- * when this session cannot take them. */
-static int
-session_move(struct session *s, struct evbuffer *src, struct evbuffer *dst, size_t len)
-{
-	if (frame_move(src, dst, len) == 0)
-		return 0;
-	session_kill(s, SESSION_CLOSE_INTERNAL, "cannot queue a response");
-	return -1;
-}
-
-/* Whether the session takes req's answer (len bytes). A session on its way
- * out drops it; one whose unread answers would pass the hard bound is
- * disconnected first (reset: it does not read what it has). */
-static bool
-session_accepts(struct session *s, uint32_t len)
-{
-	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
-	int fd;
-
-	if (s->state == SESSION_CLOSED)
-		return false;
-	if (session_answer_fits(s, len))
-		return true;
-	fd = bufferevent_getfd(s->bev);
-	if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)) < 0)
-		log_debug("client %s: SO_LINGER: %s", s->peer, strerror(errno));
-	session_kill(s, SESSION_CLOSE_BUFFER_LIMIT,
-		     "answers it has not read passed 2 x client_buffer + max_frame_size");
-	return false;
-}
-
-/* An answer the session does not take: it goes nowhere, never elsewhere. */
-static void
-session_drop(struct session *s, struct request *req, struct evbuffer *src, uint32_t len)
-{
-	evbuffer_drain(src, len);
-	s->inflight_bytes -= req->len;
-	s->n_inflight--;
-	session_dequeue(s, req);
-}
-
-struct session *
-session_take_head(struct request *req, uint32_t len)
-{
-	struct session *s = req->session;
-
-	if (s == NULL || req != TAILQ_FIRST(&s->reqs) || !session_accepts(s, len))
-		return NULL;
-	session_account(s, req, len);
-	session_dequeue(s, req);
-	s->passing_bytes += len;
-	return s;
-}
-
-void
-session_deliver(struct session *s, struct evbuffer *src, size_t len)
-{
-	s->passing_bytes -= len;
-	if (session_move(s, src, bufferevent_get_output(s->bev), len) == 0)
-		session_flush(s);
-}
-
-void
-session_respond(struct request *req, struct evbuffer *src, uint32_t len)
-{
-	struct session *s = req->session;
-
-	/* Out of its queue: if answering fails, its session frees it rather
-	 * than take it out of a queue again (session_release_requests). */
-	req->state = REQUEST_UNLINKED;
-	if (s == NULL) {
-		/* Its client left: the response goes nowhere, never elsewhere. */
-		evbuffer_drain(src, len);
-		request_free(req->upstream->pool->worker, req);
-		return;
-	}
-	if (session_take_head(req, len) != NULL) {
-		session_deliver(s, src, len);
-		return;
-	}
-	if (s->state == SESSION_CLOSED) {
-		session_drop(s, req, src, len);
-		return;
-	}
-	/* An earlier request is still unanswered: this answer waits. */
-	session_account(s, req, len);
-	if (req->buf == NULL)
-		req->buf = evbuffer_new();
-	else
-		evbuffer_drain(req->buf, evbuffer_get_length(req->buf));
-	if (req->buf == NULL) {
-		evbuffer_drain(src, len);
-		req->state = REQUEST_UNLINKED;
-		session_kill(s, SESSION_CLOSE_INTERNAL, "cannot hold a response: out of memory");
-		return;
-	}
-	if (session_move(s, src, req->buf, len) < 0) {
-		req->state = REQUEST_UNLINKED;
-		return;
-	}
-	req->state = REQUEST_DONE;
-	req->resp_len = len;
-	s->parked_bytes += len;
-}
-
-void
-session_respond_error(struct request *req, enum frame_err_code code, const char *message)
-{
-	struct evbuffer *err;
-	struct worker *w = req->session ? req->session->worker : req->upstream->pool->worker;
-
-	req->state = REQUEST_UNLINKED;   /* see session_respond */
-	switch (code) {
-	case FRAME_ERR_BUSY:
-		WORKER_STAT_ADD(w, errors_busy, 1);
-		break;
-	case FRAME_ERR_TIMEOUT:
-		WORKER_STAT_ADD(w, errors_timeout, 1);
-		break;
-	case FRAME_ERR_UNAVAILABLE:
-		WORKER_STAT_ADD(w, errors_unavailable, 1);
-		break;
-	case FRAME_ERR_PROTOCOL:
-		break;
-	}
-	if (req->session == NULL) {
-		request_free(w, req);
-		return;
-	}
-	err = evbuffer_new();
-	if (err == NULL || frame_add_error(err, frame_err_code_name(code), message) < 0) {
-		struct session *s = req->session;
-		if (err != NULL)
-			evbuffer_free(err);
-		session_kill(s, SESSION_CLOSE_INTERNAL, "out of memory answering an error");
-		return;
-	}
-	session_respond(req, err, (uint32_t)evbuffer_get_length(err));
-	evbuffer_free(err);
-}
-
-void
-session_resume(struct session *s)
-{
-	pool_client_unpause(&s->pc);
-	if (!s->read_paused)
-		return;
-	s->read_paused = 0;
-	if (s->state == SESSION_CLOSED)
-		return;
-	if (bufferevent_enable(s->bev, EV_READ) < 0) {
-		/* Left paused, it would wait for nothing forever. */
-		session_kill(s, SESSION_CLOSE_INTERNAL, "cannot resume reading");
-		return;
-	}
-	/* Frames may already wait in the input: no new bytes will announce
-	 * them. Deferred, so a pool waking many sessions is not re-entered. */
-	if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
-		bufferevent_trigger(s->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-	else
-		session_read_buffered(s);
-}
-
-static void
-session_pc_resume(struct pool_client *pc)
-{
-	struct session *s = (struct session *)((char *)pc - offsetof(struct session, pc));
-
-	session_resume(session_check(s));
 }

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -28,24 +27,16 @@
 #include <sluice/clock.h>
 #include <sluice/config.h>
 #include <sluice/frame.h>
+#include <sluice/fstream.h>
 #include <sluice/log.h>
-#include <sluice/pool.h>
-#include <sluice/session.h>
+#include <sluice/loop.h>
 #include <sluice/upstream.h>
-#include <sluice/worker.h>
 
+#define UPSTREAM_MAGIC 0x55505354u       /* "UPST": catches use after free */
 /* Output high/low water: past HIGH the clients feeding this connection
  * pause; below LOW they resume. */
 #define UPSTREAM_HIGH_WATER (1024u * 1024u)
 #define UPSTREAM_LOW_WATER (256u * 1024u)
-/* One read(2) takes up to this much of a backend's answers. libevent 2.1's
- * own reads stop at 4 KiB, which made a 64 KiB answer 16 reads, 16
- * callbacks, and 16 TLS records of 4 KiB on the client's side. */
-#define UPSTREAM_READ_MAX (64u * 1024u)
-/* A frame still missing more than this is read up to its last byte and no
- * further, so that its last chain ends with it and moves to the client
- * whole (evbuffer_remove_buffer copies the part of a chain it splits). */
-#define UPSTREAM_READ_TO_FRAME_END (16u * 1024u)
 
 static void upstream_connect(struct upstream *u);
 static void upstream_read_cb(struct bufferevent *bev, void *arg);
@@ -54,16 +45,30 @@ static void upstream_event_cb(struct bufferevent *bev, short what, void *arg);
 static void upstream_sock_read_cb(evutil_socket_t fd, short what, void *arg);
 static void upstream_timer_cb(evutil_socket_t fd, short what, void *arg);
 
+/* At every libevent callback's entry: a callback on a freed (or never
+ * made) upstream crashes here, saying so, rather than somewhere later. */
+static struct upstream *
+upstream_check(void *arg)
+{
+	struct upstream *u = arg;
+
+	if (u->magic != UPSTREAM_MAGIC) {
+		log_crit("upstream callback on a freed or corrupt connection %p", arg);
+		abort();
+	}
+	return u;
+}
+
 static const char *
 upstream_backend(const struct upstream *u)
 {
-	return u->pool->name;
+	return u->backend->name;
 }
 
 static const char *
 upstream_addr(const struct upstream *u)
 {
-	return u->server->addr.text;
+	return u->target->addr.text;
 }
 
 const char *
@@ -90,7 +95,7 @@ upstream_state_name(enum upstream_state state)
 static void
 upstream_set_state(struct upstream *u, enum upstream_state state)
 {
-	struct pool_server_stats *st = &u->server->stats;
+	struct upstream_server_stats *st = &u->target->stats;
 
 	__atomic_store_n(&st->connections[u->state], st->connections[u->state] - 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&st->connections[state], st->connections[state] + 1, __ATOMIC_RELAXED);
@@ -100,7 +105,7 @@ upstream_set_state(struct upstream *u, enum upstream_state state)
 static void
 upstream_count_error(struct upstream *u)
 {
-	struct pool_server_stats *st = &u->server->stats;
+	struct upstream_server_stats *st = &u->target->stats;
 
 	__atomic_store_n(&st->errors, st->errors + 1, __ATOMIC_RELAXED);
 }
@@ -127,31 +132,31 @@ upstream_arm_backoff(struct upstream *u, uint64_t ms)
 }
 
 struct upstream *
-upstream_new(struct pool *p, struct pool_server *srv, unsigned index)
+upstream_new(struct loop *l, const struct upstream_backend *b, struct upstream_target *t, unsigned index)
 {
 	struct upstream *u = calloc(1, sizeof(*u));
 
 	if (u == NULL)
 		return NULL;
-	u->pool = p;
-	u->server = srv;
+	u->magic = UPSTREAM_MAGIC;
+	u->loop = l;
+	u->backend = b;
+	u->target = t;
 	u->index = index;
 	u->state = UPSTREAM_BACKOFF;
 	TAILQ_INIT(&u->fifo);
-	u->timer = evtimer_new(p->worker->base, upstream_timer_cb, u);
+	u->timer = evtimer_new(l->base, upstream_timer_cb, u);
 	if (u->timer == NULL) {
 		free(u);
 		return NULL;
 	}
 	/* Counted once it exists: upstream_free uncounts it. */
-	__atomic_store_n(&srv->stats.connections[UPSTREAM_BACKOFF],
-			 srv->stats.connections[UPSTREAM_BACKOFF] + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->stats.connections[UPSTREAM_BACKOFF],
+			 t->stats.connections[UPSTREAM_BACKOFF] + 1, __ATOMIC_RELAXED);
 	upstream_connect(u);
 	return u;
 }
 
-/* Every written request may have reached the backend: it is answered,
- * never replayed. */
 /* The one way out of the FIFO: the head, answered or failed from here. It
  * is UNLINKED until its answer is handed over, so a failure to hand it
  * over leaves it to be freed, never unlinked twice. */
@@ -164,9 +169,21 @@ upstream_pop(struct upstream *u)
 	TAILQ_REMOVE(&u->fifo, req, queue_link);
 	u->outstanding--;
 	req->state = REQUEST_UNLINKED;
-	if (req->client != NULL)
-		pool_client_unstick(req->client);
+	u->backend->ops->request_left(u, req);
 	return req;
+}
+
+/* sluice answers a request that left the FIFO. One whose client left is
+ * counted as answered, and freed. */
+static void
+upstream_respond_error(struct upstream *u, struct request *req, enum frame_err_code code, const char *message)
+{
+	if (req->client == NULL) {
+		loop_count_error(u->loop, code);
+		request_free(&u->loop->requests, req);
+		return;
+	}
+	req->client->ops->respond_error(req, code, message);
 }
 
 static void
@@ -175,9 +192,8 @@ upstream_fail_requests(struct upstream *u)
 	while (!TAILQ_EMPTY(&u->fifo)) {
 		struct request *req = upstream_pop(u);
 
-		pool_pending_add(u->pool, -1);
-		session_respond_error(req, FRAME_ERR_UNAVAILABLE,
-				      "the backend connection failed after the request was written");
+		upstream_respond_error(u, req, FRAME_ERR_UNAVAILABLE,
+				       "the backend connection failed after the request was written");
 	}
 }
 
@@ -232,7 +248,7 @@ upstream_up_ms(const struct upstream *u)
 static uint64_t
 upstream_next_backoff(struct upstream *u)
 {
-	return upstream_backoff_ms(u->failures, worker_random(u->pool->worker));
+	return upstream_backoff_ms(u->failures, loop_random(u->loop));
 }
 
 static void upstream_closed(struct upstream *u);
@@ -243,6 +259,7 @@ upstream_fail(struct upstream *u, const char *reason)
 	unsigned lost = u->outstanding;
 	uint64_t delay;
 
+	assert(u->state != UPSTREAM_CLOSED);
 	if ((u->state == UPSTREAM_RETIRING || u->state == UPSTREAM_QUIT_SENT) && !u->reconnect) {
 		/* Retired for good: no reconnection. */
 		log_info("backend %s: server %s connection %u: %s while retiring; %u written requests answered ERR UNAVAILABLE",
@@ -265,15 +282,16 @@ upstream_fail(struct upstream *u, const char *reason)
 	upstream_fail_requests(u);
 	upstream_set_state(u, UPSTREAM_BACKOFF);
 	upstream_arm_backoff(u, delay);
-	pool_upstream_failed(u->pool, u);
+	u->backend->ops->failed(u);
 }
 
 static void
 upstream_connect(struct upstream *u)
 {
-	const struct config_addr *a = &u->server->addr;
+	const struct config_addr *a = &u->target->addr;
 
-	u->bev = bufferevent_socket_new(u->pool->worker->base, -1,
+	assert(u->state == UPSTREAM_BACKOFF && u->bev == NULL);
+	u->bev = bufferevent_socket_new(u->loop->base, -1,
 					BEV_OPT_CLOSE_ON_FREE);
 	if (u->bev == NULL) {
 		upstream_fail(u, "cannot create a socket bufferevent");
@@ -281,8 +299,7 @@ upstream_connect(struct upstream *u)
 	}
 	bufferevent_setcb(u->bev, upstream_read_cb, upstream_write_cb, upstream_event_cb, u);
 	bufferevent_setwatermark(u->bev, EV_WRITE, UPSTREAM_LOW_WATER, 0);
-	if (u->pool->worker->max_read > 0)
-		bufferevent_set_max_single_read(u->bev, u->pool->worker->max_read);
+	fstream_cap_reads(u->bev, u->loop->max_read);
 	upstream_set_state(u, UPSTREAM_CONNECTING);
 	/* The bufferevent connects and writes; reading is upstream_sock_read_cb's,
 	 * from the moment the connection is up. */
@@ -290,18 +307,19 @@ upstream_connect(struct upstream *u)
 		upstream_fail(u, strerror(errno));
 		return;
 	}
-	upstream_arm(u, u->pool->conf->connect_timeout_ms);
+	upstream_arm(u, u->backend->conf->connect_timeout_ms);
 }
 
 void
 upstream_free(struct upstream *u)
 {
-	struct pool_server_stats *st = &u->server->stats;
+	struct upstream_server_stats *st = &u->target->stats;
 
 	__atomic_store_n(&st->connections[u->state], st->connections[u->state] - 1, __ATOMIC_RELAXED);
 	upstream_drop_bev(u);
 	upstream_fail_requests(u);
 	event_free(u->timer);
+	u->magic = 0;
 	free(u);
 }
 
@@ -340,26 +358,29 @@ upstream_enqueue(struct upstream *u, struct request *req)
 	assert(u->state == UPSTREAM_CONNECTED);
 	req->state = REQUEST_WRITTEN;
 	req->upstream = u;
-	req->written_us = u->pool->worker->now_us;
+	req->written_us = u->loop->now_us;
 	TAILQ_INSERT_TAIL(&u->fifo, req, queue_link);
 	u->outstanding++;
 }
 
-/* The bytes always leave src, so the frames behind them stay aligned even
- * when the connection cannot take them. */
+/* The bytes always leave src (fstream_move), so the frames behind them stay
+ * aligned even when the connection cannot take them: it fails. */
 void
 upstream_send(struct upstream *u, struct evbuffer *src, size_t len)
 {
-	struct evbuffer *out = bufferevent_get_output(u->bev);
+	struct evbuffer *out;
 
-	if (frame_move(src, out, len) < 0) {
+	/* Its requests were enqueued (CONNECTED) in this same turn. */
+	assert(u->bev != NULL);
+	out = bufferevent_get_output(u->bev);
+	if (fstream_move(src, out, len) < 0) {
 		upstream_fail(u, "cannot queue requests: out of memory");
 		return;
 	}
 	if (evbuffer_get_length(out) > UPSTREAM_HIGH_WATER)
 		u->congested = 1;
 	if (u->state == UPSTREAM_CONNECTED)
-		worker_write_soon(u->bev);
+		fstream_write_soon(u->bev);
 }
 
 void
@@ -371,7 +392,7 @@ upstream_write(struct upstream *u, struct request *req)
 	assert(req->buf != NULL);
 	/* Called from wherever a waiting request finds a connection: the
 	 * batch clock may be old. */
-	worker_clock(u->pool->worker);
+	loop_clock(u->loop);
 	upstream_enqueue(u, req);
 	ok = evbuffer_add_buffer(out, req->buf) == 0;
 	evbuffer_free(req->buf);
@@ -383,12 +404,14 @@ upstream_write(struct upstream *u, struct request *req)
 	if (evbuffer_get_length(out) > UPSTREAM_HIGH_WATER)
 		u->congested = 1;
 	if (u->state == UPSTREAM_CONNECTED)
-		worker_write_soon(u->bev);
+		fstream_write_soon(u->bev);
 }
 
 static void
 upstream_send_quit(struct upstream *u)
 {
+	/* Only once nothing written is left unanswered. */
+	assert(u->state == UPSTREAM_RETIRING && u->outstanding == 0);
 	if (frame_add_quit(bufferevent_get_output(u->bev)) < 0) {
 		upstream_fail(u, "cannot queue QUIT");
 		return;
@@ -398,13 +421,14 @@ upstream_send_quit(struct upstream *u)
 	 * the answering frame, the close or the grace timeout, whichever
 	 * comes first); a backend-initiated QUIT has none yet. */
 	if (!evtimer_pending(u->timer, NULL))
-		upstream_arm(u, u->pool->worker->cfg->grace_timeout_ms);
+		upstream_arm(u, u->loop->cfg->grace_timeout_ms);
 }
 
 /* The connection is done with (QUIT exchanged, closed, or grace over). */
 static void
 upstream_closed(struct upstream *u)
 {
+	assert(u->state != UPSTREAM_CLOSED);
 	u->failures = upstream_failures_carried(u->failures, upstream_up_ms(u));
 	upstream_drop_bev(u);
 	upstream_fail_requests(u);
@@ -413,12 +437,12 @@ upstream_closed(struct upstream *u)
 		u->reconnect = 0;
 		upstream_set_state(u, UPSTREAM_BACKOFF);
 		upstream_arm_backoff(u, upstream_next_backoff(u));
-		pool_upstream_failed(u->pool, u);
+		u->backend->ops->failed(u);
 		return;
 	}
 	upstream_set_state(u, UPSTREAM_CLOSED);
-	pool_upstream_failed(u->pool, u);
-	worker_check_drained(u->pool->worker);
+	u->backend->ops->failed(u);
+	loop_closed(u->loop);
 }
 
 void
@@ -435,7 +459,7 @@ upstream_retire(struct upstream *u)
 		upstream_set_state(u, UPSTREAM_RETIRING);
 		/* A backend that stops answering must not hold the connection
 		 * (and its requests) forever. */
-		upstream_arm(u, u->pool->worker->cfg->grace_timeout_ms);
+		upstream_arm(u, u->loop->cfg->grace_timeout_ms);
 		if (u->outstanding == 0)
 			upstream_send_quit(u);
 		return;
@@ -443,7 +467,7 @@ upstream_retire(struct upstream *u)
 		/* The backend asked to quit, without a deadline; now sluice
 		 * retires it, with one. */
 		if (u->reconnect)
-			upstream_arm(u, u->pool->worker->cfg->grace_timeout_ms);
+			upstream_arm(u, u->loop->cfg->grace_timeout_ms);
 		u->reconnect = 0;
 		return;
 	case UPSTREAM_QUIT_SENT:
@@ -480,71 +504,67 @@ upstream_backend_quit(struct upstream *u)
 	}
 }
 
-/* Consecutive answers to one session, the oldest requests of it, move to
- * its output in one go (see session_take_head). */
-struct upstream_run {
-	struct session *session;
-	size_t len;
-};
-
+/* Consecutive answers to one client, the oldest requests of it, move to
+ * its output in one go (see request_client_ops.take_head): a run whose
+ * destination is the client. */
 static void
-upstream_run_flush(struct upstream_run *run, struct evbuffer *in)
+upstream_deliver(void *client, struct evbuffer *src, size_t len)
 {
-	if (run->len > 0)
-		session_deliver(run->session, in, run->len);
-	run->session = NULL;
-	run->len = 0;
+	struct request_client *c = client;
+
+	c->ops->deliver(c, src, len);
 }
 
 /* The FIFO's head is answered by the len bytes after the run. */
 static void
-upstream_answer(struct upstream *u, struct upstream_run *run, struct evbuffer *in, uint32_t len)
+upstream_answer(struct upstream *u, struct fstream_run *run, struct evbuffer *in, uint32_t len)
 {
 	struct request *req = upstream_pop(u);
-	struct session *s;
+	struct request_client *c;
 
 	u->failures = 0;
-	s = session_take_head(req, len);
-	if (s != NULL) {
-		if (s != run->session)
-			upstream_run_flush(run, in);
-		run->session = s;
-		run->len += len;
+	if (req->client == NULL) {
+		/* Its client left: the response goes nowhere, never elsewhere. */
+		fstream_run_flush(run, in);
+		evbuffer_drain(in, len);
+		request_free(&u->loop->requests, req);
+	} else if ((c = req->client->ops->take_head(req, len)) != NULL) {
+		fstream_run_add(run, in, c, len);
 	} else {
-		upstream_run_flush(run, in);
-		session_respond(req, in, len);
+		fstream_run_flush(run, in);
+		req->client->ops->respond(req, in, len);
 	}
 	/* Only wakes sessions (deferred): nothing here answers a request. */
-	pool_request_done(u->pool);
+	u->backend->ops->answered(u);
 	if (u->state == UPSTREAM_RETIRING && u->outstanding == 0) {
 		/* What follows may fail this connection or answer waiting
 		 * requests: the run's bytes go first. */
-		upstream_run_flush(run, in);
+		fstream_run_flush(run, in);
 		upstream_send_quit(u);
 		/* Sessions that waited for this connection's answers may now
 		 * go elsewhere. */
-		pool_upstream_ready(u->pool, u);
+		u->backend->ops->ready(u);
 	}
 }
 
 static void
 upstream_read_cb(struct bufferevent *bev, void *arg)
 {
-	struct upstream *u = arg;
+	struct upstream *u = upstream_check(arg);
 	struct evbuffer *in = bufferevent_get_input(bev);
-	uint32_t max = (uint32_t)u->pool->worker->cfg->limits.max_frame_size;
-	struct upstream_run run = { NULL, 0 };
+	uint32_t max = (uint32_t)u->loop->cfg->limits.max_frame_size;
+	struct fstream_run run = FSTREAM_RUN_INIT(upstream_deliver);
 	struct frame_info fi;
 	char reason[128];
 
-	worker_clock(u->pool->worker);
+	loop_clock(u->loop);
 	while (u->bev == bev) {
-		switch (frame_peek_at(in, run.len, max, &fi)) {
+		switch (fstream_run_peek(&run, in, max, &fi)) {
 		case FRAME_NEED_MORE:
-			upstream_run_flush(&run, in);
+			fstream_run_flush(&run, in);
 			return;
 		case FRAME_INVALID:
-			upstream_run_flush(&run, in);
+			fstream_run_flush(&run, in);
 			snprintf(reason, sizeof(reason), "malformed frame from the backend (%s)",
 				 frame_error_string(fi.error));
 			upstream_fail(u, reason);
@@ -553,13 +573,13 @@ upstream_read_cb(struct bufferevent *bev, void *arg)
 			break;
 		}
 		if (fi.is_quit) {
-			upstream_run_flush(&run, in);
+			fstream_run_flush(&run, in);
 			evbuffer_drain(in, fi.total_len);
 			upstream_backend_quit(u);
 			continue;
 		}
 		if (TAILQ_EMPTY(&u->fifo)) {
-			upstream_run_flush(&run, in);
+			fstream_run_flush(&run, in);
 			upstream_fail(u, "the backend sent a frame with no request outstanding");
 			return;
 		}
@@ -567,75 +587,44 @@ upstream_read_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
-/* How much the next read takes: to the end of a large frame under way,
- * else up to UPSTREAM_READ_MAX (tests cap it with SLUICE_MAX_READ). */
-static size_t
-upstream_read_size(const struct upstream *u, struct evbuffer *in)
-{
-	size_t cap = u->pool->worker->max_read > 0 ? u->pool->worker->max_read : UPSTREAM_READ_MAX;
-	size_t have = evbuffer_get_length(in);
-	uint8_t prefix[FRAME_PREFIX_LEN];
-	struct frame_info fi;
-
-	if (have >= FRAME_PREFIX_LEN && evbuffer_copyout(in, prefix, sizeof(prefix)) == sizeof(prefix) &&
-	    frame_parse_prefix(prefix, UINT32_MAX, &fi) == FRAME_READY && fi.total_len > have &&
-	    fi.total_len - have > UPSTREAM_READ_TO_FRAME_END)
-		return fi.total_len - have < cap ? fi.total_len - have : cap;
-	return cap;
-}
-
-/* Reads straight into the bufferevent's input (evbuffer_reserve_space: the
- * bytes land in the chains that later move to clients), then hands the
- * frames on as libevent's own read callback would. */
+/* Reads the socket itself, past libevent's 4 KiB (fstream_read), then hands
+ * the frames on as libevent's own read callback would. */
 static void
 upstream_sock_read_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct upstream *u = arg;
-	struct evbuffer *in = bufferevent_get_input(u->bev);
-	struct evbuffer_iovec v[2];
-	struct iovec iov[2];
-	size_t want = upstream_read_size(u, in), left = want;
-	ssize_t got;
-	int n = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
+	struct upstream *u = upstream_check(arg);
 
 	(void)what;
-	if (n <= 0) {
+	switch (fstream_read(fd, bufferevent_get_input(u->bev), u->loop->max_read)) {
+	case FSTREAM_READ_OK:
+		upstream_read_cb(u->bev, u);
+		return;
+	case FSTREAM_READ_AGAIN:
+		return;
+	case FSTREAM_READ_EOF:
+		upstream_event_cb(u->bev, BEV_EVENT_READING | BEV_EVENT_EOF, u);
+		return;
+	case FSTREAM_READ_ERROR:
+		upstream_event_cb(u->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, u);
+		return;
+	case FSTREAM_READ_NOMEM:
 		upstream_fail(u, "cannot read: out of memory");
 		return;
-	}
-	for (int i = 0; i < n; i++) {
-		v[i].iov_len = v[i].iov_len < left ? v[i].iov_len : left;
-		left -= v[i].iov_len;
-		iov[i] = (struct iovec){ .iov_base = v[i].iov_base, .iov_len = v[i].iov_len };
-	}
-	got = readv(fd, iov, n);
-	if (got <= 0) {
-		if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-			return;
-		upstream_event_cb(u->bev, BEV_EVENT_READING | (got == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), u);
-		return;
-	}
-	left = (size_t)got;
-	for (int i = 0; i < n; i++) {
-		v[i].iov_len = v[i].iov_len < left ? v[i].iov_len : left;
-		left -= v[i].iov_len;
-	}
-	if (evbuffer_commit_space(in, v, n > 1 && v[1].iov_len > 0 ? 2 : 1) < 0) {
+	case FSTREAM_READ_REFUSED:
 		upstream_fail(u, "cannot read: evbuffer refused the data");
 		return;
 	}
-	upstream_read_cb(u->bev, u);
 }
 
 static void
 upstream_write_cb(struct bufferevent *bev, void *arg)
 {
-	struct upstream *u = arg;
+	struct upstream *u = upstream_check(arg);
 
 	(void)bev;
 	if (u->congested) {
 		u->congested = 0;
-		pool_upstream_ready(u->pool, u);
+		u->backend->ops->ready(u);
 	}
 }
 
@@ -645,9 +634,10 @@ upstream_connected(struct upstream *u)
 	int one = 1;
 	evutil_socket_t fd = bufferevent_getfd(u->bev);
 
+	assert(u->state == UPSTREAM_CONNECTING);
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		log_debug("backend %s: TCP_NODELAY: %s", upstream_backend(u), strerror(errno));
-	u->read_ev = event_new(u->pool->worker->base, fd, EV_READ | EV_PERSIST, upstream_sock_read_cb, u);
+	u->read_ev = event_new(u->loop->base, fd, EV_READ | EV_PERSIST, upstream_sock_read_cb, u);
 	if (u->read_ev == NULL || event_add(u->read_ev, NULL) < 0) {
 		upstream_fail(u, "cannot watch the connection for reading");
 		return;
@@ -663,13 +653,13 @@ upstream_connected(struct upstream *u)
 	 * the backoff grow. */
 	u->connected_ms = clock_ms();
 	u->connect_failed = 0;
-	pool_upstream_ready(u->pool, u);
+	u->backend->ops->ready(u);
 }
 
 static void
 upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	struct upstream *u = arg;
+	struct upstream *u = upstream_check(arg);
 	char reason[160];
 
 	(void)bev;
@@ -695,16 +685,16 @@ upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 static void
 upstream_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct upstream *u = arg;
+	struct upstream *u = upstream_check(arg);
 	char reason[96];
 
 	(void)fd;
 	(void)what;
 	switch (u->state) {
 	case UPSTREAM_CONNECTING:
-		WORKER_STAT_ADD(u->pool->worker, timeouts_connect, 1);
+		LOOP_STAT_ADD(u->loop, timeouts_connect, 1);
 		snprintf(reason, sizeof(reason), "connect timed out after %llu ms",
-			 (unsigned long long)u->pool->conf->connect_timeout_ms);
+			 (unsigned long long)u->backend->conf->connect_timeout_ms);
 		upstream_fail(u, reason);
 		return;
 	case UPSTREAM_BACKOFF:
@@ -730,17 +720,16 @@ upstream_timer_cb(evutil_socket_t fd, short what, void *arg)
 void
 upstream_timeout(struct upstream *u)
 {
-	uint64_t limit = u->pool->conf->request_timeout_ms;
+	uint64_t limit = u->backend->conf->request_timeout_ms;
 	struct request *req;
 	char reason[128];
 
 	/* The late response must never be matched to the next request: the
 	 * connection is closed and the head answered TIMEOUT. */
-	WORKER_STAT_ADD(u->pool->worker, timeouts_request, 1);
+	LOOP_STAT_ADD(u->loop, timeouts_request, 1);
 	snprintf(reason, sizeof(reason), "no response within request_timeout (%llu ms)",
 		 (unsigned long long)limit);
 	req = upstream_pop(u);
-	pool_pending_add(u->pool, -1);
-	session_respond_error(req, FRAME_ERR_TIMEOUT, "the backend did not answer within request_timeout");
+	upstream_respond_error(u, req, FRAME_ERR_TIMEOUT, "the backend did not answer within request_timeout");
 	upstream_fail(u, reason);
 }

@@ -9,11 +9,9 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_struct.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 
@@ -21,9 +19,9 @@
 #include <sluice/config.h>
 #include <sluice/listener.h>
 #include <sluice/log.h>
+#include <sluice/loop.h>
 #include <sluice/pool.h>
 #include <sluice/process.h>
-#include <sluice/request.h>
 #include <sluice/session.h>
 #include <sluice/upstream.h>
 #include <sluice/worker.h>
@@ -41,7 +39,7 @@
 static void
 worker_trim_after_burst(struct worker *w)
 {
-	uint64_t churn = 2 * w->stats.connections_total - w->stats.connections_active;
+	uint64_t churn = 2 * w->loop.stats.connections_total - w->loop.stats.connections_active;
 
 	if (churn != w->trim_churn) {
 		w->trim_churn = churn;
@@ -56,7 +54,7 @@ static void
 worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
-	uint64_t now = worker_clock(w) / 1000;
+	uint64_t now = loop_clock(&w->loop) / 1000;
 	struct pool *p, *next;
 
 	(void)fd;
@@ -71,10 +69,10 @@ worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 		next = TAILQ_NEXT(p, link);
 		pool_tick(p, now);
 		pool_collect(p);
-		if (p->users == 0 && pool_closed(p) && !w->stopping) {
-			pthread_mutex_lock(&w->structure_lock);
+		if (p->users == 0 && pool_closed(p) && !w->loop.stopping) {
+			pthread_mutex_lock(&w->loop.structure_lock);
 			TAILQ_REMOVE(&w->removed_pools, p, link);
-			pthread_mutex_unlock(&w->structure_lock);
+			pthread_mutex_unlock(&w->loop.structure_lock);
 			pool_free(p);
 		}
 	}
@@ -110,10 +108,10 @@ worker_pools_closed(const struct worker *w)
 	return 1;
 }
 
-void
+static void
 worker_check_drained(struct worker *w)
 {
-	if (!w->stopping || w->n_sessions > 0)
+	if (!w->loop.stopping || w->loop.n_sessions > 0)
 		return;
 	/* Clients are gone: now the backends get their QUIT (SPEC §3). */
 	if (!w->retiring) {
@@ -121,8 +119,19 @@ worker_check_drained(struct worker *w)
 		worker_retire_pools(w);
 	}
 	if (worker_pools_closed(w))
-		event_base_loopexit(w->base, NULL);
+		event_base_loopexit(w->loop.base, NULL);
 }
+
+/* A session or upstream closed (loop_closed). */
+static void
+worker_loop_closed(struct loop *l)
+{
+	worker_check_drained((struct worker *)((char *)l - offsetof(struct worker, loop)));
+}
+
+static const struct loop_ops worker_loop_ops = {
+	.closed = worker_loop_closed,
+};
 
 static void
 worker_stop_cb(evutil_socket_t fd, short what, void *arg)
@@ -131,19 +140,19 @@ worker_stop_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (w->stopping)
+	if (w->loop.stopping)
 		return;
-	w->stopping = 1;
+	w->loop.stopping = 1;
 	/* Closed, not just paused: with SO_REUSEPORT a socket left open would
 	 * keep receiving connections that a successor sluice on the same
 	 * address should take. */
-	pthread_mutex_lock(&w->structure_lock);
+	pthread_mutex_lock(&w->loop.structure_lock);
 	for (unsigned i = 0; i < w->n_listeners; i++)
 		listener_free(w->listeners[i]);
 	w->n_listeners = 0;
-	pthread_mutex_unlock(&w->structure_lock);
-	log_info("worker %u: draining %u client connections", w->id, w->n_sessions);
-	session_shutdown_all(w);
+	pthread_mutex_unlock(&w->loop.structure_lock);
+	log_info("worker %u: draining %u client connections", w->id, w->loop.n_sessions);
+	session_shutdown_all(&w->loop);
 	worker_check_drained(w);
 }
 
@@ -154,9 +163,9 @@ worker_abort_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	w->stopping = 1;
-	session_abort_all(w);
-	event_base_loopexit(w->base, NULL);
+	w->loop.stopping = 1;
+	session_abort_all(&w->loop);
+	event_base_loopexit(w->loop.base, NULL);
 }
 
 /* ---- configuration: start-up and reload ------------------------------- */
@@ -226,7 +235,7 @@ worker_apply_pools(struct worker *w, struct config *next)
 		struct pool *p = pools[i];
 
 		if (p == NULL)
-			pools[i] = pool_new(w, next, &next->backends[i]);
+			pools[i] = pool_new(&w->loop, next, &next->backends[i]);
 		else if (pool_reconfigure(p, next, &next->backends[i]) < 0)
 			log_error("backend %s: out of memory applying the new configuration; keeping the old servers",
 				  p->name);
@@ -291,7 +300,7 @@ worker_apply_listeners(struct worker *w, struct config *next, int *fds)
 			listener_update(l, lc, p);
 			ls[n++] = l;
 		} else if (fds[i] >= 0) {
-			l = listener_new(w, lc, p, fds[i]);
+			l = listener_new(&w->loop, lc, p, fds[i]);
 			fds[i] = -1;
 			if (l == NULL)
 				rc = -1;
@@ -315,7 +324,7 @@ worker_apply_listeners(struct worker *w, struct config *next, int *fds)
 		if (w->id == 0)
 			log_info("listener %s: removed from the configuration; closing it and sending QUIT to its clients",
 				 listener_conf(l)->addr.text);
-		session_shutdown_listener(w, &listener_conf(l)->addr);
+		session_shutdown_listener(&w->loop, &listener_conf(l)->addr);
 		listener_free(l);
 	}
 	free(w->listeners);
@@ -328,15 +337,15 @@ worker_apply_listeners(struct worker *w, struct config *next, int *fds)
 static int
 worker_apply(struct worker *w, struct config *next, int *fds)
 {
-	struct config *old = w->cfg;
+	struct config *old = w->loop.cfg;
 	int rc;
 
-	pthread_mutex_lock(&w->structure_lock);
+	pthread_mutex_lock(&w->loop.structure_lock);
 	rc = worker_apply_pools(w, next);
 	if (worker_apply_listeners(w, next, fds) < 0)
 		rc = -1;
-	w->cfg = next;
-	pthread_mutex_unlock(&w->structure_lock);
+	w->loop.cfg = next;
+	pthread_mutex_unlock(&w->loop.structure_lock);
 	if (old != NULL)
 		config_unref(old);
 	return rc;
@@ -351,12 +360,12 @@ worker_reload_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	pthread_mutex_lock(&w->structure_lock);
+	pthread_mutex_lock(&w->loop.structure_lock);
 	next = w->next_cfg;
 	fds = w->next_fds;
 	w->next_cfg = NULL;
 	w->next_fds = NULL;
-	pthread_mutex_unlock(&w->structure_lock);
+	pthread_mutex_unlock(&w->loop.structure_lock);
 	if (next != NULL) {
 		ok = worker_apply(w, next, fds) == 0;
 		if (!ok)
@@ -372,10 +381,10 @@ worker_reload_cb(evutil_socket_t fd, short what, void *arg)
 void
 worker_reload(struct worker *w, struct config *next, int *fds)
 {
-	pthread_mutex_lock(&w->structure_lock);
+	pthread_mutex_lock(&w->loop.structure_lock);
 	w->next_cfg = config_ref(next);
 	w->next_fds = fds;
-	pthread_mutex_unlock(&w->structure_lock);
+	pthread_mutex_unlock(&w->loop.structure_lock);
 	event_active(w->reload_ev, EV_TIMEOUT, 0);
 }
 
@@ -384,10 +393,10 @@ worker_make_events(struct worker *w)
 {
 	struct timeval tick = { 0, WORKER_TICK_MS * 1000 };
 
-	w->tick = event_new(w->base, -1, EV_PERSIST, worker_tick_cb, w);
-	w->stop_ev = event_new(w->base, -1, 0, worker_stop_cb, w);
-	w->abort_ev = event_new(w->base, -1, 0, worker_abort_cb, w);
-	w->reload_ev = event_new(w->base, -1, 0, worker_reload_cb, w);
+	w->tick = event_new(w->loop.base, -1, EV_PERSIST, worker_tick_cb, w);
+	w->stop_ev = event_new(w->loop.base, -1, 0, worker_stop_cb, w);
+	w->abort_ev = event_new(w->loop.base, -1, 0, worker_abort_cb, w);
+	w->reload_ev = event_new(w->loop.base, -1, 0, worker_reload_cb, w);
 	if (w->tick == NULL || w->stop_ev == NULL || w->abort_ev == NULL || w->reload_ev == NULL)
 		return -1;
 	return event_add(w->tick, &tick);
@@ -412,27 +421,6 @@ worker_base_new(void)
 	return base;
 }
 
-/* A test knob, not a tuning one: SLUICE_MAX_READ=7 makes every read (TLS
- * and backend) at most 7 bytes, so frames split across reads and evbuffer
- * chains at every offset (twemproxy's T_MBUF idea). */
-static size_t
-worker_max_read(void)
-{
-	const char *v = getenv("SLUICE_MAX_READ");
-	char *end;
-	unsigned long n;
-
-	if (v == NULL || *v == '\0')
-		return 0;
-	n = strtoul(v, &end, 10);
-	if (*end != '\0' || n == 0 || n > 1024 * 1024) {
-		log_warn("SLUICE_MAX_READ=%s ignored: expected 1..1048576", v);
-		return 0;
-	}
-	log_warn("SLUICE_MAX_READ=%lu: reads are capped for testing; do not use in production", n);
-	return n;
-}
-
 struct worker *
 worker_new(unsigned id, struct config *cfg, int *fds, struct event *done_ev,
 	   struct event *reload_done_ev)
@@ -448,14 +436,10 @@ worker_new(unsigned id, struct config *cfg, int *fds, struct event *done_ev,
 	w->id = id;
 	w->done_ev = done_ev;
 	w->reload_done_ev = reload_done_ev;
-	TAILQ_INIT(&w->sessions);
 	TAILQ_INIT(&w->removed_pools);
-	pthread_mutex_init(&w->structure_lock, NULL);
-	w->max_read = worker_max_read();
-	if (getrandom(&w->rng, sizeof(w->rng), 0) != (ssize_t)sizeof(w->rng) || w->rng == 0)
-		w->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)clock_us() ^ id;
-	w->base = worker_base_new();
-	if (w->base == NULL || worker_make_events(w) < 0) {
+	loop_init(&w->loop, id, &worker_loop_ops);
+	w->loop.base = worker_base_new();
+	if (w->loop.base == NULL || worker_make_events(w) < 0) {
 		log_error("worker %u: cannot create its event loop", id);
 		for (size_t i = 0; i < cfg->n_listeners; i++)
 			close(fds[i]);
@@ -475,7 +459,7 @@ worker_run(void *arg)
 {
 	struct worker *w = arg;
 
-	if (event_base_dispatch(w->base) < 0)
+	if (event_base_dispatch(w->loop.base) < 0)
 		log_crit("worker %u: event loop failed", w->id);
 	__atomic_store_n(&w->finished, 1, __ATOMIC_RELEASE);
 	if (w->done_ev != NULL)
@@ -548,9 +532,9 @@ worker_free(struct worker *w)
 	struct pool *p;
 
 	/* Tearing down: closing sessions must not start a drain. */
-	w->stopping = 0;
-	session_abort_all(w);
-	pthread_mutex_lock(&w->structure_lock);
+	w->loop.stopping = 0;
+	session_abort_all(&w->loop);
+	pthread_mutex_lock(&w->loop.structure_lock);
 	for (unsigned i = 0; i < w->n_listeners; i++)
 		listener_free(w->listeners[i]);
 	for (unsigned i = 0; i < w->n_pools; i++) {
@@ -566,7 +550,7 @@ worker_free(struct worker *w)
 	w->listeners = NULL;
 	w->pools = NULL;
 	w->n_listeners = w->n_pools = 0;
-	pthread_mutex_unlock(&w->structure_lock);
+	pthread_mutex_unlock(&w->loop.structure_lock);
 	if (w->next_cfg != NULL) {
 		for (size_t i = 0; i < w->next_cfg->n_listeners; i++) {
 			if (w->next_fds[i] >= 0)
@@ -575,16 +559,15 @@ worker_free(struct worker *w)
 		free(w->next_fds);
 		config_unref(w->next_cfg);
 	}
-	request_cache_clear(w);
 	worker_free_event(w->tick);
 	worker_free_event(w->stop_ev);
 	worker_free_event(w->abort_ev);
 	worker_free_event(w->reload_ev);
-	if (w->base != NULL)
-		event_base_free(w->base);
-	if (w->cfg != NULL)
-		config_unref(w->cfg);
-	pthread_mutex_destroy(&w->structure_lock);
+	if (w->loop.base != NULL)
+		event_base_free(w->loop.base);
+	if (w->loop.cfg != NULL)
+		config_unref(w->loop.cfg);
+	loop_fini(&w->loop);
 	free(w);
 }
 
@@ -596,41 +579,4 @@ worker_pool(struct worker *w, const struct config_backend *b, const struct confi
 	if (i < 0 || (size_t)i >= w->n_pools)
 		return NULL;
 	return w->pools[i];
-}
-
-uint64_t
-worker_random(struct worker *w)
-{
-	uint64_t x = w->rng;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	w->rng = x;
-	return x;
-}
-
-/* libevent's bufferevents add their write event when the output goes from
- * empty to not empty and write in the next turn of the loop, where they
- * delete the event again once everything is written: two epoll_ctl calls
- * per batch of frames (the cost Envoy PR #183 dropped bufferevents for).
- * Making the write event active now runs that write in this turn, after
- * the callback that queued the data (so a whole read's worth of frames is
- * still one write), and the add and the delete then meet in the epoll
- * changelist, which cancels them: no system call. If the socket is full,
- * the write stops early and the event stays added, as before. */
-void
-worker_write_soon(struct bufferevent *bev)
-{
-	event_active(&bev->ev_write, EV_WRITE, 1);
-}
-
-/* With read-ahead, one read(2) takes every record the socket holds, while
- * libevent hands them to us one SSL_read at a time and stops when the
- * current record is used up: the rest stays in OpenSSL, and the socket,
- * now empty, will not wake the loop for it. */
-void
-worker_read_soon(struct bufferevent *bev)
-{
-	event_active(&bev->ev_read, EV_READ, 1);
 }

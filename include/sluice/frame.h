@@ -71,14 +71,6 @@ const char *frame_err_code_name(enum frame_err_code code);
 /* ERR frame with payload "CODE message". */
 int frame_add_error(struct evbuffer *out, const char *code, const char *message);
 
-/* Moves the first len bytes of src (frames, or a run of them) to the end of
- * dst without copying whole chains, as evbuffer_remove_buffer does. The
- * bytes always leave src, so the frames behind them stay aligned. 0, or -1
- * when dst did not get all of them: libevent 2.1 copies the part of a chain
- * the move splits, and when that copy fails for want of memory it drops
- * those bytes and still reports them moved. */
-int frame_move(struct evbuffer *src, struct evbuffer *dst, size_t len);
-
 const char *frame_error_string(enum frame_error error);
 
 #endif

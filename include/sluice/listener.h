@@ -10,8 +10,8 @@
 
 struct config_listener;
 struct listener;
+struct loop;
 struct pool;
-struct worker;
 
 struct config_addr;
 
@@ -23,7 +23,7 @@ int listener_bind(const struct config_addr *addr);
 
 /* Serves fd (from listener_bind; owned from here on, even on failure).
  * NULL on failure, with the reason logged. */
-struct listener *listener_new(struct worker *w, const struct config_listener *lc,
+struct listener *listener_new(struct loop *loop, const struct config_listener *lc,
 			      struct pool *pool, int fd);
 void listener_free(struct listener *l);
 
@@ -31,12 +31,5 @@ void listener_free(struct listener *l);
  * backend) for connections accepted from now on. */
 void listener_update(struct listener *l, const struct config_listener *lc, struct pool *pool);
 const struct config_listener *listener_conf(const struct listener *l);
-
-/* Connections open across all workers, against max_connections: a slot
- * is taken (opened returns the new count) for each accepted client and
- * given back when its session is freed. */
-unsigned long listener_connection_opened(void);
-void listener_connection_closed(void);
-unsigned long listener_connections_open(void);
 
 #endif

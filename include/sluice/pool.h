@@ -10,38 +10,32 @@
 #define SLUICE_POOL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <sys/queue.h>
 
 #include <sluice/config.h>
 #include <sluice/frame.h>
+#include <sluice/fstream.h>
 #include <sluice/request.h>
 #include <sluice/upstream.h>
 
 struct config;
 struct config_backend;
 struct evbuffer;
+struct loop;
 struct upstream;
-struct worker;
-
-/* Per server counters, written by the owning worker, read by metrics. */
-struct pool_server_stats {
-	uint64_t connections[UPSTREAM_STATE_COUNT]; /* gauge per upstream_state */
-	uint64_t errors;                /* connection failures, timeouts, bad frames */
-};
 
 /* One server of the backend. Allocated on its own so that upstreams can
- * point at it across reloads; it copies its address out of the
- * configuration, so a retired server outlives the snapshot it came from. */
+ * point at it (its target) across reloads. */
 struct pool_server {
+	struct upstream_target target;  /* what its connections see: address, counters */
 	struct pool *pool;
-	struct config_addr addr;        /* own copy: text strdup'd */
 	struct upstream **ups;          /* its connections, owned */
 	unsigned n_ups;
 	unsigned down:1;                /* every connection failed to connect */
 	unsigned retired:1;             /* removed by a reload; draining */
-	struct pool_server_stats stats;
 	TAILQ_ENTRY(pool_server) link;  /* the pool's list of retired servers */
 };
 
@@ -51,16 +45,16 @@ TAILQ_HEAD(pool_server_list, pool_server);
  * record (the session): the connection its written requests are on (it
  * sticks to it, so the backend executes its requests in the order sent),
  * how many wait in the queue, and its place among the paused clients. The
- * pool reaches the client only through ops. */
+ * pool reaches the client only through ops (and its requests' answers go
+ * through rc.ops). */
 struct pool_client;
 struct pool_client_ops {
 	/* The pool has room again: read the client's requests again. */
 	void (*resume)(struct pool_client *pc);
-	/* sluice answers req itself (BUSY, UNAVAILABLE, TIMEOUT). */
-	void (*respond_error)(struct request *req, enum frame_err_code code, const char *message);
 };
 TAILQ_HEAD(pool_client_list, pool_client);
 struct pool_client {
+	struct request_client rc;         /* what its requests point at (req->client) */
 	const struct pool_client_ops *ops;
 	struct upstream *sticky;          /* carries its written requests, or NULL */
 	unsigned n_sticky;                /* how many of them */
@@ -69,7 +63,15 @@ struct pool_client {
 	struct pool_client_list *paused_on; /* the pool list it waits on, or NULL */
 };
 
-void pool_client_init(struct pool_client *pc, const struct pool_client_ops *ops);
+/* The placement record a request's client pointer is part of. */
+static inline struct pool_client *
+pool_client_of(struct request_client *c)
+{
+	return c == NULL ? NULL : (struct pool_client *)(void *)((char *)c - offsetof(struct pool_client, rc));
+}
+
+void pool_client_init(struct pool_client *pc, const struct request_client_ops *rops,
+		      const struct pool_client_ops *ops);
 /* Requests the client has in the pool: waiting or written, unanswered. */
 static inline unsigned
 pool_client_outstanding(const struct pool_client *pc)
@@ -83,31 +85,24 @@ pool_client_paused(const struct pool_client *pc)
 }
 /* Leaves the paused list (the client closes, or resumes on its own). */
 void pool_client_unpause(struct pool_client *pc);
-/* A written request left its connection's FIFO (answered or failed): the
- * client may stick to another connection once none is left. */
-void pool_client_unstick(struct pool_client *pc);
 /* The client is gone: forget its placement (its waiting requests were
  * cancelled, its written ones orphaned). */
 void pool_client_reset(struct pool_client *pc);
 
-/* Requests placed on one connection whose bytes have not moved yet:
- * consecutive requests for the same connection move in one
- * evbuffer_remove_buffer (a pipelining client's burst costs one move, not
- * one per frame). Flushed by pool_place itself when the connection
- * changes, and by pool_run_flush, which the caller runs before anything
- * else reads src or control returns to the event loop. */
-struct pool_run {
-	struct upstream *upstream;
-	size_t len;
-};
-#define POOL_RUN_INIT { NULL, 0 }
-void pool_run_flush(struct pool_run *run, struct evbuffer *src);
+/* Requests placed on one connection whose bytes have not moved yet are a
+ * run (fstream.h) whose destination is that connection: pool_place adds
+ * to it, and flushes it itself when the connection changes; the caller
+ * flushes it (fstream_run_flush) before anything else reads src or
+ * control returns to the event loop. */
+void pool_run_send(void *upstream, struct evbuffer *src, size_t len);
+#define POOL_RUN_INIT FSTREAM_RUN_INIT(pool_run_send)
 
 struct pool {
-	struct worker *worker;
+	struct loop *loop;
 	struct config *cfg;             /* snapshot conf lives in; one reference */
 	const struct config_backend *conf;
-	char *name;                     /* the backend's name (stable across reloads) */
+	char *name;                     /* the backend's name (a reload may rename it) */
+	struct upstream_backend backend; /* what its connections see: ops, name, conf */
 	struct pool_server **servers;   /* the servers in the configuration */
 	unsigned n_servers;
 	struct pool_server_list retired; /* servers (or surplus connections) draining */
@@ -129,7 +124,7 @@ TAILQ_HEAD(pool_list, pool);
 
 /* Creates the pool and starts connecting every upstream. Takes a
  * reference on cfg (conf lives in it). NULL on failure. */
-struct pool *pool_new(struct worker *w, struct config *cfg, const struct config_backend *conf);
+struct pool *pool_new(struct loop *l, struct config *cfg, const struct config_backend *conf);
 /* Frees every upstream; outstanding requests are answered ERR UNAVAILABLE. */
 void pool_free(struct pool *p);
 
@@ -162,7 +157,7 @@ void pool_unuse(struct pool *p);
  * the wait queue (ERR BUSY after queue_timeout) or answered ERR
  * UNAVAILABLE when every server is down (the bytes leave src now, after
  * the run's). */
-void pool_place(struct pool *p, struct request *req, struct evbuffer *src, struct pool_run *run);
+void pool_place(struct pool *p, struct request *req, struct evbuffer *src, struct fstream_run *run);
 
 /* Whether a client should stop reading before submitting more: its
  * connection is above its high-water mark, or the pool holds max_pending
@@ -178,13 +173,6 @@ void pool_cancel(struct pool *p, struct request *req);
 /* Periodic work: queue_timeout for waiting requests, request_timeout for
  * written ones. */
 void pool_tick(struct pool *p, uint64_t now_ms);
-
-/* From upstreams: state changes that may let queued work proceed. */
-void pool_upstream_ready(struct pool *p, struct upstream *u);
-void pool_upstream_failed(struct pool *p, struct upstream *u);
-void pool_request_done(struct pool *p);
-/* Every change to pending goes through here (metrics read it). */
-void pool_pending_add(struct pool *p, int delta);
 
 /* Totals for logs and metrics. */
 unsigned pool_connected(const struct pool *p);

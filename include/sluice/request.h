@@ -7,20 +7,27 @@
  *
  * Ownership: the session owns its requests (session_link, in arrival order).
  * When the client goes away with a request written to a backend, the
- * request is orphaned (session = NULL) and the upstream that carries it owns
- * it until the backend answers or the connection fails.
+ * request is orphaned (client = NULL) and the upstream that carries it owns
+ * it until the backend answers or the connection fails: whoever takes it
+ * out of the FIFO then answers nothing and frees it.
+ *
+ * The way up: a request reaches its client only through client->ops, so
+ * that the modules which answer requests (pool, upstream) need not know
+ * what a session is.
  */
 #ifndef SLUICE_REQUEST_H
 #define SLUICE_REQUEST_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include <sluice/frame.h>
+
 struct evbuffer;
-struct pool_client;
-struct session;
+struct request;
+struct request_client;
 struct upstream;
-struct worker;
 
 enum request_state {
 	REQUEST_WAITING,    /* in its pool's wait queue; buf holds the request frame */
@@ -32,9 +39,30 @@ enum request_state {
 			     * frees it */
 };
 
+/* How an answer finds its client (a session implements these). */
+struct request_client_ops {
+	/* When req is its client's oldest request: accounts for its answer
+	 * (len bytes) and returns the client, to which the caller hands the
+	 * bytes with deliver before anything else reads them (consecutive
+	 * answers to one client then move in one go). NULL otherwise: use
+	 * respond. */
+	struct request_client *(*take_head)(struct request *req, uint32_t len);
+	void (*deliver)(struct request_client *c, struct evbuffer *src, size_t len);
+	/* The backend answered req with the first len bytes of src; they are
+	 * moved (not copied) to the client, now or when req's turn comes. */
+	void (*respond)(struct request *req, struct evbuffer *src, uint32_t len);
+	/* sluice answers req itself with "ERR CODE message". */
+	void (*respond_error)(struct request *req, enum frame_err_code code, const char *message);
+};
+
+/* Embedded in the client's own record (through the pool's struct
+ * pool_client). */
+struct request_client {
+	const struct request_client_ops *ops;
+};
+
 struct request {
-	struct session *session;          /* NULL once the client left */
-	struct pool_client *client;       /* session's placement record, or NULL */
+	struct request_client *client;    /* NULL once the client left */
 	struct upstream *upstream;        /* WRITTEN: the connection carrying it */
 	TAILQ_ENTRY(request) session_link; /* the session's arrival-order queue */
 	TAILQ_ENTRY(request) queue_link;  /* upstream FIFO or pool wait queue */
@@ -50,10 +78,16 @@ struct request {
 TAILQ_HEAD(request_queue, request);
 
 /* Per-worker allocation with a free list: requests are the per-frame
- * allocation, so they are recycled rather than returned to malloc. */
-struct request *request_new(struct worker *w);
-void request_free(struct worker *w, struct request *req);
+ * allocation, so they are recycled rather than returned to malloc. The
+ * cache belongs to one thread (the worker's loop): no lock. */
+struct request_cache {
+	struct request *free;             /* linked by queue_link */
+	unsigned n_free;
+};
+
+struct request *request_new(struct request_cache *c);
+void request_free(struct request_cache *c, struct request *req);
 /* Frees the free list at worker exit. */
-void request_cache_clear(struct worker *w);
+void request_cache_clear(struct request_cache *c);
 
 #endif

@@ -3,7 +3,10 @@
  * established → closing → closed), its timers, and its requests in arrival
  * order. It cuts frames out of the decrypted input, hands them to the pool,
  * and writes the responses back in request order, whichever backend
- * connection answered first.
+ * connection answered first. Answers reach it through its requests'
+ * client ops (request.h), not through this header. Two files: session.c
+ * (the connection's life) above session_io.c (what it reads and answers);
+ * struct session, in session_io.h, is theirs alone.
  */
 #ifndef SLUICE_SESSION_H
 #define SLUICE_SESSION_H
@@ -15,49 +18,33 @@
 #include <event2/util.h>
 
 #include <sluice/frame.h>
+#include <sluice/session_io.h>
 
 struct config;
 struct config_addr;
 struct config_listener;
 struct evbuffer;
 struct pool;
+struct loop;
 struct request;
-struct worker;
 
 /* Takes ownership of fd (closed on failure). Returns NULL on failure, after
  * logging why. */
-struct session *session_new(struct worker *w, const struct config_listener *lc,
+struct session *session_new(struct loop *l, const struct config_listener *lc,
 			    struct pool *pool, evutil_socket_t fd,
 			    const struct sockaddr *peer, int peer_len);
 
 /* The same around a bufferevent made elsewhere (owned from here on, freed
  * on failure), using up one connection slot the caller took with
- * listener_connection_opened(). A fuzzer or a test hands in a plain one
+ * slots_take(). A fuzzer or a test hands in a plain one
  * with established set: the session then skips the TLS handshake. */
 struct bufferevent;
-struct session *session_attach(struct worker *w, const struct config_listener *lc,
+struct session *session_attach(struct loop *l, const struct config_listener *lc,
 			       struct pool *pool, struct bufferevent *bev,
 			       const struct sockaddr *peer, int established);
 
-/* Why a client connection ended: sluice_connections_closed_total{reason}
- * and the log. */
-enum session_close_reason {
-	SESSION_CLOSE_CLIENT_QUIT,        /* the client sent QUIT */
-	SESSION_CLOSE_PROXY_QUIT,         /* sluice's QUIT: shutdown, listener removed */
-	SESSION_CLOSE_IDLE,               /* idle_timeout, then sluice's QUIT */
-	SESSION_CLOSE_PROTOCOL,           /* an invalid frame: ERR PROTOCOL, QUIT */
-	SESSION_CLOSE_CLIENT_CLOSED,      /* the client closed without QUIT */
-	SESSION_CLOSE_RESET,              /* a connection error (reset, TLS alert) */
-	SESSION_CLOSE_NO_HELLO,           /* closed before a ClientHello (TCP checks) */
-	SESSION_CLOSE_HANDSHAKE,          /* the TLS handshake failed */
-	SESSION_CLOSE_HANDSHAKE_TIMEOUT,  /* no handshake within handshake_timeout */
-	SESSION_CLOSE_BUFFER_LIMIT,       /* unread answers passed the hard bound */
-	SESSION_CLOSE_DRAIN_TIMEOUT,      /* its last output not read within the grace */
-	SESSION_CLOSE_ABORTED,            /* immediate stop (second signal) */
-	SESSION_CLOSE_INTERNAL,           /* out of memory, an event that failed */
-};
-#define SESSION_CLOSE_COUNT 13
-/* "client_quit", "proxy_quit", ... (metric label values). */
+/* Why a client connection ended: enum session_close_reason (session_io.h).
+ * "client_quit", "proxy_quit", ... (metric label values). */
 const char *session_close_reason_name(enum session_close_reason r);
 
 /* Proxy-initiated close (graceful shutdown, listener removed): sends QUIT at
@@ -67,33 +54,9 @@ void session_shutdown(struct session *s);
 /* Frees the session at once, discarding its responses (worker exit). */
 void session_abort(struct session *s, enum session_close_reason reason);
 
-/* The same for every session of a worker, or of one listener address. */
-void session_shutdown_all(struct worker *w);
-void session_shutdown_listener(struct worker *w, const struct config_addr *addr);
-void session_abort_all(struct worker *w);
-
-/* The backend answered req with the first len bytes of src; they are moved
- * (not copied) to the client, now or when req's turn comes. The caller has
- * taken req out of its queue (pool or upstream FIFO): from here on it is
- * REQUEST_UNLINKED until answered, even when answering it fails. */
-void session_respond(struct request *req, struct evbuffer *src, uint32_t len);
-
-/* The same in two steps, so that consecutive answers to one session move
- * in one go: when req is its session's oldest request, session_take_head
- * accounts for its answer (len bytes) and returns the session; the caller
- * then hands over the run's bytes with session_deliver before anything
- * else reads src. NULL otherwise (use session_respond). */
-struct session *session_take_head(struct request *req, uint32_t len);
-void session_deliver(struct session *s, struct evbuffer *src, size_t len);
-
-/* sluice answers req itself with "ERR CODE message" (req out of its queue,
- * as for session_respond). */
-void session_respond_error(struct request *req, enum frame_err_code code, const char *message);
-
-/* Backpressure lifted: read again, starting with what is already buffered. */
-void session_resume(struct session *s);
-
-/* The worker's list of sessions. */
-TAILQ_HEAD(session_list, session);
+/* The same for every session of a loop, or of one listener address. */
+void session_shutdown_all(struct loop *l);
+void session_shutdown_listener(struct loop *l, const struct config_addr *addr);
+void session_abort_all(struct loop *l);
 
 #endif

@@ -11,13 +11,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <sluice/config_types.h>
 #include <sluice/request.h>
 
 struct bufferevent;
 struct event;
 struct evbuffer;
-struct pool;
-struct pool_server;
+struct loop;
+struct upstream;
 
 enum upstream_state {
 	UPSTREAM_CONNECTING,  /* TCP connect under way (connect_timeout) */
@@ -29,9 +30,49 @@ enum upstream_state {
 };
 #define UPSTREAM_STATE_COUNT 6
 
+/* The way up from a connection to its owner (the pool). */
+struct upstream_ops {
+	/* It can take requests again: connected, its output drained below
+	 * the low-water mark, or retiring with its last answer in. */
+	void (*ready)(struct upstream *u);
+	/* It failed (BACKOFF) or closed: what waited for it may go elsewhere. */
+	void (*failed)(struct upstream *u);
+	/* req left the FIFO, before it is answered (by the backend or by
+	 * sluice): it is no longer pending, and its client may stick to
+	 * another connection once it has none here. */
+	void (*request_left)(struct upstream *u, struct request *req);
+	/* The backend's answer to a request was handed over. */
+	void (*answered)(struct upstream *u);
+};
+
+/* What the connections to one backend share, embedded in their owner (the
+ * pool), which keeps name and conf current across reloads. */
+struct upstream_backend {
+	const struct upstream_ops *ops;
+	const char *name;                   /* for logs; a reload may rename the backend */
+	const struct config_backend *conf;  /* connect_timeout, request_timeout */
+};
+
+/* Per server counters, written by the owning worker, read by metrics. */
+struct upstream_server_stats {
+	uint64_t connections[UPSTREAM_STATE_COUNT]; /* gauge per upstream_state */
+	uint64_t errors;                /* connection failures, timeouts, bad frames */
+};
+
+/* The server a connection goes to, embedded in the owner's record of that
+ * server, which outlives its connections: its address (an own copy, so a
+ * retired server outlives the snapshot it came from) and the counters its
+ * connections keep. */
+struct upstream_target {
+	struct config_addr addr;        /* own copy: text strdup'd */
+	struct upstream_server_stats stats;
+};
+
 struct upstream {
-	struct pool *pool;
-	struct pool_server *server;
+	uint32_t magic;               /* checked at every libevent callback */
+	struct loop *loop;
+	const struct upstream_backend *backend; /* its owner's: ops, name, settings */
+	struct upstream_target *target; /* address and counters of its server */
 	unsigned index;               /* within the server, for logs */
 	enum upstream_state state;
 	struct bufferevent *bev;      /* NULL in BACKOFF */
@@ -46,7 +87,9 @@ struct upstream {
 	unsigned congested:1;         /* output passed the high-water mark */
 };
 
-struct upstream *upstream_new(struct pool *p, struct pool_server *srv, unsigned index);
+/* Starts connecting to t (the index-th connection to it, for logs). */
+struct upstream *upstream_new(struct loop *l, const struct upstream_backend *b, struct upstream_target *t,
+			      unsigned index);
 /* Answers every outstanding request ERR UNAVAILABLE and frees. */
 void upstream_free(struct upstream *u);
 

@@ -11,68 +11,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sluice/clock.h>
-#include <sluice/metrics.h>
+#include <sluice/loop.h>
 #include <sluice/pool.h>
-#include <sluice/request.h>
-#include <sluice/session.h>
-#include <sluice/tls.h>
 
 struct config;
 struct config_backend;
-struct bufferevent;
 struct event;
 struct event_base;
 struct listener;
 
-/* Counters: written only by the owning worker, read by anyone with relaxed
- * atomic loads, so the hot path pays no lock and no locked instruction. */
-struct worker_stats {
-	uint64_t connections_active;
-	uint64_t connections_total;
-	uint64_t connections_refused;
-	uint64_t handshake_failures;
-	uint64_t frames_received;
-	uint64_t frames_sent;
-	uint64_t bytes_received;
-	uint64_t bytes_sent;
-	uint64_t protocol_errors;
-	uint64_t errors_busy;
-	uint64_t errors_unavailable;
-	uint64_t errors_timeout;
-	uint64_t timeouts_handshake;
-	uint64_t timeouts_idle;
-	uint64_t timeouts_connect;
-	uint64_t timeouts_queue;      /* the same event as errors_busy */
-	uint64_t timeouts_request;    /* the same event as errors_timeout */
-	uint64_t timeouts_drain;      /* closing clients cut off with output unread */
-	uint64_t requests_pending;    /* gauge: waiting + written, all pools */
-	uint64_t connections_closed[SESSION_CLOSE_COUNT]; /* by enum session_close_reason */
-	uint64_t client_cert_failures[TLS_CERT_FAILURE_COUNT]; /* by enum tls_cert_failure */
-	struct metrics_histogram duration; /* request received → response queued */
-};
-
-#define WORKER_STAT_ADD(w, field, n) \
-	__atomic_store_n(&(w)->stats.field, (w)->stats.field + (uint64_t)(n), __ATOMIC_RELAXED)
-#define WORKER_STAT_SUB(w, field, n) \
-	__atomic_store_n(&(w)->stats.field, (w)->stats.field - (uint64_t)(n), __ATOMIC_RELAXED)
-
 struct worker {
+	struct loop loop;             /* what its sessions, pools and upstreams share */
 	unsigned id;
-	struct event_base *base;
 	pthread_t thread;
 	unsigned started:1;
 	int finished;                 /* atomic: the loop has ended */
-	unsigned stopping:1;          /* graceful shutdown under way */
 	unsigned retiring:1;          /* clients gone; backends being sent QUIT */
-	struct config *cfg;           /* the snapshot in force; one reference */
 	struct listener **listeners;  /* one per cfg->listeners entry */
 	unsigned n_listeners;
 	struct pool **pools;          /* one per cfg->backends entry, same index */
 	unsigned n_pools;
 	struct pool_list removed_pools; /* backends a reload removed, draining */
-	struct session_list sessions; /* every live session (session.c links them) */
-	unsigned n_sessions;
 	struct event *tick;           /* periodic timeouts */
 	struct event *stop_ev;        /* worker_stop from another thread */
 	struct event *abort_ev;       /* worker_abort from another thread */
@@ -83,19 +42,8 @@ struct worker {
 	int *next_fds;
 	unsigned reloads_applied;     /* atomic: worker_reload calls done */
 	int last_reload_ok;           /* atomic: the last one applied fully */
-	struct request *free_requests; /* request_new's cache, linked by queue_link */
-	unsigned n_free_requests;
-	uint64_t rng;                 /* xorshift state for jitter */
-	uint64_t now_us;              /* the clock at the start of the current
-				       * callback: one read per batch of frames */
-	size_t max_read;              /* SLUICE_MAX_READ: tests split frames everywhere; 0 = libevent's */
-	struct worker_stats stats;
 	uint64_t trim_churn;          /* accepts + closes at the last tick */
 	unsigned trim_pending:1;      /* connections came or went since the last trim */
-	/* Held by the worker while it changes its pools or listeners (start,
-	 * reload, exit) and by readers walking them from another thread
-	 * (metrics). Never taken on the request path. */
-	pthread_mutex_t structure_lock;
 };
 
 /* Creates the worker's event loop, serves its listening sockets (fds[i],
@@ -127,22 +75,4 @@ void worker_free(struct worker *w);
 
 /* The worker's pool for backend b of snapshot cfg (same index). */
 struct pool *worker_pool(struct worker *w, const struct config_backend *b, const struct config *cfg);
-/* A session or upstream closed: the worker may be done draining. */
-void worker_check_drained(struct worker *w);
-uint64_t worker_random(struct worker *w);
-/* Data was just queued on bev's output: write it in this turn of the event
- * loop rather than the next one (see worker.c). */
-void worker_write_soon(struct bufferevent *bev);
-/* OpenSSL holds decrypted-to-be records of bev that no readiness event will
- * announce: read them in this turn of the loop. */
-void worker_read_soon(struct bufferevent *bev);
-
-/* Reads the clock into w->now_us: at the top of the callbacks that handle
- * many frames, whose requests then share one timestamp. */
-static inline uint64_t
-worker_clock(struct worker *w)
-{
-	return w->now_us = clock_us();
-}
-
 #endif

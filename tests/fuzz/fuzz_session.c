@@ -78,9 +78,9 @@
 #include <sluice/config.h>
 #include <sluice/log.h>
 #include <sluice/pool.h>
-#include <sluice/listener.h>
 #include <sluice/request.h>
 #include <sluice/session.h>
+#include <sluice/slots.h>
 #include <sluice/tls.h>
 #include <sluice/upstream.h>
 #include <sluice/worker.h>
@@ -365,7 +365,7 @@ client_attach(unsigned idx)
 	 * directly, not deferred, so re-entry is what sluice really sees.
 	 * The accept is the harness's: its allocations never fail. */
 	oom_hold();
-	c->bev = bufferevent_socket_new(fz.w->base, sv[1], BEV_OPT_CLOSE_ON_FREE);
+	c->bev = bufferevent_socket_new(fz.w->loop.base, sv[1], BEV_OPT_CLOSE_ON_FREE);
 	oom_release();
 	FUZZ_ASSERT(c->bev != NULL, "bufferevent_socket_new failed");
 	/* Our reference keeps the descriptor open after the session frees the
@@ -374,10 +374,10 @@ client_attach(unsigned idx)
 	peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	peer.sin_port = htons((uint16_t)(40000 + idx));
 	/* The session gives its slot back when freed, as after an accept. */
-	listener_connection_opened();
+	slots_take();
 	/* Out of memory, it frees the bufferevent (our reference keeps the
 	 * socket, and client_alive lets go of it). */
-	if (session_attach(fz.w, fz.lc, fz.pool, c->bev, (struct sockaddr *)&peer, 1) == NULL &&
+	if (session_attach(&fz.w->loop, fz.lc, fz.pool, c->bev, (struct sockaddr *)&peer, 1) == NULL &&
 	    !oom_hit())
 		fuzz_fail("session_attach failed");
 }
@@ -637,7 +637,7 @@ timers_fill(unsigned room)
 		int rc;
 
 		oom_hold();
-		ev = evtimer_new(fz.w->base, pad_cb, NULL);
+		ev = evtimer_new(fz.w->loop.base, pad_cb, NULL);
 		oom_release();
 		FUZZ_ASSERT(ev != NULL, "evtimer_new failed");
 		oom_deny();
@@ -729,7 +729,7 @@ state_fingerprint(void)
 	}
 	h = mix(h, fz.pool->pending);
 	h = mix(h, fz.pool->n_waiting);
-	h = mix(h, fz.w->n_sessions);
+	h = mix(h, fz.w->loop.n_sessions);
 	return h;
 }
 
@@ -744,7 +744,7 @@ pump(void)
 		moved += client_io(&fz.clients[i], i);
 	for (unsigned i = 0; i < FZ_BACKENDS; i++)
 		moved += backend_io(&fz.backends[i]);
-	FUZZ_ASSERT(event_base_loop(fz.w->base, EVLOOP_NONBLOCK) >= 0, "event_base_loop failed");
+	FUZZ_ASSERT(event_base_loop(fz.w->loop.base, EVLOOP_NONBLOCK) >= 0, "event_base_loop failed");
 	moved += backend_accept();
 	for (unsigned i = 0; i < FZ_CLIENTS; i++) {
 		moved += client_io(&fz.clients[i], i);
@@ -995,7 +995,7 @@ backend_listen(bool on)
 static bool
 pool_resize(bool small)
 {
-	struct config *cfg = small ? fz.cfg_small : fz.w->cfg;
+	struct config *cfg = small ? fz.cfg_small : fz.w->loop.cfg;
 
 	if (small == fz.resized)
 		return true;
@@ -1069,7 +1069,7 @@ run_step(unsigned op, unsigned arg, const uint8_t *data, size_t len)
 		fire_timers(arg);
 		break;
 	case OP_SHUTDOWN:
-		session_shutdown_all(fz.w);
+		session_shutdown_all(&fz.w->loop);
 		break;
 	case OP_LISTEN:
 		backend_listen(!(arg & 1));
@@ -1118,12 +1118,12 @@ check_server_gauge(const struct pool_server *srv)
 	uint64_t sum = 0;
 
 	for (unsigned k = 0; k < UPSTREAM_STATE_COUNT; k++)
-		sum += srv->stats.connections[k];
+		sum += srv->target.stats.connections[k];
 	FUZZ_ASSERT(sum == srv->n_ups, "server %s: its state gauges count %llu connections, it has %u",
-		    srv->addr.text, (unsigned long long)sum, srv->n_ups);
+		    srv->target.addr.text, (unsigned long long)sum, srv->n_ups);
 	for (unsigned i = 0; i < srv->n_ups; i++)
-		FUZZ_ASSERT(srv->stats.connections[srv->ups[i]->state] > 0,
-			    "server %s: connection %u is %s, its gauge is 0", srv->addr.text, i,
+		FUZZ_ASSERT(srv->target.stats.connections[srv->ups[i]->state] > 0,
+			    "server %s: connection %u is %s, its gauge is 0", srv->target.addr.text, i,
 			    upstream_state_name(srv->ups[i]->state));
 }
 
@@ -1145,7 +1145,7 @@ check_server_gauges(void)
 			for (unsigned k = 0; k < fz.pool->n_all; k++)
 				listed = listed || fz.pool->all[k] == srv->ups[j];
 			FUZZ_ASSERT(listed, "server %s: connection %u is missing from the pool's list",
-				    srv->addr.text, j);
+				    srv->target.addr.text, j);
 		}
 		n += srv->n_ups;
 	}
@@ -1178,15 +1178,15 @@ finish_input(void)
 	 * still read a request its client sent before leaving and write it to
 	 * a fresh connection (an orphan, rightly in flight): so time passes
 	 * and connections are renewed until nothing is left in flight. */
-	for (unsigned k = 0; k < 8 && (fz.w->n_sessions > 0 || fz.pool->pending > 0 || !backends_clean()); k++) {
+	for (unsigned k = 0; k < 8 && (fz.w->loop.n_sessions > 0 || fz.pool->pending > 0 || !backends_clean()); k++) {
 		pool_tick(fz.pool, clock_ms() + 4 * (uint64_t)FZ_HOUR_MS);
 		backends_reset();
-		for (r = 0; r < FZ_SETTLE_ROUNDS && fz.w->n_sessions > 0; r++) {
+		for (r = 0; r < FZ_SETTLE_ROUNDS && fz.w->loop.n_sessions > 0; r++) {
 			pool_tick(fz.pool, clock_ms() + 4 * (uint64_t)FZ_HOUR_MS);
 			pump();
 		}
 	}
-	FUZZ_ASSERT(fz.w->n_sessions == 0, "%u sessions left after their clients closed", fz.w->n_sessions);
+	FUZZ_ASSERT(fz.w->loop.n_sessions == 0, "%u sessions left after their clients closed", fz.w->loop.n_sessions);
 	for (unsigned i = 0; i < FZ_CLIENTS; i++) {
 		struct fz_client *c = &fz.clients[i];
 
@@ -1202,15 +1202,15 @@ finish_input(void)
 		    "pool left with %u pending, %u waiting", fz.pool->pending, fz.pool->n_waiting);
 	FUZZ_ASSERT(fz.pool->users == 0, "pool left with %u users", fz.pool->users);
 	FUZZ_ASSERT(TAILQ_EMPTY(&fz.pool->paused), "sessions left on the pool's pause list");
-	FUZZ_ASSERT(fz.w->stats.requests_pending == 0, "requests_pending gauge left at %llu",
-		    (unsigned long long)fz.w->stats.requests_pending);
+	FUZZ_ASSERT(fz.w->loop.stats.requests_pending == 0, "requests_pending gauge left at %llu",
+		    (unsigned long long)fz.w->loop.stats.requests_pending);
 	for (unsigned i = 0; i < fz.pool->n_all; i++)
 		FUZZ_ASSERT(fz.pool->all[i]->outstanding == 0 && TAILQ_EMPTY(&fz.pool->all[i]->fifo),
 			    "upstream %u left with %u outstanding", i, fz.pool->all[i]->outstanding);
-	FUZZ_ASSERT(fz.w->stats.connections_active == 0, "connections_active gauge left at %llu",
-		    (unsigned long long)fz.w->stats.connections_active);
-	FUZZ_ASSERT(listener_connections_open() == 0, "%lu max_connections slots left taken",
-		    listener_connections_open());
+	FUZZ_ASSERT(fz.w->loop.stats.connections_active == 0, "connections_active gauge left at %llu",
+		    (unsigned long long)fz.w->loop.stats.connections_active);
+	FUZZ_ASSERT(slots_taken() == 0, "%lu max_connections slots left taken",
+		    slots_taken());
 	check_server_gauges();
 }
 
@@ -1228,13 +1228,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Requests come from a per-worker free list: emptied, every input
 	 * allocates the same way whatever ran before (the Kth allocation of
 	 * an input is always the same one, request_new's calloc included). */
-	request_cache_clear(fz.w);
+	request_cache_clear(&fz.w->loop.requests);
 	/* SLUICE_MAX_READ's effect, per input: on new client bufferevents
 	 * through the worker, on the open upstreams directly. */
-	fz.w->max_read = reads[data[0] & 3];
+	fz.w->loop.max_read = reads[data[0] & 3];
 	for (unsigned i = 0; i < fz.pool->n_all; i++) {
 		if (fz.pool->all[i]->bev != NULL)
-			bufferevent_set_max_single_read(fz.pool->all[i]->bev, fz.w->max_read);
+			bufferevent_set_max_single_read(fz.pool->all[i]->bev, fz.w->loop.max_read);
 	}
 	fz.clean = true;
 	while (off + 3 <= size) {
@@ -1422,8 +1422,8 @@ fuzz_setup(void)
 	fz.w = worker_new(0, fz.cfg, &lfd, NULL, NULL);
 	if (fz.w == NULL)
 		return -1;
-	fz.lc = &fz.w->cfg->listeners[0];
-	fz.pool = worker_pool(fz.w, fz.lc->backend, fz.w->cfg);
+	fz.lc = &fz.w->loop.cfg->listeners[0];
+	fz.pool = worker_pool(fz.w, fz.lc->backend, fz.w->loop.cfg);
 	if (fz.pool == NULL) {
 		fprintf(stderr, "fuzz_session: the worker has no pool\n");
 		return -1;

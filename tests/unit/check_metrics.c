@@ -14,14 +14,16 @@
 #include <event2/buffer.h>
 
 #include <sluice/config.h>
+#include <sluice/histogram.h>
 #include <sluice/metrics.h>
 #include <sluice/pool.h>
+#include <sluice/session.h>
 #include <sluice/upstream.h>
 #include <sluice/worker.h>
 
 #include "../fixture.h"
 
-static const uint64_t bounds_us[METRICS_DURATION_BUCKETS - 1] = METRICS_DURATION_BOUNDS_US;
+static const uint64_t bounds_us[HISTOGRAM_BUCKETS - 1] = HISTOGRAM_BOUNDS_US;
 
 /* ---- fakes: the fields metrics reads, nothing started ------------------- */
 
@@ -33,8 +35,8 @@ fake_worker(unsigned id)
 	ck_assert_ptr_nonnull(w);
 	w->id = id;
 	TAILQ_INIT(&w->removed_pools);
-	TAILQ_INIT(&w->sessions);
-	ck_assert_int_eq(pthread_mutex_init(&w->structure_lock, NULL), 0);
+	TAILQ_INIT(&w->loop.sessions);
+	ck_assert_int_eq(pthread_mutex_init(&w->loop.structure_lock, NULL), 0);
 	return w;
 }
 
@@ -52,7 +54,7 @@ fake_pool(struct worker *w, const char *name, const char *const *addrs, unsigned
 	conf->servers = calloc(n, sizeof(*conf->servers));
 	conf->n_servers = n;
 	conf->connections = 2;
-	p->worker = w;
+	p->loop = &w->loop;
 	p->conf = conf;
 	p->name = strdup(name);
 	p->servers = calloc(n, sizeof(*p->servers));
@@ -64,8 +66,8 @@ fake_pool(struct worker *w, const char *name, const char *const *addrs, unsigned
 		p->servers[i] = calloc(1, sizeof(*p->servers[i]));
 		ck_assert_ptr_nonnull(p->servers[i]);
 		p->servers[i]->pool = p;
-		p->servers[i]->addr.text = strdup(addrs[i]);
-		ck_assert(conf->servers[i].addr.text != NULL && p->servers[i]->addr.text != NULL);
+		p->servers[i]->target.addr.text = strdup(addrs[i]);
+		ck_assert(conf->servers[i].addr.text != NULL && p->servers[i]->target.addr.text != NULL);
 	}
 	return p;
 }
@@ -86,7 +88,7 @@ fake_pool_free(struct pool *p)
 	struct config_backend *conf = (struct config_backend *)p->conf;
 
 	for (unsigned i = 0; i < p->n_servers; i++) {
-		free(p->servers[i]->addr.text);
+		free(p->servers[i]->target.addr.text);
 		free(p->servers[i]);
 		free(conf->servers[i].addr.text);
 	}
@@ -112,7 +114,7 @@ fake_worker_free(struct worker *w)
 		fake_pool_free(p);
 	}
 	free(w->pools);
-	ck_assert_int_eq(pthread_mutex_destroy(&w->structure_lock), 0);
+	ck_assert_int_eq(pthread_mutex_destroy(&w->loop.structure_lock), 0);
 	free(w);
 }
 
@@ -167,13 +169,13 @@ count_lines_starting(const char *text, const char *prefix)
 
 START_TEST(test_observe_on_and_above_each_bound)
 {
-	for (unsigned i = 0; i < METRICS_DURATION_BUCKETS - 1; i++) {
-		struct metrics_histogram h;
+	for (unsigned i = 0; i < HISTOGRAM_BUCKETS - 1; i++) {
+		struct histogram h;
 
 		memset(&h, 0, sizeof(h));
-		metrics_observe(&h, bounds_us[i]);
+		histogram_observe(&h, bounds_us[i]);
 		ck_assert_msg(h.buckets[i] == 1, "%" PRIu64 " us not in bucket %u", bounds_us[i], i);
-		metrics_observe(&h, bounds_us[i] + 1);
+		histogram_observe(&h, bounds_us[i] + 1);
 		ck_assert_msg(h.buckets[i + 1] == 1, "%" PRIu64 " us not in bucket %u", bounds_us[i] + 1, i + 1);
 		ck_assert_uint_eq(h.count, 2);
 		ck_assert_uint_eq(h.sum_us, 2 * bounds_us[i] + 1);
@@ -183,13 +185,13 @@ END_TEST
 
 START_TEST(test_observe_extremes)
 {
-	struct metrics_histogram h;
+	struct histogram h;
 
 	memset(&h, 0, sizeof(h));
-	metrics_observe(&h, 0);
-	metrics_observe(&h, UINT64_MAX / 2);
+	histogram_observe(&h, 0);
+	histogram_observe(&h, UINT64_MAX / 2);
 	ck_assert_uint_eq(h.buckets[0], 1);
-	ck_assert_uint_eq(h.buckets[METRICS_DURATION_BUCKETS - 1], 1);
+	ck_assert_uint_eq(h.buckets[HISTOGRAM_BUCKETS - 1], 1);
 	ck_assert_uint_eq(h.count, 2);
 	ck_assert_uint_eq(h.sum_us, UINT64_MAX / 2);
 }
@@ -200,11 +202,11 @@ START_TEST(test_render_histogram_cumulative_in_seconds)
 	struct worker *w[2] = { fake_worker(0), fake_worker(1) };
 	char *text;
 
-	metrics_observe(&w[0]->stats.duration, 100);      /* le 0.0001 */
-	metrics_observe(&w[0]->stats.duration, 101);      /* le 0.00025 */
-	metrics_observe(&w[1]->stats.duration, 2500000);  /* le 2.5 */
-	metrics_observe(&w[1]->stats.duration, 20000000); /* +Inf only */
-	metrics_observe(&w[1]->stats.duration, 42);       /* le 0.0001 */
+	histogram_observe(&w[0]->loop.stats.duration, 100);      /* le 0.0001 */
+	histogram_observe(&w[0]->loop.stats.duration, 101);      /* le 0.00025 */
+	histogram_observe(&w[1]->loop.stats.duration, 2500000);  /* le 2.5 */
+	histogram_observe(&w[1]->loop.stats.duration, 20000000); /* +Inf only */
+	histogram_observe(&w[1]->loop.stats.duration, 42);       /* le 0.0001 */
 	text = render(w, 2, NULL);
 	ck_assert_line(text, "# HELP sluice_request_duration_seconds "
 		       "Time from a request's last byte received to its response queued to the client.");
@@ -230,7 +232,7 @@ START_TEST(test_render_histogram_cumulative_in_seconds)
 	ck_assert_line(text, "sluice_request_duration_seconds_sum 22.500243");
 	ck_assert_line(text, "sluice_request_duration_seconds_count 5");
 	ck_assert_int_eq(count_lines_starting(text, "sluice_request_duration_seconds_bucket{"),
-			 METRICS_DURATION_BUCKETS);
+			 HISTOGRAM_BUCKETS);
 	free(text);
 	fake_worker_free(w[0]);
 	fake_worker_free(w[1]);
@@ -254,7 +256,7 @@ END_TEST
 /* ---- worker counters ----------------------------------------------------- */
 
 static void
-fill_stats(struct worker_stats *st, uint64_t base)
+fill_stats(struct loop_stats *st, uint64_t base)
 {
 	st->connections_active = base + 1;
 	st->connections_total = base + 2;
@@ -288,9 +290,9 @@ START_TEST(test_render_counters_summed_over_workers)
 
 	/* Worker 0 holds 1..18, worker 2 holds 1001..1018: each sum is
 	 * 1000 + 2k; the NULL slot (a worker not created) is skipped. */
-	fill_stats(&w[0]->stats, 0);
-	fill_stats(&w[2]->stats, 1000);
-	w[2]->stats.bytes_received = 5000000000ull;   /* past 32 bits */
+	fill_stats(&w[0]->loop.stats, 0);
+	fill_stats(&w[2]->loop.stats, 1000);
+	w[2]->loop.stats.bytes_received = 5000000000ull;   /* past 32 bits */
 	text = render(w, 3, NULL);
 	ck_assert_line(text, "# TYPE sluice_connections_active gauge");
 	ck_assert_line(text, "sluice_connections_active 1002");
@@ -375,15 +377,15 @@ START_TEST(test_render_backends_summed_by_server)
 	/* A backend removed by a reload, then added again: the old pool
 	 * drains while the new one serves; both count. */
 	TAILQ_INSERT_TAIL(&w[1]->removed_pools, removed, link);
-	p0->servers[0]->stats.connections[UPSTREAM_CONNECTED] = 2;
-	p0->servers[0]->stats.errors = 3;
-	p1->servers[0]->stats.connections[UPSTREAM_CONNECTED] = 1;
-	p1->servers[0]->stats.connections[UPSTREAM_BACKOFF] = 1;
-	p1->servers[0]->stats.errors = 4;
-	p0->servers[1]->stats.connections[UPSTREAM_CONNECTING] = 2;
-	p1->servers[1]->stats.connections[UPSTREAM_CONNECTED] = 2;
-	removed->servers[0]->stats.connections[UPSTREAM_QUIT_SENT] = 1;
-	removed->servers[0]->stats.errors = 10;
+	p0->servers[0]->target.stats.connections[UPSTREAM_CONNECTED] = 2;
+	p0->servers[0]->target.stats.errors = 3;
+	p1->servers[0]->target.stats.connections[UPSTREAM_CONNECTED] = 1;
+	p1->servers[0]->target.stats.connections[UPSTREAM_BACKOFF] = 1;
+	p1->servers[0]->target.stats.errors = 4;
+	p0->servers[1]->target.stats.connections[UPSTREAM_CONNECTING] = 2;
+	p1->servers[1]->target.stats.connections[UPSTREAM_CONNECTED] = 2;
+	removed->servers[0]->target.stats.connections[UPSTREAM_QUIT_SENT] = 1;
+	removed->servers[0]->target.stats.errors = 10;
 	text = render(w, 2, NULL);
 
 	ck_assert_line(text, "# TYPE sluice_backend_connections gauge");
@@ -448,7 +450,7 @@ START_TEST(test_render_label_escaping)
 	char *text;
 
 	fake_attach(w, fake_pool(w, "we\\ird\nname", addrs, 1));
-	w->pools[0]->servers[0]->stats.errors = 5;
+	w->pools[0]->servers[0]->target.stats.errors = 5;
 	text = render(&w, 1, NULL);
 	ck_assert_line(text, "sluice_backend_errors_total{backend=\"we\\\\ird\\nname\",server=\"host\\\"x\\\":1\"} 5");
 	ck_assert_line(text, "sluice_backend_connections{backend=\"we\\\\ird\\nname\",server=\"host\\\"x\\\":1\",state=\"connected\"} 0");
@@ -493,8 +495,8 @@ START_TEST(test_render_every_sample_has_help_and_type)
 	int samples = 0;
 
 	fake_attach(w, fake_pool(w, "app", addrs, 1));
-	fill_stats(&w->stats, 0);
-	metrics_observe(&w->stats.duration, 300);
+	fill_stats(&w->loop.stats, 0);
+	histogram_observe(&w->loop.stats.duration, 300);
 	text = render(&w, 1, &g);
 	ck_assert_int_eq(text[strlen(text) - 1], '\n');
 	copy = strdup(text + 1);

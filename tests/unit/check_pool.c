@@ -1,7 +1,7 @@
 /*
  * check_pool — the pool's placement, fairness and timeouts, without a
  * socket: proxy/pool.c linked with tests/unit/fake_upstream.c, clients that
- * are bare pool_client records, and a clock the test sets (worker->now_us,
+ * are bare pool_client records, and a clock the test sets (loop->now_us,
  * the now_ms handed to pool_tick). Each test states the promise of SPEC §1,
  * §2 or §4 it checks.
  */
@@ -15,10 +15,10 @@
 #include <event2/buffer.h>
 
 #include <sluice/config.h>
+#include <sluice/loop.h>
 #include <sluice/pool.h>
 #include <sluice/request.h>
 #include <sluice/upstream.h>
-#include <sluice/worker.h>
 
 #include "../fixture.h"
 #include "fake_upstream.h"
@@ -38,7 +38,7 @@ struct tclient {
 	unsigned resume_order;           /* when it was last resumed (t_resumes) */
 };
 
-static struct worker *t_w;
+static struct loop *t_loop;
 static struct config t_cfg;
 static struct config_backend t_be;
 static struct config_server t_servers[MAX_SERVERS];
@@ -62,22 +62,23 @@ t_resume(struct pool_client *pc)
 static void
 t_respond_error(struct request *req, enum frame_err_code code, const char *message)
 {
-	struct tclient *c = tclient_of(req->client);
+	struct tclient *c = tclient_of(pool_client_of(req->client));
 
 	(void)message;
 	ck_assert_uint_lt(c->n_errors, MAX_ERRORS);
 	c->errors[c->n_errors] = code;
 	c->error_ids[c->n_errors++] = req->len;
-	request_free(t_w, req);
+	request_free(&t_loop->requests, req);
 }
 
-static const struct pool_client_ops t_ops = { .resume = t_resume, .respond_error = t_respond_error };
+static const struct pool_client_ops t_ops = { .resume = t_resume };
+static const struct request_client_ops t_req_ops = { .respond_error = t_respond_error };
 
 static void
 tclient_init(struct tclient *c, const char *name)
 {
 	memset(c, 0, sizeof(*c));
-	pool_client_init(&c->pc, &t_ops);
+	pool_client_init(&c->pc, &t_req_ops, &t_ops);
 	c->name = name;
 }
 
@@ -85,16 +86,16 @@ tclient_init(struct tclient *c, const char *name)
 static void
 t_clock_ms(uint64_t ms)
 {
-	t_w->now_us = ms * 1000;
+	t_loop->now_us = ms * 1000;
 }
 
 /* A pool of n servers x conns connections, every one connected. */
 static void
 t_setup(unsigned n, unsigned conns, unsigned max_pending)
 {
-	t_w = calloc(1, sizeof(*t_w));
-	ck_assert_ptr_nonnull(t_w);
-	pthread_mutex_init(&t_w->structure_lock, NULL);
+	t_loop = calloc(1, sizeof(*t_loop));
+	ck_assert_ptr_nonnull(t_loop);
+	pthread_mutex_init(&t_loop->structure_lock, NULL);
 	t_clock_ms(1000000);
 	memset(&t_cfg, 0, sizeof(t_cfg));
 	t_cfg.refs = 1;   /* the test's: the snapshot is never freed */
@@ -122,7 +123,7 @@ t_setup(unsigned n, unsigned conns, unsigned max_pending)
 		t_servers[i].addr.len = sizeof(*in);
 	}
 	fake_initial_state = UPSTREAM_CONNECTED;
-	t_p = pool_new(t_w, &t_cfg, &t_be);
+	t_p = pool_new(t_loop, &t_cfg, &t_be);
 	ck_assert_ptr_nonnull(t_p);
 	t_resumes = 0;
 }
@@ -132,11 +133,11 @@ static void
 t_teardown(void)
 {
 	ck_assert_uint_eq(t_p->pending, 0);
-	ck_assert_uint_eq(t_w->stats.requests_pending, 0);
+	ck_assert_uint_eq(t_loop->stats.requests_pending, 0);
 	pool_free(t_p);
-	request_cache_clear(t_w);
-	pthread_mutex_destroy(&t_w->structure_lock);
-	free(t_w);
+	request_cache_clear(&t_loop->requests);
+	pthread_mutex_destroy(&t_loop->structure_lock);
+	free(t_loop);
 }
 
 /* The connection j of server i. */
@@ -152,18 +153,18 @@ static struct request *
 t_send(struct tclient *c, uint32_t id)
 {
 	struct evbuffer *src = evbuffer_new();
-	struct pool_run run = POOL_RUN_INIT;
-	struct request *req = request_new(t_w);
+	struct fstream_run run = POOL_RUN_INIT;
+	struct request *req = request_new(&t_loop->requests);
 	static const uint8_t zeros[256];
 
 	ck_assert_ptr_nonnull(src);
 	ck_assert_ptr_nonnull(req);
 	ck_assert_uint_le(id, sizeof(zeros));
-	req->client = &c->pc;
+	req->client = &c->pc.rc;
 	req->len = id;
 	ck_assert_int_eq(evbuffer_add(src, zeros, id), 0);
 	pool_place(t_p, req, src, &run);
-	pool_run_flush(&run, src);
+	fstream_run_flush(&run, src);
 	ck_assert_uint_eq(evbuffer_get_length(src), 0);
 	evbuffer_free(src);
 	return req;
@@ -176,7 +177,7 @@ t_answer(struct upstream *u, uint32_t id)
 	struct request *req = fake_answer(u);
 
 	ck_assert_uint_eq(req->len, id);
-	request_free(t_w, req);
+	request_free(&t_loop->requests, req);
 }
 
 /* The connection req went to. */
@@ -255,13 +256,13 @@ START_TEST(test_sticky_while_outstanding)
 END_TEST
 
 /* A burst for one connection moves in one run: pool_place only queues the
- * bytes, pool_run_flush moves them all; a request for another connection
+ * bytes, fstream_run_flush moves them all; a request for another connection
  * flushes the run first, so each connection's wire holds its own frames. */
 START_TEST(test_run_moves_a_burst_once)
 {
 	struct tclient a, b;
 	struct evbuffer *src = evbuffer_new();
-	struct pool_run run = POOL_RUN_INIT;
+	struct fstream_run run = POOL_RUN_INIT;
 	static const uint8_t bytes[64];
 	struct request *r[4];
 	struct upstream *ua, *ub;
@@ -271,8 +272,8 @@ START_TEST(test_run_moves_a_burst_once)
 	tclient_init(&b, "b");
 	ck_assert_int_eq(evbuffer_add(src, bytes, 10 + 11 + 12 + 13), 0);
 	for (int i = 0; i < 4; i++) {
-		r[i] = request_new(t_w);
-		r[i]->client = i < 3 ? &a.pc : &b.pc;
+		r[i] = request_new(&t_loop->requests);
+		r[i]->client = i < 3 ? &a.pc.rc : &b.pc.rc;
 		r[i]->len = 10 + (uint32_t)i;
 	}
 	pool_place(t_p, r[0], src, &run);
@@ -285,7 +286,7 @@ START_TEST(test_run_moves_a_burst_once)
 	ub = t_on(r[3]);
 	ck_assert_ptr_ne(ua, ub);
 	ck_assert_uint_eq(evbuffer_get_length(fake_wire(ua)), 33);
-	pool_run_flush(&run, src);
+	fstream_run_flush(&run, src);
 	ck_assert_uint_eq(evbuffer_get_length(fake_wire(ub)), 13);
 	ck_assert_uint_eq(evbuffer_get_length(src), 0);
 	evbuffer_free(src);
@@ -393,7 +394,7 @@ START_TEST(test_queue_timeout)
 	ck_assert_uint_eq(a.n_errors, 1);
 	ck_assert_int_eq(a.errors[0], FRAME_ERR_BUSY);
 	ck_assert_uint_eq(b.n_errors, 0);
-	ck_assert_uint_eq(t_w->stats.timeouts_queue, 1);
+	ck_assert_uint_eq(t_loop->stats.timeouts_queue, 1);
 	fake_set_congested(u, false);
 	ck_assert_uint_eq(t_p->n_waiting, 0);
 	t_answer(u, 20);
@@ -577,7 +578,7 @@ START_TEST(test_cancel_waiting)
 	ck_assert_int_eq(r->state, REQUEST_UNLINKED);
 	ck_assert_uint_eq(a.pc.n_waiting, 0);
 	ck_assert_uint_eq(t_p->n_waiting, 0);
-	request_free(t_w, r);
+	request_free(&t_loop->requests, r);
 	fake_set_congested(u, false);
 	t_teardown();
 }

@@ -1,20 +1,20 @@
 /*
  * fake_upstream — backend connections without sockets, for the pool's unit
  * tests. It defines the functions of include/sluice/upstream.h that pool.c
- * calls, on the real struct upstream; what a real connection writes to its
- * socket lands in an evbuffer (the "wire") the test reads, and what a
- * backend would do (answer, fail, connect, drain its output) the test does
- * with the fake_ functions below. Linked before libsluice.a, so the real
- * upstream.o is never pulled in.
+ * calls, on the real struct upstream, and reports to the pool through the
+ * ops the pool hands it, as the real one does; what a real connection
+ * writes to its socket lands in an evbuffer (the "wire") the test reads,
+ * and what a backend would do (answer, fail, connect, drain its output)
+ * the test does with the fake_ functions below. Linked before
+ * libsluice.a, so the real upstream.o is never pulled in.
  */
 #include <assert.h>
 #include <stdlib.h>
 
 #include <event2/buffer.h>
 
-#include <sluice/pool.h>
+#include <sluice/loop.h>
 #include <sluice/upstream.h>
-#include <sluice/worker.h>
 
 #include "fake_upstream.h"
 
@@ -27,7 +27,7 @@ struct fake_conn {
 };
 
 struct upstream *
-upstream_new(struct pool *p, struct pool_server *srv, unsigned index)
+upstream_new(struct loop *l, const struct upstream_backend *b, struct upstream_target *t, unsigned index)
 {
 	struct fake_conn *c = calloc(1, sizeof(*c));
 	struct upstream *u;
@@ -35,8 +35,9 @@ upstream_new(struct pool *p, struct pool_server *srv, unsigned index)
 	if (c == NULL)
 		return NULL;
 	u = &c->u;
-	u->pool = p;
-	u->server = srv;
+	u->loop = l;
+	u->backend = b;
+	u->target = t;
 	u->index = index;
 	u->state = fake_initial_state;
 	TAILQ_INIT(&u->fifo);
@@ -60,8 +61,7 @@ fake_pop(struct upstream *u)
 	TAILQ_REMOVE(&u->fifo, req, queue_link);
 	u->outstanding--;
 	req->state = REQUEST_UNLINKED;
-	if (req->client != NULL)
-		pool_client_unstick(req->client);
+	u->backend->ops->request_left(u, req);
 	return req;
 }
 
@@ -72,7 +72,6 @@ fake_fail_requests(struct upstream *u)
 	while (!TAILQ_EMPTY(&u->fifo)) {
 		struct request *req = fake_pop(u);
 
-		pool_pending_add(u->pool, -1);
 		req->client->ops->respond_error(req, FRAME_ERR_UNAVAILABLE, "connection failed");
 	}
 }
@@ -110,7 +109,7 @@ upstream_enqueue(struct upstream *u, struct request *req)
 	assert(u->state == UPSTREAM_CONNECTED);
 	req->state = REQUEST_WRITTEN;
 	req->upstream = u;
-	req->written_us = u->pool->worker->now_us;
+	req->written_us = u->loop->now_us;
 	TAILQ_INSERT_TAIL(&u->fifo, req, queue_link);
 	u->outstanding++;
 }
@@ -157,7 +156,7 @@ fake_fail(struct upstream *u)
 	u->connect_failed = u->state == UPSTREAM_CONNECTING;
 	fake_fail_requests(u);
 	u->state = upstream_retired(u) ? UPSTREAM_CLOSED : UPSTREAM_BACKOFF;
-	pool_upstream_failed(u->pool, u);
+	u->backend->ops->failed(u);
 }
 
 void
@@ -165,8 +164,7 @@ upstream_timeout(struct upstream *u)
 {
 	struct request *req = fake_pop(u);
 
-	WORKER_STAT_ADD(u->pool->worker, timeouts_request, 1);
-	pool_pending_add(u->pool, -1);
+	LOOP_STAT_ADD(u->loop, timeouts_request, 1);
 	req->client->ops->respond_error(req, FRAME_ERR_TIMEOUT, "request_timeout");
 	fake_fail(u);
 }
@@ -176,7 +174,7 @@ fake_connect(struct upstream *u)
 {
 	u->state = UPSTREAM_CONNECTED;
 	u->connect_failed = 0;
-	pool_upstream_ready(u->pool, u);
+	u->backend->ops->ready(u);
 }
 
 void
@@ -186,7 +184,7 @@ fake_set_congested(struct upstream *u, bool congested)
 
 	u->congested = congested;
 	if (was && !congested)
-		pool_upstream_ready(u->pool, u);
+		u->backend->ops->ready(u);
 }
 
 struct request *
@@ -194,10 +192,10 @@ fake_answer(struct upstream *u)
 {
 	struct request *req = fake_pop(u);
 
-	pool_request_done(u->pool);
+	u->backend->ops->answered(u);
 	if (u->state == UPSTREAM_RETIRING && u->outstanding == 0) {
 		u->state = UPSTREAM_CLOSED;
-		pool_upstream_failed(u->pool, u);
+		u->backend->ops->failed(u);
 	}
 	return req;
 }
