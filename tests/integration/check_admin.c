@@ -583,7 +583,7 @@ START_TEST(test_admin_connection_bound)
 				ADMIN_DEADLINE_MS + T_DEADLINE_SLACK_MS, &r);
 	ck_assert_int_eq(r.status, 200);
 	fixture_http_free(&r);
-	ck_assert_int_ge(harness_count_log(fx.log, "without completing a request"), ADMIN_MAX_CONNECTIONS);
+	ck_assert_int_ge(harness_wait_count(fx.log, "without completing a request", ADMIN_MAX_CONNECTIONS, &fx.sluice, T_IO_MS), ADMIN_MAX_CONNECTIONS);
 	ck_assert_msg(fixture_mono_ms() - t0 <= ADMIN_DEADLINE_MS + T_DEADLINE_SLACK_MS,
 		      "the waiting scrape took %" PRId64 " ms", fixture_mono_ms() - t0);
 	for (int i = 0; i < HELD; i++)
@@ -638,7 +638,7 @@ START_TEST(test_admin_dribble_deadline)
 		      elapsed, sent);
 	/* Not cut by the inactivity timeout: it never went quiet. */
 	ck_assert_msg(elapsed >= ADMIN_DEADLINE_MS - 500, "closed after %" PRId64 " ms", elapsed);
-	ck_assert_int_eq(harness_count_log(fx.log, "without completing a request"), 1);
+	ck_assert_int_eq(harness_wait_count(fx.log, "without completing a request", 1, &fx.sluice, T_IO_MS), 1);
 	fixture_http_request(fx.admin_port, "GET", "/healthz", &r);
 	ck_assert_int_eq(r.status, 200);
 	fixture_http_free(&r);

@@ -699,7 +699,7 @@ START_TEST(test_large_answers_never_read)
 		send_small(b, "B", k);
 		expect_big(b, "B", k);
 	}
-	ck_assert_int_ge(harness_count_log(fx.sluice.log, "passed 2 x client_buffer"), 1);
+	ck_assert_int_ge(harness_wait_count(fx.sluice.log, "passed 2 x client_buffer", 1, &fx.sluice, T_IO_MS), 1);
 	harness_tls_close(a);
 	harness_tls_close(b);
 	fixture_down(&fx);
@@ -1083,7 +1083,7 @@ START_TEST(test_handshake_timeout)
 	harness_tls_close(silent);
 	harness_tls_close(partial);
 	ck_assert_int_eq(harness_wait_log(fx.sluice.log, "TLS handshake not completed", T_IO_MS), 0);
-	ck_assert_int_eq(harness_count_log(fx.sluice.log, "TLS handshake not completed"), 2);
+	ck_assert_int_eq(harness_wait_count(fx.sluice.log, "TLS handshake not completed", 2, &fx.sluice, T_IO_MS), 2);
 
 	/* The established client outlives the handshake timeout untouched:
 	 * nothing happens to it until 700 ms after its handshake. */
@@ -1921,7 +1921,7 @@ START_TEST(test_sigterm_twice)
 	ck_assert_msg(fixture_mono_ms() - second_at < 3000 && fixture_mono_ms() - term_at < 10000,
 		      "exit took %lld ms after the second SIGTERM",
 		      (long long)(fixture_mono_ms() - second_at));
-	ck_assert_int_ge(harness_count_log(fx.sluice.log, "received again"), 1);
+	ck_assert_int_ge(harness_wait_count(fx.sluice.log, "received again", 1, &fx.sluice, T_IO_MS), 1);
 	harness_tls_close(t);
 	fixture_cleanup(&fx);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "sluice exit status 0x%x", status);
@@ -2219,7 +2219,7 @@ START_TEST(test_out_of_descriptors_two_workers)
 		ck_assert_msg(stuck < 0, "round %d: connection %d of %d still waiting after %d ms", r,
 			      stuck, BURST, T_REFUSE_MS);
 	}
-	ck_assert_int_ge(harness_count_log(fx.log, "Too many open files"), 2);
+	ck_assert_int_ge(harness_wait_count(fx.log, "Too many open files", 2, &fx.sluice, T_IO_MS), 2);
 	/* Each refusal counted once at most (the 3 of the filling included);
 	 * at least one each round (a connection arriving as its queue is
 	 * reset goes uncounted). A scrape needs a descriptor: one client
@@ -2349,8 +2349,8 @@ START_TEST(test_nofile_raised_at_start)
 	fixture_up(&fx, &o);
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
 	ck_assert_int_eq(proc_nofile_soft(fx.sluice.pid), 1066);
-	ck_assert_int_eq(harness_count_log(fx.log, "file descriptor limit raised to 1066 "
-					   "for max_connections 1000"), 1);
+	ck_assert_int_eq(harness_wait_count(fx.log, "file descriptor limit raised to 1066 "
+					   "for max_connections 1000", 1, &fx.sluice, T_IO_MS), 1);
 	t = fixture_connect(&fx);
 	fixture_round_trip(t, "with the raised limit");
 	harness_tls_close(t);
@@ -2381,16 +2381,16 @@ START_TEST(test_nofile_reload)
 	fixture_write_config(&fx, &o);
 	ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
 	fixture_wait_log_count(&fx, "configuration reloaded", 1);
-	ck_assert_int_eq(harness_count_log(fx.log, "file descriptor limit raised to 382"), 1);
+	ck_assert_int_eq(harness_wait_count(fx.log, "file descriptor limit raised to 382", 1, &fx.sluice, T_IO_MS), 1);
 	ck_assert_int_eq(proc_nofile_soft(fx.sluice.pid), 382);
 
 	o.limits = "  max_connections: 1000\n";
 	fixture_write_config(&fx, &o);
 	ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
 	fixture_wait_log_count(&fx, "reload rejected: the file descriptor limit is too low for it", 1);
-	ck_assert_int_eq(harness_count_log(fx.log, "limits.max_connections 1000 needs 1082 file "
-					   "descriptors, but the hard limit is 400"), 1);
-	ck_assert_int_eq(harness_count_log(fx.log, "configuration reloaded"), 1);
+	ck_assert_int_eq(harness_wait_count(fx.log, "limits.max_connections 1000 needs 1082 file "
+					   "descriptors, but the hard limit is 400", 1, &fx.sluice, T_IO_MS), 1);
+	ck_assert_int_eq(harness_wait_count(fx.log, "configuration reloaded", 1, &fx.sluice, T_IO_MS), 1);
 	ck_assert_int_eq(proc_nofile_soft(fx.sluice.pid), 382);
 	ck_assert_int_eq((int)fixture_metric(&fx, "sluice_reloads_total{result=\"failure\"}"), 1);
 	ck_assert_int_eq((int)fixture_metric(&fx, "sluice_reloads_total{result=\"success\"}"), 1);

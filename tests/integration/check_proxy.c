@@ -656,7 +656,7 @@ START_TEST(test_stop_signal_drains)
 	ck_assert_msg(harness_count_log(fx.sluice.log, line) == 1, "no '%s' in the log", line);
 	ck_assert_int_eq(harness_count_log(fx.sluice.log, "received again"), 0);
 	ck_assert_int_eq(harness_count_log(fx.sluice.log, "grace period over"), 0);
-	ck_assert_int_eq(harness_count_log(fx.sluice.log, "sluice stopped"), 1);
+	ck_assert_int_eq(harness_wait_count(fx.sluice.log, "sluice stopped", 1, &fx.sluice, T_IO_MS), 1);
 	fixture_cleanup(&fx);
 }
 END_TEST
@@ -722,7 +722,7 @@ START_TEST(test_two_workers)
 	while (harness_trace_connections(fx.trace[0]) < 6 && fixture_mono_ms() < deadline)
 		usleep(2000);
 	ck_assert_int_eq(harness_trace_connections(fx.trace[0]), 6);
-	ck_assert_int_eq(harness_count_log(fx.sluice.log, "configuration reloaded"), 1);
+	ck_assert_int_eq(harness_wait_count(fx.sluice.log, "configuration reloaded", 1, &fx.sluice, T_IO_MS), 1);
 	for (int c = 0; c < 20; c++) {
 		snprintf(payload, sizeof(payload), "client %d again", c);
 		fixture_round_trip(t[c], payload);
@@ -730,8 +730,8 @@ START_TEST(test_two_workers)
 	}
 	ck_assert_int_eq(harness_signal(&fx.sluice, SIGTERM), 0);
 	fixture_wait_exit(&fx);
-	ck_assert_int_eq(harness_count_log(fx.sluice.log, "worker 0: draining"), 1);
-	ck_assert_int_eq(harness_count_log(fx.sluice.log, "worker 1: draining"), 1);
+	ck_assert_int_eq(harness_wait_count(fx.sluice.log, "worker 0: draining", 1, &fx.sluice, T_IO_MS), 1);
+	ck_assert_int_eq(harness_wait_count(fx.sluice.log, "worker 1: draining", 1, &fx.sluice, T_IO_MS), 1);
 	fixture_cleanup(&fx);
 }
 END_TEST
@@ -883,7 +883,7 @@ START_TEST(test_privilege_drop)
 	ck_assert_int_eq(chmod(fx.dir, 0755), 0);
 	ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);
 	ck_assert_int_eq(harness_wait_log(fx.sluice.log, "reload rejected", T_IO_MS), 0);
-	ck_assert_int_ge(harness_count_log(fx.sluice.log, "cannot load private key"), 1);
+	ck_assert_int_ge(harness_wait_count(fx.sluice.log, "cannot load private key", 1, &fx.sluice, T_IO_MS), 1);
 	snprintf(path, sizeof(path), "%s/server.key", fx.dir);
 	ck_assert_int_eq(chmod(path, 0644), 0);
 	ck_assert_int_eq(harness_signal(&fx.sluice, SIGHUP), 0);

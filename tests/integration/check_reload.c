@@ -306,9 +306,9 @@ START_TEST(test_reload_under_steady_load)
 		load_total(loads, CLIENTS, 1), load_total(loads, CLIENTS, 2));
 	load_assert_clean(loads, CLIENTS);
 	ck_assert_int_gt(during, 0);
-	ck_assert_int_eq(fixture_count_log(&fx, RELOADED), RELOADS);
+	fixture_wait_log_count(&fx, RELOADED, RELOADS);
 	snprintf(reloading, sizeof(reloading), "reloading %s\n", fx.conf);
-	ck_assert_int_eq(fixture_count_log(&fx, reloading), RELOADS);
+	fixture_wait_log_count(&fx, reloading, RELOADS);
 	ck_assert_int_eq(fixture_count_log(&fx, REJECTED), 0);
 	fixture_down(&fx);
 }
@@ -499,7 +499,7 @@ START_TEST(test_sighup_coalesces_during_slow_reload)
 		ck_assert_msg(made == 2, "round %d: %d SIGHUPs, %d of them during one reload, made %d reloads "
 			      "(expected that one and exactly one more; see %s)", round, BURST, BURST - 1, made,
 			      fx.log);
-		ck_assert_int_eq(fixture_count_log(&fx, reloading), started + 2);
+		fixture_wait_log_count(&fx, reloading, started + 2);
 	}
 	ck_assert(fixture_metric(&fx, "sluice_reloads_total{result=\"success\"}") == ok0 + 2 * ROUNDS);
 	ck_assert(fixture_metric(&fx, "sluice_reloads_total{result=\"failure\"}") == 0);
@@ -600,7 +600,7 @@ START_TEST(test_rejected_files_keep_running_config)
 		fixture_round_trip(t, broken[i].what);
 		harness_tls_close(t);
 	}
-	ck_assert_int_eq(fixture_count_log(&fx, "missing.crt: No such file or directory"), 1);
+	fixture_wait_log_count(&fx, "missing.crt: No such file or directory", 1);
 	ck_assert_int_eq(fixture_count_log(&fx, RELOADED), 0);
 
 	/* A valid file reloads; the pool grows to its new size. */
@@ -652,7 +652,7 @@ START_TEST(test_new_listener_address_in_use)
 	fx_reload_rejected(&fx);
 	snprintf(want, sizeof(want), "listener 127.0.0.1:%u: cannot listen", fx.port2);
 	ck_assert_msg(fixture_count_log(&fx, want) == 1, "'%s' not logged once in %s", want, fx.log);
-	ck_assert_int_eq(fixture_count_log(&fx, "a new listener cannot listen"), 1);
+	fixture_wait_log_count(&fx, "a new listener cannot listen", 1);
 	/* The old limits are in force for old and new clients alike. */
 	ck_assert_int_eq(harness_send_frame(old, NULL, 0, big, sizeof(big)), 0);
 	fixture_expect_frame(old, big, sizeof(big));
@@ -752,7 +752,7 @@ START_TEST(test_listener_added_and_removed)
 	fixture_write_config(&fx, &second);
 	fx_reload(&fx);
 	snprintf(want, sizeof(want), "listener 127.0.0.1:%u: removed", fx.port);
-	ck_assert_int_eq(fixture_count_log(&fx, want), 1);
+	fixture_wait_log_count(&fx, want, 1);
 	fixture_expect_quit(first_client);
 	/* Served until it answers QUIT (SPEC §3, proxy-initiated). */
 	fixture_round_trip(first_client, "between the two QUITs");
@@ -981,7 +981,7 @@ START_TEST(test_retired_server_never_ticked)
 	expect_err_within(t, "TIMEOUT", 3000);
 	fixture_round_trip(t, "after");
 	expect_reached(&fx, "after", 1, 0);
-	ck_assert_int_eq(fixture_count_log(&fx, "no response within request_timeout"), 1);
+	fixture_wait_log_count(&fx, "no response within request_timeout", 1);
 	harness_tls_close(t);
 	fixture_down(&fx);
 }
@@ -1004,8 +1004,7 @@ START_TEST(test_retiring_without_deadline)
 	expect_err_within(t, "UNAVAILABLE", 4000);
 	ck_assert_msg(fixture_mono_ms() - t0 < 4000, "answered %lld ms after the reload",
 		      (long long)(fixture_mono_ms() - t0));
-	ck_assert_int_eq(fixture_count_log(&fx, "requests still unanswered when the grace period ended"),
-			 1);
+	fixture_wait_log_count(&fx, "requests still unanswered when the grace period ended", 1);
 	fixture_round_trip(t, "after");
 	expect_reached(&fx, "after", 1, 0);
 	harness_tls_close(t);
@@ -1106,7 +1105,7 @@ START_TEST(test_backend_renamed_keeps_connections)
 	fixture_round_trip(fresh, "new client after");
 	ck_assert_int_eq(harness_trace_connections(fx.trace[0]), 2);
 	ck_assert_int_eq(trace_open_now(fx.trace[0]), 2);
-	ck_assert_int_eq(fixture_count_log(&fx, "backend renamed: takes over the connections of backend app"), 1);
+	fixture_wait_log_count(&fx, "backend renamed: takes over the connections of backend app", 1);
 	harness_tls_close(fresh);
 	harness_tls_close(t);
 	fixture_down(&fx);
@@ -1152,7 +1151,7 @@ START_TEST(test_limits_apply_to_new_work)
 	fixture_expect_quit(old);
 	expect_closed(old);
 	harness_tls_close(old);
-	ck_assert_int_eq(fixture_count_log(&fx, "protocol error"), 2);
+	fixture_wait_log_count(&fx, "protocol error", 2);
 	fixture_down(&fx);
 }
 END_TEST

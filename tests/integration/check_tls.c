@@ -613,8 +613,8 @@ START_TEST(test_client_cert_required)
 	fixture_wait_metric(&fx, FAILURES "bad_signature\"}", 1, FIXTURE_METRIC_COUNTER);
 	ck_assert_int_eq(fixture_metric(&fx, FAILURES "other\"}"), 0);
 	ck_assert_int_eq(fixture_metric(&fx, "sluice_tls_handshake_failures_total"), 7);
-	ck_assert_int_eq(fixture_count_log(&fx, "(client certificate: revoked)"), 1);
-	ck_assert_int_eq(fixture_count_log(&fx, "(client certificate: no_certificate)"), 2);
+	fixture_wait_log_count(&fx, "(client certificate: revoked)", 1);
+	fixture_wait_log_count(&fx, "(client certificate: no_certificate)", 2);
 	fixture_down(&fx);
 }
 END_TEST
@@ -1008,7 +1008,7 @@ START_TEST(test_ticket_keys_file_error)
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "sluice -t exit status 0x%x", status);
 	ck_assert_msg(harness_count_log(out, want) == 1, "no \"%s\" in %s", want, out);
 	fixture_hup(&fx, 0);
-	ck_assert_int_eq(fixture_count_log(&fx, want), 1);
+	fixture_wait_log_count(&fx, want, 1);
 	ck_assert_msg(resumes(fx.port, &o, s), "the rejected reload lost the running keys");
 	SSL_SESSION_free(s);
 	free(good);
