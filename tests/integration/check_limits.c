@@ -2032,6 +2032,32 @@ fx_cpu_ticks(const struct fixture *fx)
 	return (long)(utime + stime);
 }
 
+/* Lowers sluice's descriptor limit with prlimit(2) to what it has open
+ * plus spare, then connects TLS clients into t (at most max) until
+ * `refusals` attempts have failed: every descriptor sluice has is taken.
+ * Returns how many connected; *refused counts the failed attempts. */
+static int
+fill_descriptors(const struct fixture *fx, int spare, int refusals, struct harness_tls **t, int max,
+		 int *refused)
+{
+	struct rlimit lim;
+	int n = 0;
+
+	*refused = 0;
+	ck_assert_int_eq(prlimit(fx->sluice.pid, RLIMIT_NOFILE, NULL, &lim), 0);
+	lim.rlim_cur = (rlim_t)fixture_open_fds(fx) + (rlim_t)spare;
+	ck_assert_int_eq(prlimit(fx->sluice.pid, RLIMIT_NOFILE, &lim, NULL), 0);
+	while (n < max && *refused < refusals) {
+		struct harness_tls *c = harness_tls_connect(fx->port, "localhost", 3000);
+
+		if (c != NULL)
+			t[n++] = c;
+		else
+			(*refused)++;
+	}
+	return n;
+}
+
 /* Out of file descriptors — sluice's own limit lowered under it with
  * prlimit(2) to 30 above what it uses (sluice raises the limit to what
  * max_connections needs at start, so only something else eating
@@ -2045,24 +2071,13 @@ START_TEST(test_out_of_descriptors)
 	struct fixture fx;
 	struct fixture_opts o = { .admin = 1 };
 	struct harness_tls *t[MAX_CLIENTS], *fresh = NULL;
-	int n = 0, refused = 0;
+	int n, refused;
 	long ticks0, ticks1;
 	int64_t deadline;
-	struct rlimit lim;
 
 	fixture_up(&fx, &o);
-	ck_assert_int_eq(prlimit(fx.sluice.pid, RLIMIT_NOFILE, NULL, &lim), 0);
-	lim.rlim_cur = (rlim_t)fixture_open_fds(&fx) + 30;
-	ck_assert_int_eq(prlimit(fx.sluice.pid, RLIMIT_NOFILE, &lim, NULL), 0);
 	/* Fill every descriptor sluice has, then a few more attempts. */
-	while (n < MAX_CLIENTS && refused < 5) {
-		struct harness_tls *c = harness_tls_connect(fx.port, "localhost", 3000);
-
-		if (c != NULL)
-			t[n++] = c;
-		else
-			refused++;
-	}
+	n = fill_descriptors(&fx, 30, 5, t, MAX_CLIENTS, &refused);
 	ck_assert_msg(refused >= 5 && n >= 10, "%d clients connected, %d refused", n, refused);
 	ck_assert_int_ge(fx_log_at_least(&fx, "Too many open files", 1), 1);
 	/* A client arriving now is refused at once, not left hanging in
@@ -2181,9 +2196,8 @@ START_TEST(test_out_of_descriptors_two_workers)
 	struct fixture fx;
 	struct fixture_opts o = { .admin = 1, .workers = "2", .level = "info" };
 	struct harness_tls *t[MAX_CLIENTS], *fresh = NULL;
-	int n = 0, failed = 0;
+	int n, failed;
 	double refused0, refused;
-	struct rlimit lim;
 	int64_t deadline;
 
 	fixture_up(&fx, &o);
@@ -2191,17 +2205,7 @@ START_TEST(test_out_of_descriptors_two_workers)
 	 * drops: a pool reconnecting on EMFILE would blur the picture. */
 	fx_wait_backend_conns(&fx, 0, 4);
 	refused0 = fixture_metric(&fx, "sluice_connections_refused_total");
-	ck_assert_int_eq(prlimit(fx.sluice.pid, RLIMIT_NOFILE, NULL, &lim), 0);
-	lim.rlim_cur = (rlim_t)fixture_open_fds(&fx) + 20;
-	ck_assert_int_eq(prlimit(fx.sluice.pid, RLIMIT_NOFILE, &lim, NULL), 0);
-	while (n < MAX_CLIENTS && failed < 3) {
-		struct harness_tls *c = harness_tls_connect(fx.port, "localhost", 3000);
-
-		if (c != NULL)
-			t[n++] = c;
-		else
-			failed++;
-	}
+	n = fill_descriptors(&fx, 20, 3, t, MAX_CLIENTS, &failed);
 	/* From here every descriptor is taken until the rounds are over: one
 	 * freed would let a connection of a burst in, as a client. */
 	ck_assert_msg(failed == 3 && n >= 5, "%d clients connected, %d refused", n, failed);
