@@ -233,8 +233,6 @@ static void
 session_drain_check(struct session *s)
 {
 	size_t left = evbuffer_get_length(bufferevent_get_output(s->bev));
-	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
-	int fd = bufferevent_getfd(s->bev);
 	uint64_t period = session_drain_period(s);
 
 	if (left < s->drain_left) {
@@ -245,10 +243,7 @@ session_drain_check(struct session *s)
 	LOOP_STAT_ADD(s->loop, timeouts_drain, 1);
 	log_limited(&session_limit_drain, LOG_INFO, "client %s: read none of its last %zu bytes for %llu ms; closing without close_notify",
 		 s->peer, left, (unsigned long long)period);
-	/* A reset rather than a FIN queued behind bytes the peer does not
-	 * read: those would stay in the kernel until TCP gives up. */
-	if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)) < 0)
-		log_debug("client %s: SO_LINGER: %s", s->peer, strerror(errno));
+	session_reset_on_close(s);
 	session_abort(s, SESSION_CLOSE_DRAIN_TIMEOUT);
 }
 

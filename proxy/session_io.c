@@ -76,6 +76,16 @@ session_note_reason(struct session *s, enum session_close_reason r)
 		s->reason = r;
 }
 
+void
+session_reset_on_close(struct session *s)
+{
+	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+	int fd = bufferevent_getfd(s->bev);
+
+	if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)) < 0)
+		log_debug("client %s: SO_LINGER: %s", s->peer, strerror(errno));
+}
+
 struct session *
 session_check(void *arg)
 {
@@ -535,16 +545,11 @@ session_move(struct session *s, struct evbuffer *src, struct evbuffer *dst, size
 static bool
 session_accepts(struct session *s, uint32_t len)
 {
-	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
-	int fd;
-
 	if (s->state == SESSION_CLOSED)
 		return false;
 	if (session_answer_fits(s, len))
 		return true;
-	fd = bufferevent_getfd(s->bev);
-	if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset)) < 0)
-		log_debug("client %s: SO_LINGER: %s", s->peer, strerror(errno));
+	session_reset_on_close(s);
 	session_kill(s, SESSION_CLOSE_BUFFER_LIMIT,
 		     "answers it has not read passed 2 x client_buffer + max_frame_size");
 	return false;

@@ -96,6 +96,10 @@ struct session *session_check(void *arg);
 void session_note_reason(struct session *s, enum session_close_reason r);
 /* Its one timer, whose meaning depends on the state (session.c fires it). */
 void session_arm(struct session *s, uint64_t ms);
+/* The client's socket will close with a reset rather than a FIN queued
+ * behind bytes it does not read: those would stay in the kernel until
+ * TCP gives up. */
+void session_reset_on_close(struct session *s);
 
 /* Sets up its (empty) request queue and its record in the pool. */
 void session_requests_init(struct session *s);
