@@ -13,6 +13,7 @@
 
 #include <event2/buffer.h>
 
+#include <sluice/health.h>
 #include <sluice/histogram.h>
 #include <sluice/log.h>
 #include <sluice/metrics.h>
@@ -265,6 +266,9 @@ struct metrics_server {
 	char *server;
 	uint64_t connections[UPSTREAM_STATE_COUNT];
 	uint64_t errors;
+	uint64_t up;                    /* 1 when up in at least one worker */
+	uint64_t ejections;
+	uint64_t checks[HEALTH_RESULT_COUNT];
 };
 
 struct metrics_servers {
@@ -316,6 +320,11 @@ metrics_servers_add_server(struct metrics_servers *set, const struct pool *p,
 	for (unsigned st = 0; st < UPSTREAM_STATE_COUNT; st++)
 		s->connections[st] += METRICS_LOAD(srv->target.stats.connections[st]);
 	s->errors += METRICS_LOAD(srv->target.stats.errors);
+	if (!srv->retired)
+		s->up |= METRICS_LOAD(srv->health.stats.up);
+	s->ejections += METRICS_LOAD(srv->health.stats.ejections);
+	for (unsigned r = 0; r < HEALTH_RESULT_COUNT; r++)
+		s->checks[r] += METRICS_LOAD(srv->health.stats.checks[r]);
 	return 0;
 }
 
@@ -379,17 +388,58 @@ metrics_servers_free(struct metrics_servers *set)
 }
 
 /* `name{backend="b",server="s"` then, when state is not NULL,
- * `,state="st"`; then `} n`. */
+ * `,LABEL="st"` (LABEL is state unless given); then `} n`. */
 static int
-metrics_server_sample(struct evbuffer *out, const char *name, const struct metrics_server *s,
-		      const char *state, uint64_t n)
+metrics_server_sample_as(struct evbuffer *out, const char *name, const struct metrics_server *s,
+			 const char *label, const char *state, uint64_t n)
 {
 	if (evbuffer_add_printf(out, "%s{backend=\"", name) < 0 || metrics_escape(out, s->backend) < 0 ||
 	    evbuffer_add_printf(out, "\",server=\"") < 0 || metrics_escape(out, s->server) < 0)
 		return -1;
-	if (state != NULL && (evbuffer_add_printf(out, "\",state=\"") < 0 || metrics_escape(out, state) < 0))
+	if (state != NULL && (evbuffer_add_printf(out, "\",%s=\"", label) < 0 || metrics_escape(out, state) < 0))
 		return -1;
 	return evbuffer_add_printf(out, "\"} %" PRIu64 "\n", n) < 0 ? -1 : 0;
+}
+
+static int
+metrics_server_sample(struct evbuffer *out, const char *name, const struct metrics_server *s,
+		      const char *state, uint64_t n)
+{
+	return metrics_server_sample_as(out, name, s, "state", state, n);
+}
+
+/* SPEC §7: health checks and ejections (docs/OPERATIONS.md). */
+static int
+metrics_render_health(struct evbuffer *out, const struct metrics_servers *set)
+{
+	static const char up[] = "sluice_backend_server_up";
+	static const char ejections[] = "sluice_backend_ejections_total";
+	static const char checks[] = "sluice_health_checks_total";
+	size_t i;
+
+	if (metrics_header(out, up, "gauge",
+			   "1 when the server takes new requests in at least one worker: connects, passes health checks, not ejected.") < 0)
+		return -1;
+	for (i = 0; i < set->n; i++) {
+		if (metrics_server_sample(out, up, &set->v[i], NULL, set->v[i].up) < 0)
+			return -1;
+	}
+	if (metrics_header(out, ejections, "counter", "Passive ejections of the server, summed over workers.") < 0)
+		return -1;
+	for (i = 0; i < set->n; i++) {
+		if (metrics_server_sample(out, ejections, &set->v[i], NULL, set->v[i].ejections) < 0)
+			return -1;
+	}
+	if (metrics_header(out, checks, "counter", "Health check probes by result, summed over workers.") < 0)
+		return -1;
+	for (i = 0; i < set->n; i++) {
+		for (unsigned r = 0; r < HEALTH_RESULT_COUNT; r++) {
+			if (metrics_server_sample_as(out, checks, &set->v[i], "result", health_result_name(r),
+						     set->v[i].checks[r]) < 0)
+				return -1;
+		}
+	}
+	return 0;
 }
 
 static int
@@ -415,7 +465,7 @@ metrics_render_servers(struct evbuffer *out, const struct metrics_servers *set)
 		if (metrics_server_sample(out, errors, &set->v[i], NULL, set->v[i].errors) < 0)
 			return -1;
 	}
-	return 0;
+	return metrics_render_health(out, set);
 }
 
 static int

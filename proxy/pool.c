@@ -19,6 +19,7 @@
 #include <sluice/clock.h>
 #include <sluice/config.h>
 #include <sluice/fstream.h>
+#include <sluice/health.h>
 #include <sluice/log.h>
 #include <sluice/loop.h>
 #include <sluice/pool.h>
@@ -28,6 +29,7 @@ static void pool_upstream_ready(struct upstream *u);
 static void pool_upstream_failed(struct upstream *u);
 static void pool_request_left(struct upstream *u, struct request *req);
 static void pool_request_answered(struct upstream *u);
+static struct pool_server *pool_server_of(const struct upstream *u);
 
 /* How its connections report to the pool. */
 static const struct upstream_ops pool_upstream_ops = {
@@ -48,51 +50,6 @@ pool_pending_add(struct pool *p, int delta)
 	__atomic_store_n(&p->pending, (unsigned)((int)p->pending + delta), __ATOMIC_RELAXED);
 	__atomic_store_n(&l->stats.requests_pending, (uint64_t)((int64_t)l->stats.requests_pending + delta),
 			 __ATOMIC_RELAXED);
-}
-
-void
-pool_client_init(struct pool_client *pc, const struct request_client_ops *rops,
-		 const struct pool_client_ops *ops)
-{
-	memset(pc, 0, sizeof(*pc));
-	pc->rc.ops = rops;
-	pc->ops = ops;
-}
-
-void
-pool_client_unpause(struct pool_client *pc)
-{
-	if (pc->paused_on == NULL)
-		return;
-	TAILQ_REMOVE(pc->paused_on, pc, pause_link);
-	pc->paused_on = NULL;
-}
-
-/* A written request left its connection's FIFO (answered or failed): the
- * client may stick to another connection once none is left. */
-static void
-pool_client_unstick(struct pool_client *pc)
-{
-	assert(pc->n_sticky > 0);
-	if (--pc->n_sticky == 0)
-		pc->sticky = NULL;
-}
-
-void
-pool_client_reset(struct pool_client *pc)
-{
-	pool_client_unpause(pc);
-	pc->sticky = NULL;
-	pc->n_sticky = 0;
-	pc->n_waiting = 0;
-}
-
-static void
-pool_client_stick(struct pool_client *pc, struct upstream *u)
-{
-	assert(pc->sticky == NULL || pc->sticky == u);
-	pc->sticky = u;
-	pc->n_sticky++;
 }
 
 static void
@@ -512,18 +469,36 @@ pool_unuse(struct pool *p)
 		pool_retire(p);
 }
 
-/* Least outstanding among the connections that can take a request. */
+bool
+pool_server_up(const struct pool_server *srv)
+{
+	return !srv->down && !srv->retired && health_up(&srv->health);
+}
+
+static bool
+pool_any_up(const struct pool *p)
+{
+	for (unsigned i = 0; i < p->n_servers; i++) {
+		if (pool_server_up(p->servers[i]))
+			return true;
+	}
+	return false;
+}
+
+/* Least outstanding among the connections that can take a request, of
+ * servers that are up unless none is (SPEC §8: then as without checks). */
 static struct upstream *
 pool_pick(struct pool *p)
 {
 	struct upstream *best = NULL;
 	unsigned best_i = 0;
+	bool any = !pool_any_up(p);
 
 	for (unsigned k = 0; k < p->n_all; k++) {
 		unsigned i = (p->rr + k) % p->n_all;
 		struct upstream *u = p->all[i];
 
-		if (!upstream_available(u))
+		if (!upstream_available(u) || !(any || pool_server_up(pool_server_of(u))))
 			continue;
 		if (best == NULL || u->outstanding < best->outstanding) {
 			best = u;
@@ -652,32 +627,6 @@ pool_pause(struct pool *p, struct pool_client *pc)
 	pc->paused_on = &p->paused;
 }
 
-static void
-pool_resume(struct pool_client *pc)
-{
-	pool_client_unpause(pc);
-	pc->ops->resume(pc);
-}
-
-/* Resumed clients read in the order resumed (deferred callbacks), and the
- * first to read takes the room there is: clients with nothing in the pool
- * go first, so one that pipelines without pause cannot refill the pool
- * ahead of them every time it drains. Resuming defers the reading to the
- * event loop, so none re-joins the list inside this function. */
-static void
-pool_wake(struct pool *p)
-{
-	struct pool_client *pc, *next;
-
-	for (pc = TAILQ_FIRST(&p->paused); pc != NULL; pc = next) {
-		next = TAILQ_NEXT(pc, pause_link);
-		if (pool_client_outstanding(pc) == 0)
-			pool_resume(pc);
-	}
-	while ((pc = TAILQ_FIRST(&p->paused)) != NULL)
-		pool_resume(pc);
-}
-
 /* Written in FIFO order; a client with a sticky connection is written to
  * it (or keeps waiting while that connection retires), the others take what
  * pool_pick offers. A client whose first waiting request finds no
@@ -740,6 +689,24 @@ pool_of(const struct upstream *u)
 	return (struct pool *)(void *)((const char *)u->backend - offsetof(struct pool, backend));
 }
 
+int
+pool_server_probe(struct pool_server *srv, struct request *req)
+{
+	struct upstream *best = NULL;
+
+	for (unsigned i = 0; i < srv->n_ups; i++) {
+		struct upstream *u = srv->ups[i];
+
+		if (u->state == UPSTREAM_CONNECTED && (best == NULL || u->outstanding < best->outstanding))
+			best = u;
+	}
+	if (best == NULL)
+		return -1;
+	pool_pending_add(srv->pool, 1);
+	upstream_write(best, req);
+	return 0;
+}
+
 static struct pool_server *
 pool_server_of(const struct upstream *u)
 {
@@ -750,9 +717,31 @@ pool_server_of(const struct upstream *u)
 static void
 pool_request_left(struct upstream *u, struct request *req)
 {
-	if (req->client != NULL)
+	if (req->client != NULL && req->client != &pool_server_of(u)->probe.rc)
 		pool_client_unstick(pool_client_of(req->client));
 	pool_pending_add(pool_of(u), -1);
+}
+
+/* Passive health (SPEC §8): n requests placed on srv were answered
+ * UNAVAILABLE or TIMEOUT by sluice, or (ok) one was answered by srv. */
+static void
+pool_server_outcome(struct pool_server *srv, bool ok, unsigned n)
+{
+	LOG_LIMIT(pool_limit_eject, "server ejections");
+	struct pool *p = srv->pool;
+	unsigned ejected = 0;
+	uint64_t ms;
+
+	if (srv->retired || !health_outcome(&srv->health, p->conf->eject_after, ok, n))
+		return;
+	for (unsigned i = 0; i < p->n_servers; i++)
+		ejected += p->servers[i]->health.ejected;
+	if (!health_may_eject(p->n_servers, ejected, p->conf->max_ejected_percent))
+		return;
+	ms = health_eject(&srv->health, p->conf->eject_time_ms, p->loop->now_us / 1000);
+	log_limited(&pool_limit_eject, LOG_WARN,
+		    "backend %s: server %s ejected for %llu ms: %u requests in a row failed (ejection %u in a row)",
+		    p->name, srv->target.addr.text, (unsigned long long)ms, p->conf->eject_after, srv->health.ejections);
 }
 
 /* upstream_ops.answered: the pool has room again below three quarters of
@@ -762,8 +751,9 @@ pool_request_answered(struct upstream *u)
 {
 	struct pool *p = pool_of(u);
 
+	pool_server_outcome(pool_server_of(u), true, 0);
 	if (p->pending <= p->conf->max_pending - p->conf->max_pending / 4)
-		pool_wake(p);
+		pool_client_wake(&p->paused);
 }
 
 static void
@@ -801,7 +791,7 @@ pool_upstream_ready(struct upstream *u)
 
 	pool_server_update(pool_server_of(u));
 	pool_drain_waiting(p);
-	pool_wake(p);
+	pool_client_wake(&p->paused);
 }
 
 /* upstream_ops.failed */
@@ -811,6 +801,8 @@ pool_upstream_failed(struct upstream *u)
 	struct pool *p = pool_of(u);
 
 	pool_server_update(pool_server_of(u));
+	if (!upstream_retired(u) && u->lost + u->connect_failed > 0)
+		pool_server_outcome(pool_server_of(u), false, u->lost + u->connect_failed);
 	if (p->n_waiting > 0 && pool_all_down(p))
 		pool_fail_waiting(p, FRAME_ERR_UNAVAILABLE, "no backend server is reachable");
 	/* Sessions whose requests waited for the failed connection have no
@@ -818,7 +810,7 @@ pool_upstream_failed(struct upstream *u)
 	 * idle ones included, rather than wait for queue_timeout. */
 	pool_drain_waiting(p);
 	/* Sessions paused on the failed connection have no sticky one now. */
-	pool_wake(p);
+	pool_client_wake(&p->paused);
 }
 
 /* request_timeout: the head of u's FIFO is its oldest written request. A
@@ -881,7 +873,7 @@ pool_tick(struct pool *p, uint64_t now_ms)
 	while ((req = TAILQ_FIRST(&p->waiting)) != NULL && clock_since(now_ms, req->queued_ms) >= limit)
 		pool_expire(p, req);
 	pool_tick_upstreams(p, now_ms);
-	pool_wake(p);
+	pool_client_wake(&p->paused);
 }
 
 unsigned

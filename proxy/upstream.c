@@ -269,6 +269,8 @@ upstream_fail(struct upstream *u, const char *reason)
 	}
 
 	upstream_count_error(u);
+	u->lost = lost + u->lost_head;
+	u->lost_head = 0;
 	u->failures = upstream_failures_carried(u->failures, upstream_up_ms(u)) + 1;
 	u->connect_failed = u->state == UPSTREAM_CONNECTING;
 	delay = upstream_next_backoff(u);
@@ -731,5 +733,6 @@ upstream_timeout(struct upstream *u)
 		 (unsigned long long)limit);
 	req = upstream_pop(u);
 	upstream_respond_error(u, req, FRAME_ERR_TIMEOUT, "the backend did not answer within request_timeout");
+	u->lost_head = 1;
 	upstream_fail(u, reason);
 }

@@ -21,6 +21,7 @@
 #include <sluice/log.h>
 #include <sluice/loop.h>
 #include <sluice/pool.h>
+#include <sluice/prober.h>
 #include <sluice/process.h>
 #include <sluice/session.h>
 #include <sluice/upstream.h>
@@ -63,6 +64,7 @@ worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 		if (w->pools[i] == NULL)
 			continue;
 		pool_tick(w->pools[i], now);
+		prober_tick(w->pools[i], now);
 		pool_collect(w->pools[i]);
 	}
 	for (p = TAILQ_FIRST(&w->removed_pools); p != NULL; p = next) {

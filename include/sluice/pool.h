@@ -18,6 +18,8 @@
 #include <sluice/config.h>
 #include <sluice/frame.h>
 #include <sluice/fstream.h>
+#include <sluice/health.h>
+#include <sluice/pool_client.h>
 #include <sluice/request.h>
 #include <sluice/upstream.h>
 
@@ -35,59 +37,13 @@ struct pool_server {
 	struct upstream **ups;          /* its connections, owned */
 	unsigned n_ups;
 	unsigned down:1;                /* every connection failed to connect */
+	struct health_state health;     /* checks and ejection (health.h) */
+	struct health_probe probe;      /* the prober's (prober.c) */
 	unsigned retired:1;             /* removed by a reload; draining */
 	TAILQ_ENTRY(pool_server) link;  /* the pool's list of retired servers */
 };
 
 TAILQ_HEAD(pool_server_list, pool_server);
-
-/* A client's placement, kept by the pool and embedded in the client's own
- * record (the session): the connection its written requests are on (it
- * sticks to it, so the backend executes its requests in the order sent),
- * how many wait in the queue, and its place among the paused clients. The
- * pool reaches the client only through ops (and its requests' answers go
- * through rc.ops). */
-struct pool_client;
-struct pool_client_ops {
-	/* The pool has room again: read the client's requests again. */
-	void (*resume)(struct pool_client *pc);
-};
-TAILQ_HEAD(pool_client_list, pool_client);
-struct pool_client {
-	struct request_client rc;         /* what its requests point at (req->client) */
-	const struct pool_client_ops *ops;
-	struct upstream *sticky;          /* carries its written requests, or NULL */
-	unsigned n_sticky;                /* how many of them */
-	unsigned n_waiting;               /* its requests in the pool's wait queue */
-	TAILQ_ENTRY(pool_client) pause_link;
-	struct pool_client_list *paused_on; /* the pool list it waits on, or NULL */
-};
-
-/* The placement record a request's client pointer is part of. */
-static inline struct pool_client *
-pool_client_of(struct request_client *c)
-{
-	return c == NULL ? NULL : (struct pool_client *)(void *)((char *)c - offsetof(struct pool_client, rc));
-}
-
-void pool_client_init(struct pool_client *pc, const struct request_client_ops *rops,
-		      const struct pool_client_ops *ops);
-/* Requests the client has in the pool: waiting or written, unanswered. */
-static inline unsigned
-pool_client_outstanding(const struct pool_client *pc)
-{
-	return pc->n_sticky + pc->n_waiting;
-}
-static inline bool
-pool_client_paused(const struct pool_client *pc)
-{
-	return pc->paused_on != NULL;
-}
-/* Leaves the paused list (the client closes, or resumes on its own). */
-void pool_client_unpause(struct pool_client *pc);
-/* The client is gone: forget its placement (its waiting requests were
- * cancelled, its written ones orphaned). */
-void pool_client_reset(struct pool_client *pc);
 
 /* Requests placed on one connection whose bytes have not moved yet are a
  * run (fstream.h) whose destination is that connection: pool_place adds
@@ -173,6 +129,16 @@ void pool_cancel(struct pool *p, struct request *req);
 /* Periodic work: queue_timeout for waiting requests, request_timeout for
  * written ones. */
 void pool_tick(struct pool *p, uint64_t now_ms);
+
+/* Whether srv takes new requests: it is configured, its connections
+ * connect, health checks pass and it is not ejected. The one test of "up"
+ * (placement, readiness, metrics). When no server is up, placement ignores
+ * health (as without checks). */
+bool pool_server_up(const struct pool_server *srv);
+/* Writes the probe req (req->buf holds its frame, req->client is
+ * &srv->probe.rc) on the server's least loaded connected connection; -1
+ * when none is connected (req untouched). */
+int pool_server_probe(struct pool_server *srv, struct request *req);
 
 /* Totals for logs and metrics. */
 unsigned pool_connected(const struct pool *p);

@@ -81,6 +81,8 @@ struct upstream {
 	struct request_queue fifo;    /* written, unanswered, in write order */
 	unsigned outstanding;
 	unsigned failures;            /* consecutive; drives backoff */
+	unsigned lost;                /* written requests its last failure answered ERR */
+	unsigned lost_head;           /* ... of which the TIMEOUT head (upstream_timeout) */
 	uint64_t connected_ms;        /* clock_ms() at connect; 0 when not connected */
 	unsigned connect_failed:1;    /* the last connect attempt failed: "down" */
 	unsigned reconnect:1;         /* after RETIRING: connect again (backend-initiated QUIT) */
