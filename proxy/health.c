@@ -44,8 +44,12 @@ health_outcome(struct health_state *h, unsigned eject_after, bool ok, unsigned n
 		h->ejections = 0;
 		return false;
 	}
+	/* What fails while ejected (connects, probes) is not held against the
+	 * server once it is tried again. */
+	if (h->ejected)
+		return false;
 	h->errors += n;
-	return eject_after > 0 && !h->ejected && h->errors >= eject_after;
+	return eject_after > 0 && h->errors >= eject_after;
 }
 
 bool

@@ -179,7 +179,7 @@ prober_tick(struct pool *p, uint64_t now_ms)
 
 		if (health_eject_expired(&srv->health, now_ms))
 			log_limited(&prober_limit_change, LOG_INFO,
-				    "backend %s: server %s: ejection over; it takes requests again",
+				    "backend %s: server %s back from ejection: it takes requests again",
 				    p->name, srv->target.addr.text);
 		if (p->conf->health.enabled && !p->loop->stopping)
 			prober_check(srv, now_ms);

@@ -68,8 +68,8 @@ enum health_change health_probe_done(struct health_state *h, const struct config
 /* A request placed on the server was answered by it (ok) or by sluice with
  * UNAVAILABLE or TIMEOUT (n of them at once, as when a connection dies with
  * n written). An answer ends the run of errors and of ejections. Returns
- * true when the errors in a row reached eject_after (> 0) and the server
- * is not ejected: the caller decides with health_may_eject. */
+ * true when the errors in a row reached eject_after (> 0): the caller
+ * decides with health_may_eject. Errors while ejected are not counted. */
 bool health_outcome(struct health_state *h, unsigned eject_after, bool ok, unsigned n);
 
 /* Whether one more server of n may be ejected when `ejected` already are:
