@@ -17,6 +17,7 @@
 #include <sluice/config.h>
 #include <sluice/loop.h>
 #include <sluice/pool.h>
+#include <sluice/prober.h>
 #include <sluice/request.h>
 #include <sluice/upstream.h>
 
@@ -584,6 +585,100 @@ START_TEST(test_cancel_waiting)
 }
 END_TEST
 
+/* ---- health ---------------------------------------------------------------- */
+
+/* Client c's request on server i's only connection fails it (the other
+ * server's connection is congested, so the pool has no other choice); the
+ * connection comes back. */
+static void
+t_fail_on(struct tclient *c, unsigned i, uint32_t id)
+{
+	struct upstream *other = t_conn(1 - i, 0);
+	struct request *r;
+
+	fake_set_congested(other, true);
+	r = t_send(c, id);
+	ck_assert_ptr_eq(t_on(r), t_conn(i, 0));
+	fake_fail(t_conn(i, 0));
+	fake_connect(t_conn(i, 0));
+	fake_set_congested(other, false);
+}
+
+/* SPEC §8 passive ejection: eject_after UNAVAILABLE answers in a row on a
+ * server eject it; it gets no new request until eject_time has passed
+ * (the prober's tick ends the ejection), then it does again. With two
+ * servers and max_ejected_percent 50, the second cannot be ejected too. */
+START_TEST(test_ejected_server_gets_no_placements)
+{
+	struct tclient a, c[8];
+	struct request *r[8];
+	unsigned on0 = 0;
+
+	t_setup(2, 1, 100);
+	t_be.eject_after = 2;
+	t_be.eject_time_ms = 1000;
+	t_be.max_ejected_percent = 50;
+	tclient_init(&a, "a");
+	t_fail_on(&a, 0, 10);
+	ck_assert(pool_server_up(t_p->servers[0]));
+	t_fail_on(&a, 0, 11);
+	ck_assert(!pool_server_up(t_p->servers[0]));
+	ck_assert_uint_eq(t_p->servers[0]->health.stats.ejections, 1);
+	ck_assert_uint_eq(a.n_errors, 2);
+	for (int i = 0; i < 8; i++) {
+		tclient_init(&c[i], "c");
+		ck_assert_ptr_eq(t_on(r[i] = t_send(&c[i], 20 + (uint32_t)i)), t_conn(1, 0));
+	}
+	for (int i = 0; i < 8; i++)
+		t_answer(t_conn(1, 0), 20 + (uint32_t)i);
+	/* The cap: server 1 fails as often, and stays in. */
+	t_fail_on(&a, 1, 12);
+	t_fail_on(&a, 1, 13);
+	t_fail_on(&a, 1, 14);
+	ck_assert(pool_server_up(t_p->servers[1]));
+	ck_assert_uint_eq(t_p->servers[1]->health.stats.ejections, 0);
+	/* Not yet over, then over. */
+	prober_tick(t_p, 1000000 + 999);
+	ck_assert(!pool_server_up(t_p->servers[0]));
+	prober_tick(t_p, 1000000 + 1000);
+	ck_assert(pool_server_up(t_p->servers[0]));
+	for (int i = 0; i < 4; i++) {
+		r[i] = t_send(&c[i], 30 + (uint32_t)i);
+		on0 += t_on(r[i]) == t_conn(0, 0);
+	}
+	ck_assert_uint_eq(on0, 2);
+	for (int i = 0; i < 4; i++)
+		t_answer(t_on(r[i]), 30 + (uint32_t)i);
+	t_teardown();
+}
+END_TEST
+
+/* A server down by health checks gets no new request; when every server
+ * is down, placement goes on as without checks (SPEC §8). */
+START_TEST(test_down_server_gets_no_placements)
+{
+	struct tclient c[6];
+	struct request *r[6];
+
+	t_setup(2, 1, 100);
+	t_p->servers[1]->health.down = true;
+	for (int i = 0; i < 6; i++) {
+		tclient_init(&c[i], "c");
+		ck_assert_ptr_eq(t_on(r[i] = t_send(&c[i], 10 + (uint32_t)i)), t_conn(0, 0));
+	}
+	for (int i = 0; i < 6; i++)
+		t_answer(t_conn(0, 0), 10 + (uint32_t)i);
+	t_p->servers[0]->health.down = true;
+	ck_assert(!pool_server_up(t_p->servers[0]) && !pool_server_up(t_p->servers[1]));
+	r[0] = t_send(&c[0], 20);
+	r[1] = t_send(&c[1], 21);
+	ck_assert_ptr_ne(t_on(r[0]), t_on(r[1]));
+	t_answer(t_on(r[0]), 20);
+	t_answer(t_on(r[1]), 21);
+	t_teardown();
+}
+END_TEST
+
 static Suite *
 pool_suite(void)
 {
@@ -608,6 +703,8 @@ pool_suite(void)
 	tcase_add_test(fail, test_failed_connection_frees_its_clients);
 	tcase_add_test(fail, test_all_down_unavailable);
 	tcase_add_test(fail, test_cancel_waiting);
+	tcase_add_test(fail, test_ejected_server_gets_no_placements);
+	tcase_add_test(fail, test_down_server_gets_no_placements);
 	suite_add_tcase(s, fail);
 	return s;
 }

@@ -154,6 +154,8 @@ void
 fake_fail(struct upstream *u)
 {
 	u->connect_failed = u->state == UPSTREAM_CONNECTING;
+	u->lost = u->outstanding + u->lost_head;   /* as upstream_fail */
+	u->lost_head = 0;
 	fake_fail_requests(u);
 	u->state = upstream_retired(u) ? UPSTREAM_CLOSED : UPSTREAM_BACKOFF;
 	u->backend->ops->failed(u);
@@ -166,6 +168,7 @@ upstream_timeout(struct upstream *u)
 
 	LOOP_STAT_ADD(u->loop, timeouts_request, 1);
 	req->client->ops->respond_error(req, FRAME_ERR_TIMEOUT, "request_timeout");
+	u->lost_head = 1;
 	fake_fail(u);
 }
 
