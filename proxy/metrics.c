@@ -6,6 +6,7 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -309,9 +310,10 @@ metrics_servers_find(struct metrics_servers *set, const char *backend, const cha
 	return s;
 }
 
+/* A retired server (draining after a reload) reads down. */
 static int
 metrics_servers_add_server(struct metrics_servers *set, const struct pool *p,
-			   const struct pool_server *srv)
+			   const struct pool_server *srv, bool retired)
 {
 	struct metrics_server *s = metrics_servers_find(set, p->name, srv->target.addr.text);
 
@@ -320,7 +322,7 @@ metrics_servers_add_server(struct metrics_servers *set, const struct pool *p,
 	for (unsigned st = 0; st < UPSTREAM_STATE_COUNT; st++)
 		s->connections[st] += METRICS_LOAD(srv->target.stats.connections[st]);
 	s->errors += METRICS_LOAD(srv->target.stats.errors);
-	if (!srv->retired)
+	if (!retired)
 		s->up |= METRICS_LOAD(srv->health.stats.up);
 	s->ejections += METRICS_LOAD(srv->health.stats.ejections);
 	for (unsigned r = 0; r < HEALTH_RESULT_COUNT; r++)
@@ -335,11 +337,11 @@ metrics_servers_add_pool(struct metrics_servers *set, const struct pool *p)
 	const struct pool_server *srv;
 
 	for (unsigned j = 0; j < p->n_servers; j++) {
-		if (metrics_servers_add_server(set, p, p->servers[j]) < 0)
+		if (metrics_servers_add_server(set, p, p->servers[j], false) < 0)
 			return -1;
 	}
 	TAILQ_FOREACH(srv, &p->retired, link) {
-		if (metrics_servers_add_server(set, p, srv) < 0)
+		if (metrics_servers_add_server(set, p, srv, true) < 0)
 			return -1;
 	}
 	return 0;

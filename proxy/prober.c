@@ -171,6 +171,16 @@ prober_check(struct pool_server *srv, uint64_t now_ms)
 		prober_send(srv, now_ms);
 }
 
+/* A reload turned checks off: nothing would ever bring the server up. */
+static void
+prober_checks_off(struct pool_server *srv)
+{
+	srv->health.down = false;
+	srv->health.fails = 0;
+	srv->health.oks = 0;
+	log_info("backend %s: server %s marked up: health checks are off", srv->pool->name, srv->target.addr.text);
+}
+
 void
 prober_tick(struct pool *p, uint64_t now_ms)
 {
@@ -183,6 +193,8 @@ prober_tick(struct pool *p, uint64_t now_ms)
 				    p->name, srv->target.addr.text);
 		if (p->conf->health.enabled && !p->loop->stopping)
 			prober_check(srv, now_ms);
+		else if (srv->health.down && !p->conf->health.enabled)
+			prober_checks_off(srv);
 		__atomic_store_n(&srv->health.stats.up, (uint64_t)pool_server_up(srv), __ATOMIC_RELAXED);
 	}
 }

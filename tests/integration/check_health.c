@@ -310,6 +310,33 @@ START_TEST(test_probe_answers_never_reach_clients)
 }
 END_TEST
 
+/* A reload keeps a server's health (same address), and one that turns
+ * checks off brings a server they had marked down back up: nothing else
+ * ever would. */
+START_TEST(test_reload_turns_checks_off)
+{
+	struct fixture fx;
+	struct fixture_opts o = { .n_echos = 2, .admin = 1, .backend_extra = HC_CHECKS };
+	char line[96];
+
+	fixture_up(&fx, &o);
+	hc_wait_up(&fx, 0, 1);
+	fixture_stop_echo(&fx, 0);
+	ck_assert_int_eq(harness_wait_log(fx.log, hc_line(line, sizeof(line), &fx, 0, "marked down"), T_IO_MS), 0);
+	hc_wait_up(&fx, 0, 0);
+	fixture_write_config(&fx, &o);
+	fixture_hup(&fx, 1);
+	hc_wait_up(&fx, 0, 0);
+	o.backend_extra = NULL;
+	fixture_write_config(&fx, &o);
+	fixture_hup(&fx, 1);
+	fixture_wait_log_count(&fx, hc_line(line, sizeof(line), &fx, 0, "marked up: health checks are off"), 1);
+	hc_wait_up(&fx, 0, 1);
+	fixture_cont_echo(&fx, 0);
+	fixture_down(&fx);
+}
+END_TEST
+
 static Suite *
 health_suite(void)
 {
@@ -322,6 +349,7 @@ health_suite(void)
 	tcase_add_test(tc, test_max_ejected_percent);
 	tcase_add_test(tc, test_busy_never_counts);
 	tcase_add_test(tc, test_probe_answers_never_reach_clients);
+	tcase_add_test(tc, test_reload_turns_checks_off);
 	suite_add_tcase(s, tc);
 	return s;
 }
