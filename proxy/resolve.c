@@ -74,6 +74,19 @@ resolve_result_name(enum resolve_result res)
 	return (unsigned)res < RESOLVE_RESULT_COUNT ? names[res] : "unknown";
 }
 
+LOG_LIMIT(resolve_limit_evdns, "resolver messages");
+
+/* evdns logs on its own: through the log's queue, never to stderr from a
+ * worker. It says only whether a line is a warning; the others trace
+ * every request and packet, and sluice's own lines say what each lookup
+ * came to, so they are left out. */
+static void
+resolve_evdns_log(int is_warn, const char *msg)
+{
+	if (is_warn)
+		log_limited(&resolve_limit_evdns, LOG_WARN, "resolver: %s", msg);
+}
+
 struct resolve *
 resolve_new(struct loop *l)
 {
@@ -81,6 +94,7 @@ resolve_new(struct loop *l)
 
 	if (r == NULL)
 		return NULL;
+	evdns_set_log_fn(resolve_evdns_log);   /* process-wide; the same every time */
 	r->loop = l;
 	TAILQ_INIT(&r->backends);
 	return r;
@@ -337,7 +351,8 @@ resolve_name_done(int err, struct evutil_addrinfo *res, void *arg)
 	if (outcome == RESOLVE_OK)
 		resolve_name_resolved(nm, addrs, n);
 	else
-		resolve_name_failed(nm, outcome, err == 0 ? "no address" : evutil_gai_strerror(err));
+		resolve_name_failed(nm, outcome, outcome == RESOLVE_EMPTY ?
+				    "no such name, or no A/AAAA record" : evutil_gai_strerror(err));
 	nm->last = (int)outcome;
 }
 
@@ -422,7 +437,7 @@ resolve_backend_arm(struct resolve_backend *rb)
 
 	if (event_add(rb->timer, &tv) < 0)
 		return -1;
-	event_active(rb->timer, EV_TIMEOUT, 0);
+	event_active(rb->timer, 0, 0);   /* not EV_TIMEOUT: the next one comes an interval from now */
 	return 0;
 }
 
@@ -730,7 +745,7 @@ resolve_configure(struct resolve *r, const struct config *cfg)
 			log_warn("resolver: /etc/resolv.conf could not be used fully (evdns error %d)", err);
 	}
 	TAILQ_FOREACH(rb, &r->backends, link)
-		event_active(rb->timer, EV_TIMEOUT, 0);
+		event_active(rb->timer, 0, 0);   /* not EV_TIMEOUT: the next one comes an interval from now */
 	return rv;
 }
 
