@@ -32,6 +32,19 @@
 #define RESOLVE_TEXT_MAX 320
 
 struct resolve_backend;
+struct resolve_lookup;
+struct resolve;
+
+static void resolve_sweep(struct resolve *r, bool all);
+
+/* An evdns_base and how many lookups it has under way. evdns reports a
+ * cancelled lookup later, from the loop, and uses its base then: a base a
+ * reload replaced is freed once none is left (resolve_sweep). */
+struct resolve_dns {
+	struct evdns_base *base;
+	unsigned pending;                /* lookups whose callback has not run */
+	TAILQ_ENTRY(resolve_dns) link;   /* the resolver's retired bases */
+};
 
 /* One named server of a backend; owned by its backend record. */
 struct resolve_name {
@@ -40,8 +53,7 @@ struct resolve_name {
 	uint16_t port;                   /* host byte order */
 	struct sockaddr_storage *addrs;  /* the last good set, sorted, port set */
 	size_t n_addrs;
-	struct evdns_getaddrinfo_request *req; /* the lookup under way, or NULL */
-	unsigned in_flight:1;            /* a lookup is under way (req may still be NULL) */
+	struct resolve_lookup *lookup;   /* the lookup under way, or NULL */
 	int last;                        /* outcome of the last lookup; -1: none yet */
 };
 
@@ -51,7 +63,7 @@ struct resolve_backend {
 	struct resolve *r;
 	struct pool *pool;
 	const struct config_backend *conf;   /* as configured; lives in pool->cfg */
-	struct config_backend expanded;      /* what the pool was given; servers owned */
+	struct config_backend *expanded;     /* what the pool was given (p->conf), owned */
 	struct resolve_name **names;         /* one per named server, in order */
 	size_t n_names;
 	struct event *timer;                 /* every resolve_interval */
@@ -60,9 +72,18 @@ struct resolve_backend {
 	TAILQ_ENTRY(resolve_backend) link;
 };
 
+/* One lookup, the argument of its callback: nm is NULL once it is
+ * cancelled (nm may be gone by the time evdns says so). */
+struct resolve_lookup {
+	struct resolve_name *nm;
+	struct resolve_dns *dns;
+	struct evdns_getaddrinfo_request *req; /* NULL until evdns_getaddrinfo returns */
+};
+
 struct resolve {
 	struct loop *loop;
-	struct evdns_base *dns;              /* NULL while no backend has a name */
+	struct resolve_dns *dns;             /* NULL while no backend has a name */
+	TAILQ_HEAD(, resolve_dns) retired;   /* replaced, lookups still to report */
 	TAILQ_HEAD(, resolve_backend) backends; /* changed under the structure lock */
 };
 
@@ -96,6 +117,7 @@ resolve_new(struct loop *l)
 		return NULL;
 	evdns_set_log_fn(resolve_evdns_log);   /* process-wide; the same every time */
 	r->loop = l;
+	TAILQ_INIT(&r->retired);
 	TAILQ_INIT(&r->backends);
 	return r;
 }
@@ -138,14 +160,16 @@ resolve_set_text(const struct sockaddr_storage *addrs, size_t n, char *out, size
 
 /* ---- the pool's configuration ------------------------------------------ */
 
+/* A configuration resolve_expand made; NULL is fine. */
 static void
-resolve_servers_free(struct config_backend *b)
+resolve_expanded_free(struct config_backend *b)
 {
+	if (b == NULL)
+		return;
 	for (size_t i = 0; i < b->n_servers; i++)
 		free(b->servers[i].addr.text);
 	free(b->servers);
-	b->servers = NULL;
-	b->n_servers = 0;
+	free(b);
 }
 
 /* One server of a name: the address, labelled "name:port/address". */
@@ -166,21 +190,24 @@ resolve_server_fill(struct config_server *s, const struct config_server *named,
 	return s->addr.text == NULL ? -1 : 0;
 }
 
-/* conf with each named server replaced by its names[]' addresses, into
- * out (servers and their texts owned by out). 0 or -1. */
-static int
-resolve_expand(const struct config_backend *conf, struct resolve_name *const *names,
-	       struct config_backend *out)
+/* conf with each named server replaced by its names[]' addresses: a new
+ * configuration (servers and their texts owned by it, the rest shared
+ * with conf) for a pool to point at. NULL when out of memory. */
+static struct config_backend *
+resolve_expand(const struct config_backend *conf, struct resolve_name *const *names)
 {
+	struct config_backend *out = malloc(sizeof(*out));
 	size_t n = 0, j = 0;
 
+	if (out == NULL)
+		return NULL;
 	for (size_t i = 0; i < conf->n_servers; i++)
 		n += conf->servers[i].addr.host != NULL ? names[j++]->n_addrs : 1;
 	*out = *conf;
 	out->n_servers = 0;
 	out->servers = calloc(n + 1, sizeof(*out->servers));
 	if (out->servers == NULL)
-		return -1;
+		goto oom;
 	j = 0;
 	for (size_t i = 0; i < conf->n_servers; i++) {
 		const struct config_server *cs = &conf->servers[i];
@@ -198,10 +225,10 @@ resolve_expand(const struct config_backend *conf, struct resolve_name *const *na
 				goto oom;
 		}
 	}
-	return 0;
+	return out;
 oom:
-	resolve_servers_free(out);
-	return -1;
+	resolve_expanded_free(out);
+	return NULL;
 }
 
 /* Gives the pool the backend's current sets (from the loop, not under the
@@ -210,25 +237,24 @@ static void
 resolve_backend_apply(struct resolve_backend *rb)
 {
 	struct pool *p = rb->pool;
-	struct config_backend next;
-	int rc;
+	struct config_backend *next;
+	int rc = -1;
 
 	if (rb->r->loop->stopping || p->removed)
 		return;
 	rb->stale = 1;
-	if (resolve_expand(rb->conf, rb->names, &next) < 0) {
-		log_error("backend %s: out of memory applying resolved addresses; will retry", p->name);
-		return;
+	next = resolve_expand(rb->conf, rb->names);
+	if (next != NULL) {
+		pthread_mutex_lock(&rb->r->loop->structure_lock);
+		rc = pool_reconfigure(p, p->cfg, next);
+		pthread_mutex_unlock(&rb->r->loop->structure_lock);
 	}
-	pthread_mutex_lock(&rb->r->loop->structure_lock);
-	rc = pool_reconfigure(p, p->cfg, &next);
-	pthread_mutex_unlock(&rb->r->loop->structure_lock);
 	if (rc < 0) {
 		log_error("backend %s: out of memory applying resolved addresses; will retry", p->name);
-		resolve_servers_free(&next);
+		resolve_expanded_free(next);
 		return;
 	}
-	resolve_servers_free(&rb->expanded);
+	resolve_expanded_free(rb->expanded);
 	rb->expanded = next;
 	rb->stale = 0;
 }
@@ -321,24 +347,18 @@ resolve_name_resolved(struct resolve_name *nm, struct sockaddr_storage *addrs, s
 	resolve_backend_apply(rb);
 }
 
-/* evdns_getaddrinfo's callback: every lookup ends here once, cancelled
- * ones included (then nm is about to be freed or looked up again). */
+/* What one lookup of nm came to. */
 static void
-resolve_name_done(int err, struct evutil_addrinfo *res, void *arg)
+resolve_name_done(struct resolve_name *nm, int err, struct evutil_addrinfo *res)
 {
-	struct resolve_name *nm = arg;
 	struct sockaddr_storage *addrs = NULL;
 	size_t n = 0;
 	enum resolve_result outcome;
 
-	nm->in_flight = 0;
-	nm->req = NULL;
 	if (err == 0 && resolve_collect(res, nm->port, &addrs, &n) < 0)
 		err = EVUTIL_EAI_MEMORY;
 	if (res != NULL)
 		evutil_freeaddrinfo(res);
-	if (err == EVUTIL_EAI_CANCEL)
-		return;
 	if (err == 0 && n > 0)
 		outcome = RESOLVE_OK;
 	else if (err == 0 || err == EVUTIL_EAI_NONAME || err == EVUTIL_EAI_NODATA)
@@ -356,35 +376,68 @@ resolve_name_done(int err, struct evutil_addrinfo *res, void *arg)
 	nm->last = (int)outcome;
 }
 
+/* evdns_getaddrinfo's callback: every lookup ends here exactly once,
+ * cancelled ones too (then nobody waits for it). */
+static void
+resolve_lookup_done(int err, struct evutil_addrinfo *res, void *arg)
+{
+	struct resolve_lookup *lk = arg;
+	struct resolve_name *nm = lk->nm;
+
+	lk->dns->pending--;
+	free(lk);
+	if (nm == NULL) {
+		if (res != NULL)
+			evutil_freeaddrinfo(res);
+		return;
+	}
+	nm->lookup = NULL;
+	resolve_name_done(nm, err, res);
+}
+
 /* From the loop only: an answer from the hosts file comes back at once,
  * and applying it takes the structure lock. */
 static void
 resolve_name_lookup(struct resolve_name *nm)
 {
+	struct resolve_dns *dns = nm->rb->r->dns;
 	struct evutil_addrinfo hints;
+	struct resolve_lookup *lk;
 	struct evdns_getaddrinfo_request *req;
 
-	if (nm->in_flight || nm->rb->r->dns == NULL)
+	if (nm->lookup != NULL || dns == NULL)
 		return;
+	lk = calloc(1, sizeof(*lk));
+	if (lk == NULL) {
+		log_error("backend %s: out of memory looking up %s; will retry", nm->rb->pool->name, nm->host);
+		return;
+	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_protocol = IPPROTO_TCP;
-	nm->in_flight = 1;
-	req = evdns_getaddrinfo(nm->rb->r->dns, nm->host, NULL, &hints, resolve_name_done, nm);
-	if (nm->in_flight && req == NULL)
-		resolve_name_done(EVUTIL_EAI_FAIL, NULL, nm);   /* not started, no callback */
-	else if (nm->in_flight)
-		nm->req = req;
+	lk->nm = nm;
+	lk->dns = dns;
+	dns->pending++;
+	nm->lookup = lk;
+	/* NULL: the callback has run (an answer at once, or a failure). */
+	req = evdns_getaddrinfo(dns->base, nm->host, NULL, &hints, resolve_lookup_done, lk);
+	if (req != NULL)
+		lk->req = req;
 }
 
+/* Its callback will still run, later, and find nobody waiting. */
 static void
 resolve_name_cancel(struct resolve_name *nm)
 {
-	if (nm->req != NULL)
-		evdns_getaddrinfo_cancel(nm->req);   /* calls resolve_name_done */
-	nm->req = NULL;
-	nm->in_flight = 0;
+	struct resolve_lookup *lk = nm->lookup;
+
+	if (lk == NULL)
+		return;
+	nm->lookup = NULL;
+	lk->nm = NULL;
+	if (lk->req != NULL)
+		evdns_getaddrinfo_cancel(lk->req);
 }
 
 static void
@@ -422,6 +475,7 @@ resolve_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	resolve_sweep(rb->r, false);
 	if (rb->r->loop->stopping)
 		return;
 	for (size_t i = 0; i < rb->n_names; i++)
@@ -455,7 +509,7 @@ resolve_backend_free(struct resolve_backend *rb)
 	if (rb->timer != NULL)
 		event_free(rb->timer);
 	resolve_names_free(rb->names, rb->n_names);
-	resolve_servers_free(&rb->expanded);
+	resolve_expanded_free(rb->expanded);
 	free(rb);
 }
 
@@ -571,8 +625,8 @@ resolve_plan_commit(struct resolve_backend *rb, const struct config_backend *b,
 	rb->names = names;
 	rb->n_names = n;
 	rb->conf = b;
-	resolve_servers_free(&rb->expanded);
-	rb->expanded = *expanded;
+	resolve_expanded_free(rb->expanded);
+	rb->expanded = expanded;
 }
 
 /* b's pool gets the plan's servers: a new one (*p NULL) or *p
@@ -582,23 +636,18 @@ resolve_plan_apply(struct resolve_backend *rb, struct pool **p, struct config *c
 		   const struct config_backend *b)
 {
 	struct resolve_name **names = resolve_plan_names(rb, b);
-	struct config_backend next;
+	struct config_backend *next = names != NULL ? resolve_expand(b, names) : NULL;
 	bool made = *p == NULL;
 
-	if (names == NULL)
-		return -1;
-	if (resolve_expand(b, names, &next) < 0) {
-		resolve_plan_drop(rb, names, resolve_count_names(b));
-		return -1;
-	}
-	if (made)
-		*p = pool_new(rb->r->loop, cfg, &next);
-	if (*p == NULL || (!made && pool_reconfigure(*p, cfg, &next) < 0)) {
-		resolve_servers_free(&next);
-		resolve_plan_drop(rb, names, resolve_count_names(b));
+	if (next != NULL && made)
+		*p = pool_new(rb->r->loop, cfg, next);
+	if (next == NULL || *p == NULL || (!made && pool_reconfigure(*p, cfg, next) < 0)) {
+		resolve_expanded_free(next);
+		if (names != NULL)
+			resolve_plan_drop(rb, names, resolve_count_names(b));
 		return -1;
 	}
-	resolve_plan_commit(rb, b, names, &next);
+	resolve_plan_commit(rb, b, names, next);
 	return 0;
 }
 
@@ -682,6 +731,34 @@ resolve_cancel_all(struct resolve *r)
 	}
 }
 
+/* Frees the retired bases whose lookups have all reported (all: every
+ * one, when the loop will not run again). */
+static void
+resolve_sweep(struct resolve *r, bool all)
+{
+	struct resolve_dns *dns, *next;
+
+	for (dns = TAILQ_FIRST(&r->retired); dns != NULL; dns = next) {
+		next = TAILQ_NEXT(dns, link);
+		if (dns->pending > 0 && !all)
+			continue;
+		TAILQ_REMOVE(&r->retired, dns, link);
+		evdns_base_free(dns->base, 0);
+		free(dns);
+	}
+}
+
+/* The base in use stops: its lookups are cancelled. */
+static void
+resolve_retire_dns(struct resolve *r)
+{
+	resolve_cancel_all(r);
+	if (r->dns != NULL)
+		TAILQ_INSERT_TAIL(&r->retired, r->dns, link);
+	r->dns = NULL;
+	resolve_sweep(r, false);
+}
+
 /* resolver: as configured: its nameservers only (any port), its hosts
  * file if any, short tries. */
 static int
@@ -725,21 +802,22 @@ resolve_configure(struct resolve *r, const struct config *cfg)
 
 	/* Rebuilt at every reload: resolver: or /etc/resolv.conf may have
 	 * changed. The sets stay; lookups under way start again. */
-	resolve_cancel_all(r);
-	if (r->dns != NULL)
-		evdns_base_free(r->dns, 0);
-	r->dns = NULL;
+	resolve_retire_dns(r);
 	if (!resolve_config_has_names(cfg))
 		return 0;
-	r->dns = evdns_base_new(r->loop->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-	if (r->dns == NULL) {
+	r->dns = calloc(1, sizeof(*r->dns));
+	if (r->dns != NULL)
+		r->dns->base = evdns_base_new(r->loop->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (r->dns == NULL || r->dns->base == NULL) {
 		log_error("resolver: cannot create it: out of memory");
+		free(r->dns);
+		r->dns = NULL;
 		return -1;
 	}
 	if (cfg->resolver.configured) {
-		rv = resolve_setup_configured(r->dns, &cfg->resolver);
+		rv = resolve_setup_configured(r->dns->base, &cfg->resolver);
 	} else {
-		int err = evdns_base_resolv_conf_parse(r->dns, DNS_OPTIONS_ALL, "/etc/resolv.conf");
+		int err = evdns_base_resolv_conf_parse(r->dns->base, DNS_OPTIONS_ALL, "/etc/resolv.conf");
 
 		if (err != 0)
 			log_warn("resolver: /etc/resolv.conf could not be used fully (evdns error %d)", err);
@@ -756,14 +834,33 @@ resolve_free(struct resolve *r)
 
 	if (r == NULL)
 		return;
-	resolve_cancel_all(r);
+	resolve_retire_dns(r);
 	while ((rb = TAILQ_FIRST(&r->backends)) != NULL) {
 		TAILQ_REMOVE(&r->backends, rb, link);
 		resolve_backend_free(rb);
 	}
-	if (r->dns != NULL)
-		evdns_base_free(r->dns, 0);
+	/* Lookups that have not reported by now never will: the loop is
+	 * over (resolve_stop gave them their chance). */
+	resolve_sweep(r, true);
 	free(r);
+}
+
+bool
+resolve_stop(struct resolve *r)
+{
+	struct resolve_backend *rb;
+	struct resolve_dns *dns;
+
+	if (r == NULL)
+		return false;
+	TAILQ_FOREACH(rb, &r->backends, link)
+		event_del(rb->timer);
+	resolve_retire_dns(r);
+	TAILQ_FOREACH(dns, &r->retired, link) {
+		if (dns->pending > 0)
+			return true;
+	}
+	return false;
 }
 
 int

@@ -467,6 +467,9 @@ worker_run(void *arg)
 
 	if (event_base_dispatch(w->loop.base) < 0)
 		log_crit("worker %u: event loop failed", w->id);
+	/* evdns reports cancelled lookups from the loop: one more turn. */
+	if (resolve_stop(w->resolve) && event_base_loop(w->loop.base, EVLOOP_NONBLOCK) < 0)
+		log_error("worker %u: event loop failed while stopping its resolver", w->id);
 	__atomic_store_n(&w->finished, 1, __ATOMIC_RELEASE);
 	if (w->done_ev != NULL)
 		event_active(w->done_ev, EV_TIMEOUT, 0);

@@ -9,6 +9,7 @@
 #ifndef SLUICE_RESOLVE_H
 #define SLUICE_RESOLVE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <sluice/config.h>
@@ -28,6 +29,11 @@ struct resolve;
 /* The worker's resolver; it looks nothing up until resolve_configure sees
  * a name. NULL when out of memory. */
 struct resolve *resolve_new(struct loop *l);
+/* The worker's loop has ended: no more lookups; those under way are
+ * cancelled. True when evdns still has to report them, which it does
+ * from the loop: run it once more (EVLOOP_NONBLOCK), or what it holds
+ * for them is never freed. */
+bool resolve_stop(struct resolve *r);
 /* Frees the resolver and every backend's record, after the pools are
  * freed (the records do not look at them). */
 void resolve_free(struct resolve *r);
