@@ -315,7 +315,7 @@ resolve_name_failed(struct resolve_name *nm, enum resolve_result res, const char
 	if (nm->last == (int)res)
 		return;
 	if (nm->n_addrs == 0)
-		log_warn("backend %s: cannot resolve %s (%s): its requests get ERR UNAVAILABLE until it resolves",
+		log_warn("backend %s: cannot resolve %s (%s): it has no address to connect to until it does",
 			 name, nm->host, why);
 	else
 		log_warn("backend %s: cannot resolve %s (%s); keeping its last %zu address(es)",
@@ -371,6 +371,8 @@ resolve_name_done(struct resolve_name *nm, int err, struct evutil_addrinfo *res)
 	if (outcome == RESOLVE_OK)
 		resolve_name_resolved(nm, addrs, n);
 	else
+		free(addrs);   /* none usable */
+	if (outcome != RESOLVE_OK)
 		resolve_name_failed(nm, outcome, outcome == RESOLVE_EMPTY ?
 				    "no such name, or no A/AAAA record" : evutil_gai_strerror(err));
 	nm->last = (int)outcome;

@@ -47,6 +47,7 @@ struct dns_env {
 	char zone[PATH_MAX + 32];
 	char queries[PATH_MAX + 32];
 	char server[2][128];        /* the metrics label of each echo's address */
+	unsigned workers;           /* sluice's workers [1] */
 };
 
 /* Replaces the zone atomically: dnsd never reads half a file. */
@@ -107,7 +108,7 @@ dns_write_config(struct dns_env *e, const char *resolver, const char *backend_ex
 
 	snprintf(ns, sizeof(ns), "resolver:\n  nameservers: [\"127.0.0.1:%u\"]\n", (unsigned)e->dns_port);
 	snprintf(text, sizeof(text),
-		 "workers: 1\n"
+		 "workers: %u\n"
 		 "listen:\n"
 		 "  - address: 127.0.0.1:%u\n"
 		 "    backend: app\n"
@@ -130,7 +131,7 @@ dns_write_config(struct dns_env *e, const char *resolver, const char *backend_ex
 		 "  address: 127.0.0.1:%u\n"
 		 "log:\n"
 		 "  level: debug\n",
-		 (unsigned)e->fx.port, (unsigned)e->fx.echo_port[0], backend_extra ? backend_extra : "",
+		 e->workers ? e->workers : 1, (unsigned)e->fx.port, (unsigned)e->fx.echo_port[0], backend_extra ? backend_extra : "",
 		 resolver ? resolver : ns, (unsigned)e->fx.admin_port);
 	fixture_write_text(&e->fx, text);
 }
@@ -316,6 +317,31 @@ START_TEST(test_two_addresses_share_traffic)
 }
 END_TEST
 
+/* Connections multiply: every worker resolves the name itself and opens
+ * `connections` to each address it resolves to. */
+START_TEST(test_workers_times_addresses)
+{
+	struct dns_env e;
+	struct harness_tls *t;
+
+	dns_setup(&e, "app.test A 127.0.0.2\napp.test A 127.0.0.3\n");
+	e.workers = 2;
+	dns_write_config(&e, NULL, NULL);
+	dns_start_sluice(&e);
+	dns_wait_connected(&e, 0, 4);
+	dns_wait_connected(&e, 1, 4);
+	ck_assert_int_eq(harness_wait_count(e.fx.trace[0], "accept ", 4, NULL, T_IO_MS), 4);
+	ck_assert_int_eq(harness_wait_count(e.fx.trace[1], "accept ", 4, NULL, T_IO_MS), 4);
+	ck_assert_int_ge(harness_count_log(e.queries, "app.test A NOERROR 2"), 2);
+	t = fixture_connect(&e.fx);
+	for (unsigned i = 0; i < 10; i++)
+		dns_round_trip(t, i);
+	ck_assert_int_eq(dns_served(&e, 0) + dns_served(&e, 1), 10);
+	harness_tls_close(t);
+	dns_down(&e);
+}
+END_TEST
+
 /* SERVFAIL, NXDOMAIN, then a nameserver that does not answer: the set of
  * the last good answer stays, each lookup is counted, and the log says so
  * once per change of outcome, not at every lookup. */
@@ -473,6 +499,7 @@ dns_suite(void)
 	dns_add(s, "start", test_name_resolves_at_start);
 	dns_add(s, "move", test_zone_change_moves_traffic);
 	dns_add(s, "two", test_two_addresses_share_traffic);
+	dns_add(s, "workers", test_workers_times_addresses);
 	dns_add(s, "failures", test_failures_keep_last_good_set);
 	dns_add(s, "unresolved", test_unresolved_at_start);
 	dns_add(s, "hosts", test_hosts_file);
