@@ -30,6 +30,9 @@
 #define RESOLVE_TRY_ATTEMPTS "2"
 #define RESOLVE_DEFAULT_INTERVAL_MS 10000
 #define RESOLVE_TEXT_MAX 320
+/* Addresses kept of one answer (evdns itself keeps at most 32 of each
+ * family): each is a server with workers x connections connections. */
+#define RESOLVE_MAX_ADDRS 64
 
 struct resolve_backend;
 struct resolve_lookup;
@@ -275,7 +278,7 @@ resolve_collect(const struct evutil_addrinfo *res, uint16_t port, struct sockadd
 {
 	size_t n = 0, k = 0;
 
-	for (const struct evutil_addrinfo *ai = res; ai != NULL; ai = ai->ai_next)
+	for (const struct evutil_addrinfo *ai = res; ai != NULL && n < RESOLVE_MAX_ADDRS; ai = ai->ai_next)
 		n++;
 	*out = NULL;
 	*n_out = 0;
@@ -284,7 +287,7 @@ resolve_collect(const struct evutil_addrinfo *res, uint16_t port, struct sockadd
 	*out = calloc(n, sizeof(**out));
 	if (*out == NULL)
 		return -1;
-	for (const struct evutil_addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+	for (const struct evutil_addrinfo *ai = res; ai != NULL && k < n; ai = ai->ai_next) {
 		struct sockaddr_storage *ss = &(*out)[k];
 
 		if (ai->ai_family == AF_INET && ai->ai_addrlen >= sizeof(struct sockaddr_in)) {
