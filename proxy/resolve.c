@@ -765,28 +765,22 @@ resolve_retire_dns(struct resolve *r)
 }
 
 /* resolver: as configured: its nameservers only (any port), its hosts
- * file if any, short tries. */
-static int
+ * file if any, short tries. What cannot be used is logged and left out:
+ * the names then fail to resolve, which sluice lives with (SPEC §8). */
+static void
 resolve_setup_configured(struct evdns_base *dns, const struct config_resolver *rc)
 {
-	int rv = 0;
-
 	for (size_t i = 0; i < rc->n_nameservers; i++) {
 		const struct config_addr *a = &rc->nameservers[i];
 
-		if (evdns_base_nameserver_sockaddr_add(dns, (const struct sockaddr *)&a->ss, a->len, 0) != 0) {
+		if (evdns_base_nameserver_sockaddr_add(dns, (const struct sockaddr *)&a->ss, a->len, 0) != 0)
 			log_error("resolver: cannot use nameserver %s", a->text);
-			rv = -1;
-		}
 	}
-	if (rc->hosts_file != NULL && evdns_base_load_hosts(dns, rc->hosts_file) != 0) {
+	if (rc->hosts_file != NULL && evdns_base_load_hosts(dns, rc->hosts_file) != 0)
 		log_error("resolver: cannot read hosts file %s", rc->hosts_file);
-		rv = -1;
-	}
 	if (evdns_base_set_option(dns, "timeout:", RESOLVE_TRY_TIMEOUT) != 0 ||
 	    evdns_base_set_option(dns, "attempts:", RESOLVE_TRY_ATTEMPTS) != 0)
-		rv = -1;
-	return rv;
+		log_error("resolver: cannot set its timeout; evdns's defaults apply");
 }
 
 static bool
@@ -803,7 +797,6 @@ int
 resolve_configure(struct resolve *r, const struct config *cfg)
 {
 	struct resolve_backend *rb;
-	int rv = 0;
 
 	/* Rebuilt at every reload: resolver: or /etc/resolv.conf may have
 	 * changed. The sets stay; lookups under way start again. */
@@ -820,7 +813,7 @@ resolve_configure(struct resolve *r, const struct config *cfg)
 		return -1;
 	}
 	if (cfg->resolver.configured) {
-		rv = resolve_setup_configured(r->dns->base, &cfg->resolver);
+		resolve_setup_configured(r->dns->base, &cfg->resolver);
 	} else {
 		int err = evdns_base_resolv_conf_parse(r->dns->base, DNS_OPTIONS_ALL, "/etc/resolv.conf");
 
@@ -829,7 +822,7 @@ resolve_configure(struct resolve *r, const struct config *cfg)
 	}
 	TAILQ_FOREACH(rb, &r->backends, link)
 		event_active(rb->timer, 0, 0);   /* not EV_TIMEOUT: the next one comes an interval from now */
-	return rv;
+	return 0;
 }
 
 void

@@ -40,8 +40,9 @@ void resolve_free(struct resolve *r);
 
 /* Start and reload, before the pools: (re)reads the resolver
  * configuration (resolver: or the system's) when cfg has a name, and
- * looks every name up again at once. 0 or -1 (logged; names then fail to
- * resolve until the next reload). */
+ * looks every name up again at once. What cannot be used is logged, and
+ * names fail to resolve until a reload fixes it. 0, or -1 when out of
+ * memory (no resolver: the same). */
 int resolve_configure(struct resolve *r, const struct config *cfg);
 
 /* pool_new and pool_reconfigure for backend b of cfg, with each named
