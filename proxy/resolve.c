@@ -371,13 +371,13 @@ resolve_name_done(struct resolve_name *nm, int err, struct evutil_addrinfo *res)
 	__atomic_add_fetch(&nm->rb->counts[outcome], 1, __ATOMIC_RELAXED);
 	log_debug("backend %s: lookup of %s: %s (%zu address(es))", nm->rb->pool->name, nm->host,
 		  resolve_result_name(outcome), n);
-	if (outcome == RESOLVE_OK)
+	if (outcome == RESOLVE_OK) {
 		resolve_name_resolved(nm, addrs, n);
-	else
+	} else {
 		free(addrs);   /* none usable */
-	if (outcome != RESOLVE_OK)
 		resolve_name_failed(nm, outcome, outcome == RESOLVE_EMPTY ?
 				    "no such name, or no A/AAAA record" : evutil_gai_strerror(err));
+	}
 	nm->last = (int)outcome;
 }
 
