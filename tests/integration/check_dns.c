@@ -76,17 +76,19 @@ dns_start_dnsd(struct dns_env *e)
 		      harness_last_error());
 }
 
-/* The folder, the echos on 127.0.0.2 and 127.0.0.3 (one port), dnsd with
- * zone, no sluice yet. */
+/* The folder, the echos on 127.0.0.2 (with more args, or NULL) and
+ * 127.0.0.3 (one port), dnsd with zone, no sluice yet. */
 static void
-dns_setup(struct dns_env *e, const char *zone)
+dns_setup_echo(struct dns_env *e, const char *zone, const char *echo0_args)
 {
 	struct fixture_opts o = { .n_echos = 2, .start_echos_later = 1, .admin = 1 };
+	char args[128];
 
 	memset(e, 0, sizeof(*e));
 	fixture_prepare(&e->fx, &o);
 	e->fx.echo_port[1] = e->fx.echo_port[0];
-	fixture_start_echo(&e->fx, 0, "-a 127.0.0.2");
+	snprintf(args, sizeof(args), "-a 127.0.0.2 %s", echo0_args ? echo0_args : "");
+	fixture_start_echo(&e->fx, 0, args);
 	fixture_start_echo(&e->fx, 1, "-a 127.0.0.3");
 	for (int i = 0; i < 2; i++)
 		snprintf(e->server[i], sizeof(e->server[i]), "app.test:%u/127.0.0.%d:%u",
@@ -97,6 +99,12 @@ dns_setup(struct dns_env *e, const char *zone)
 	snprintf(e->queries, sizeof(e->queries), "%s/queries.log", e->fx.dir);
 	dns_zone(e, zone);
 	dns_start_dnsd(e);
+}
+
+static void
+dns_setup(struct dns_env *e, const char *zone)
+{
+	dns_setup_echo(e, zone, NULL);
 }
 
 /* The configuration: backend app is app.test:PORT; resolver is the YAML
@@ -291,6 +299,43 @@ START_TEST(test_zone_change_moves_traffic)
 	dns_wait_connected(&e, 1, 2);
 	ck_assert_double_eq(fixture_metric(&e.fx, "sluice_requests_pending"), 0);
 	fixture_wait_log_count(&e.fx, "resolves to 127.0.0.3:", 1);
+	harness_tls_close(t);
+	dns_down(&e);
+}
+END_TEST
+
+/* Requests written to the old address when it leaves the answer still
+ * get their answers (the echo there holds each for 600 ms, longer than
+ * a lookup takes), in order; QUIT comes after them, and the client's next
+ * request goes to the new address. */
+START_TEST(test_gone_address_delivers_outstanding)
+{
+	struct dns_env e;
+	struct harness_tls *t;
+	char payload[32];
+
+	dns_setup_echo(&e, "app.test A 127.0.0.2\n", "-d 600");
+	dns_write_config(&e, NULL, NULL);
+	dns_start_sluice(&e);
+	dns_wait_connected(&e, 0, 2);
+	t = fixture_connect(&e.fx);
+	for (unsigned i = 0; i < 10; i++) {
+		snprintf(payload, sizeof(payload), "dns-%u", i);
+		ck_assert_int_eq(harness_send_frame(t, NULL, 0, payload, (uint32_t)strlen(payload)), 0);
+	}
+	ck_assert_int_eq(harness_wait_count(e.fx.trace[0], T_PAYLOAD_HEX, 10, NULL, T_IO_MS), 10);
+	dns_zone(&e, "app.test A 127.0.0.3\n");
+	fixture_wait_log_count(&e.fx, "resolves to 127.0.0.3:", 1);
+	/* The idle connection may be gone already, not the one answering. */
+	ck_assert_int_le(harness_count_log(e.fx.trace[0], "close "), 1);
+	for (unsigned i = 0; i < 10; i++) {
+		snprintf(payload, sizeof(payload), "dns-%u", i);
+		fixture_expect_frame(t, payload, (uint32_t)strlen(payload));
+	}
+	dns_round_trip(t, 10);
+	ck_assert_int_eq(dns_served(&e, 1), 1);
+	ck_assert_int_eq(harness_wait_count(e.fx.trace[0], "close ", 2, NULL, T_IO_MS), 2);
+	ck_assert_int_eq(harness_count_log(e.fx.trace[0], " 10 -"), 2);
 	harness_tls_close(t);
 	dns_down(&e);
 }
@@ -498,6 +543,7 @@ dns_suite(void)
 
 	dns_add(s, "start", test_name_resolves_at_start);
 	dns_add(s, "move", test_zone_change_moves_traffic);
+	dns_add(s, "drain", test_gone_address_delivers_outstanding);
 	dns_add(s, "two", test_two_addresses_share_traffic);
 	dns_add(s, "workers", test_workers_times_addresses);
 	dns_add(s, "failures", test_failures_keep_last_good_set);
