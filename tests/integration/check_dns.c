@@ -10,7 +10,10 @@
  *     every request answered, and the old address's connections get QUIT
  *     and close (the time from the change to the first request served by
  *     the new address goes to stderr);
- *   - a name with two addresses spreads the traffic over both;
+ *   - requests written to an address that leaves the answer still get
+ *     their answers, in order, before that connection's QUIT;
+ *   - a name with two addresses spreads the traffic over both, and every
+ *     worker opens `connections` to each address;
  *   - SERVFAIL, NXDOMAIN and a nameserver that does not answer keep the
  *     last good set, counted by outcome and logged once per change;
  *   - a name that does not resolve at start is no configuration error:
