@@ -258,8 +258,9 @@ pool_find_server(struct pool *p, const struct config_addr *addr, bool *taken)
 static struct pool_server **
 pool_plan_servers(struct pool *p, const struct config_backend *conf, bool *taken)
 {
-	struct pool_server **next = calloc(conf->n_servers, sizeof(*next));
-	bool *fresh = calloc(conf->n_servers, sizeof(*fresh));
+	/* No server at all is a backend whose names resolve to nothing yet. */
+	struct pool_server **next = calloc(conf->n_servers + 1, sizeof(*next));
+	bool *fresh = calloc(conf->n_servers + 1, sizeof(*fresh));
 	size_t i;
 
 	if (next == NULL || fresh == NULL)

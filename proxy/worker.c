@@ -22,6 +22,7 @@
 #include <sluice/loop.h>
 #include <sluice/pool.h>
 #include <sluice/process.h>
+#include <sluice/resolve.h>
 #include <sluice/session.h>
 #include <sluice/upstream.h>
 #include <sluice/worker.h>
@@ -74,6 +75,7 @@ worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 			TAILQ_REMOVE(&w->removed_pools, p, link);
 			pthread_mutex_unlock(&w->loop.structure_lock);
 			pool_free(p);
+			resolve_pool_gone(w->resolve, p);
 		}
 	}
 	worker_trim_after_burst(w);
@@ -235,8 +237,8 @@ worker_apply_pools(struct worker *w, struct config *next)
 		struct pool *p = pools[i];
 
 		if (p == NULL)
-			pools[i] = pool_new(&w->loop, next, &next->backends[i]);
-		else if (pool_reconfigure(p, next, &next->backends[i]) < 0)
+			pools[i] = resolve_pool_new(w->resolve, next, &next->backends[i]);
+		else if (resolve_pool_reconfigure(w->resolve, p, next, &next->backends[i]) < 0)
 			log_error("backend %s: out of memory applying the new configuration; keeping the old servers",
 				  p->name);
 	}
@@ -341,7 +343,9 @@ worker_apply(struct worker *w, struct config *next, int *fds)
 	int rc;
 
 	pthread_mutex_lock(&w->loop.structure_lock);
-	rc = worker_apply_pools(w, next);
+	rc = resolve_configure(w->resolve, next);
+	if (worker_apply_pools(w, next) < 0)
+		rc = -1;
 	if (worker_apply_listeners(w, next, fds) < 0)
 		rc = -1;
 	w->loop.cfg = next;
@@ -439,7 +443,9 @@ worker_new(unsigned id, struct config *cfg, int *fds, struct event *done_ev,
 	TAILQ_INIT(&w->removed_pools);
 	loop_init(&w->loop, id, &worker_loop_ops);
 	w->loop.base = worker_base_new();
-	if (w->loop.base == NULL || worker_make_events(w) < 0) {
+	if (w->loop.base != NULL)
+		w->resolve = resolve_new(&w->loop);
+	if (w->loop.base == NULL || w->resolve == NULL || worker_make_events(w) < 0) {
 		log_error("worker %u: cannot create its event loop", id);
 		for (size_t i = 0; i < cfg->n_listeners; i++)
 			close(fds[i]);
@@ -461,6 +467,9 @@ worker_run(void *arg)
 
 	if (event_base_dispatch(w->loop.base) < 0)
 		log_crit("worker %u: event loop failed", w->id);
+	/* evdns reports cancelled lookups from the loop: one more turn. */
+	if (resolve_stop(w->resolve) && event_base_loop(w->loop.base, EVLOOP_NONBLOCK) < 0)
+		log_error("worker %u: event loop failed while stopping its resolver", w->id);
 	__atomic_store_n(&w->finished, 1, __ATOMIC_RELEASE);
 	if (w->done_ev != NULL)
 		event_active(w->done_ev, EV_TIMEOUT, 0);
@@ -545,6 +554,9 @@ worker_free(struct worker *w)
 		TAILQ_REMOVE(&w->removed_pools, p, link);
 		pool_free(p);
 	}
+	/* After the pools, whose configurations it holds; before the base. */
+	resolve_free(w->resolve);
+	w->resolve = NULL;
 	free(w->listeners);
 	free(w->pools);
 	w->listeners = NULL;
