@@ -18,6 +18,7 @@
 
 #include <sluice/config.h>
 #include <sluice/config_addr.h>
+#include <sluice/config_fleet.h>
 #include <sluice/config_schema.h>
 #include <sluice/config_types.h>
 #include <sluice/config_yaml.h>
@@ -171,6 +172,7 @@ config_load(const char *path, char **errors)
 	} else if (config_yaml_load(&y, &root) == 0) {
 		config_schema_apply(&y, root, cfg);
 		config_resolve_backends(&y, cfg);
+		config_fleet_check(&y, cfg);
 		config_check_addresses(&y, cfg);
 		for (size_t i = 0; i < cfg->n_listeners; i++)
 			config_build_tls(&y, cfg, i);

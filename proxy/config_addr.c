@@ -1,8 +1,11 @@
 /*
  * config_addr — parses "host:port" and "[v6]:port" numerically (only
- * "localhost" is taken as a name) and compares parsed addresses.
+ * "localhost" is taken as a name; backend servers may name a host for the
+ * resolver) and compares parsed addresses.
  */
+#include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -62,9 +65,9 @@ config_addr_v6(const char *text, struct config_addr *a, const char **why)
 	return config_addr_port(close + 2, &sin6->sin6_port, why);
 }
 
-/* "localhost" is the one name accepted, as 127.0.0.1: anything else would
- * need DNS, and an address that changes with the resolver has no place in
- * a listen or backend list. */
+/* "localhost" is the one name accepted here, as 127.0.0.1: a listener or
+ * the admin endpoint binds once, so an address that changes with the
+ * resolver has no place there (servers: config_addr_parse_server). */
 static int
 config_addr_v4(const char *text, struct config_addr *a, const char **why)
 {
@@ -115,10 +118,97 @@ config_addr_parse(const char *text, struct config_addr *a, const char **why)
 	return rc;
 }
 
+/* RFC 1123 host names: labels of letters, digits and '-' (not at either
+ * end), 1 to 63 bytes, at most 253 in all; the last label not all digits,
+ * so that a mistyped IPv4 address ("10.0.0.300") is not taken for a name. */
+static bool
+config_addr_valid_name(const char *host, size_t n)
+{
+	size_t label = 0, last = 0;
+	bool digits_only = true;
+
+	if (n == 0 || n > 253 || host[n - 1] == '.' || host[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)host[i];
+
+		if (c == '.') {
+			if (label == 0 || host[i - 1] == '-')
+				return false;
+			label = 0;
+			last = i + 1;
+			digits_only = true;
+			continue;
+		}
+		if (!isalnum(c) && c != '-')
+			return false;
+		if (c == '-' && label == 0)
+			return false;
+		if (!isdigit(c))
+			digits_only = false;
+		if (++label > 63)
+			return false;
+	}
+	return host[n - 1] != '-' && !digits_only && last < n;
+}
+
+int
+config_addr_parse_server(const char *text, struct config_addr *a, const char **why)
+{
+	const char *colon = strrchr(text, ':');
+	const char *numeric_why = NULL;
+	in_port_t port;
+	size_t n;
+
+	a->host = NULL;
+	if (config_addr_parse(text, a, &numeric_why) == 0)
+		return 0;
+	*why = numeric_why;
+	if (text[0] == '[' || colon == NULL)
+		return -1;
+	n = (size_t)(colon - text);
+	if (n == 0 || memchr(text, ':', n) != NULL)
+		return -1;
+	if (strspn(text, "0123456789.") == n) {
+		/* A numeric host: its own problem (a bad port) or a bad address. */
+		struct in_addr v4;
+		char host[INET_ADDRSTRLEN + 16];
+
+		if (n < sizeof(host)) {
+			memcpy(host, text, n);
+			host[n] = '\0';
+		}
+		if (n >= sizeof(host) || inet_pton(AF_INET, host, &v4) != 1)
+			*why = "not a valid IPv4 address";
+		return -1;
+	}
+	if (!config_addr_valid_name(text, n)) {
+		*why = "neither a numeric address nor a valid host name";
+		return -1;
+	}
+	if (config_addr_port(colon + 1, &port, why) < 0)
+		return -1;
+	a->host = strndup(text, n);
+	if (a->host == NULL) {
+		*why = "out of memory";
+		return -1;
+	}
+	for (char *p = a->host; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	a->port = ntohs(port);
+	a->len = 0;
+	return 0;
+}
+
 bool
 config_addr_equal(const struct config_addr *a, const struct config_addr *b)
 {
-	if (a->text == NULL || b->text == NULL || a->ss.ss_family != b->ss.ss_family)
+	if (a->text == NULL || b->text == NULL)
+		return false;
+	if (a->host != NULL || b->host != NULL)
+		return a->host != NULL && b->host != NULL && a->port == b->port &&
+		       strcmp(a->host, b->host) == 0;
+	if (a->ss.ss_family != b->ss.ss_family)
 		return false;
 	if (a->ss.ss_family == AF_INET) {
 		const struct sockaddr_in *x = (const void *)&a->ss, *y = (const void *)&b->ss;

@@ -15,6 +15,7 @@
 #include <yaml.h>
 
 #include <sluice/config_addr.h>
+#include <sluice/config_fleet.h>
 #include <sluice/config_schema.h>
 #include <sluice/config_types.h>
 #include <sluice/config_yaml.h>
@@ -419,6 +420,9 @@ static const struct config_yaml_key config_schema_listener_keys[] = {
 	{ "address", config_schema_parse_address, offsetof(struct config_listener, addr), true },
 	{ "backend", config_yaml_parse_string, offsetof(struct config_listener, backend_name), true },
 	{ "tls", config_schema_parse_tls, 0, true },
+	{ "routes", config_fleet_parse_routes, 0, false },
+	{ "proxy_protocol", config_fleet_parse_proxy_protocol, offsetof(struct config_listener, proxy_protocol), false },
+	{ "proxy_trusted", config_fleet_parse_proxy_trusted, 0, false },
 	{ NULL, NULL, 0, false },
 };
 
@@ -459,12 +463,14 @@ config_schema_parse_listen(struct config_yaml *y, yaml_node_t *node, const char 
 		at = config_yaml_seen_at(&seen, config_schema_listener_keys, "backend");
 		if (at != NULL)
 			l->backend_mark = *at;
+		config_fleet_check_listener(y, l, ipath, config_yaml_seen_at(&seen,
+					    config_schema_listener_keys, "proxy_protocol"));
 	}
 	return 0;
 }
 
 static const struct config_yaml_key config_schema_server_keys[] = {
-	{ "address", config_schema_parse_address, offsetof(struct config_server, addr), true },
+	{ "address", config_fleet_parse_server_address, offsetof(struct config_server, addr), true },
 	{ NULL, NULL, 0, false },
 };
 
@@ -488,6 +494,8 @@ config_schema_parse_servers(struct config_yaml *y, yaml_node_t *node, const char
 		config_yaml_pathf(ipath, sizeof(ipath), "%s[%zu]", kpath, i);
 		b->servers[i].mark = config_yaml_mark(item);
 		config_yaml_walk(y, item, ipath, config_schema_server_keys, &b->servers[i], &seen);
+		if (b->servers[i].addr.host != NULL)
+			b->has_names = true;
 	}
 	return 0;
 }
@@ -499,6 +507,11 @@ static const struct config_yaml_key config_schema_backend_keys[] = {
 	{ "queue_timeout", config_yaml_parse_duration, offsetof(struct config_backend, queue_timeout_ms), false },
 	{ "request_timeout", config_yaml_parse_duration, offsetof(struct config_backend, request_timeout_ms), false },
 	{ "max_pending", config_schema_parse_max_pending, offsetof(struct config_backend, max_pending), false },
+	{ "resolve_interval", config_yaml_parse_duration, offsetof(struct config_backend, resolve_interval_ms), false },
+	{ "health_check", config_fleet_parse_health, offsetof(struct config_backend, health), false },
+	{ "eject_after", config_fleet_parse_eject_after, offsetof(struct config_backend, eject_after), false },
+	{ "eject_time", config_fleet_parse_eject_time, offsetof(struct config_backend, eject_time_ms), false },
+	{ "max_ejected_percent", config_fleet_parse_percent, offsetof(struct config_backend, max_ejected_percent), false },
 	{ NULL, NULL, 0, false },
 };
 
@@ -510,6 +523,7 @@ config_schema_backend_init(struct config_backend *b)
 	b->queue_timeout_ms = 5000;
 	b->request_timeout_ms = 30000;
 	b->max_pending = 4096;
+	config_fleet_backend_defaults(b);
 }
 
 /* The same server twice would share one metrics label and double its
@@ -627,6 +641,7 @@ static const struct config_yaml_key config_schema_limits_keys[] = {
 	{ "client_buffer", config_yaml_parse_size, offsetof(struct config_limits, client_buffer), false },
 	{ "handshake_timeout", config_yaml_parse_duration, offsetof(struct config_limits, handshake_timeout_ms), false },
 	{ "idle_timeout", config_yaml_parse_duration, offsetof(struct config_limits, idle_timeout_ms), false },
+	{ "max_connections_per_address", config_fleet_parse_per_address, offsetof(struct config_limits, max_connections_per_address), false },
 	{ NULL, NULL, 0, false },
 };
 
@@ -694,6 +709,7 @@ config_schema_parse_limits(struct config_yaml *y, yaml_node_t *node, const char 
 
 static const struct config_yaml_key config_schema_shutdown_keys[] = {
 	{ "grace_timeout", config_yaml_parse_duration0, offsetof(struct config, grace_timeout_ms), false },
+	{ "delay", config_yaml_parse_duration0, offsetof(struct config, shutdown_delay_ms), false },
 	{ NULL, NULL, 0, false },
 };
 
@@ -746,6 +762,7 @@ static const struct config_yaml_key config_schema_top_keys[] = {
 	{ "group", config_yaml_parse_string, offsetof(struct config, group), false },
 	{ "listen", config_schema_parse_listen, 0, true },
 	{ "backends", config_schema_parse_backends, 0, true },
+	{ "resolver", config_fleet_parse_resolver, 0, false },
 	{ "limits", config_schema_parse_limits, offsetof(struct config, limits), false },
 	{ "shutdown", config_schema_parse_shutdown, 0, false },
 	{ "admin", config_schema_parse_admin, 0, false },
@@ -864,6 +881,7 @@ config_schema_clear(struct config *cfg)
 		free(l->addr.text);
 		free(l->backend_name);
 		config_schema_clear_tls(&l->tls, &l->tls_at);
+		config_fleet_clear_listener(l);
 	}
 	free(cfg->listeners);
 	cfg->listeners = NULL;
@@ -871,6 +889,7 @@ config_schema_clear(struct config *cfg)
 	for (size_t i = 0; i < cfg->n_backends; i++) {
 		struct config_backend *b = &cfg->backends[i];
 
+		config_fleet_clear_backend(b);
 		for (size_t s = 0; s < b->n_servers; s++)
 			free(b->servers[s].addr.text);
 		free(b->servers);
@@ -879,6 +898,7 @@ config_schema_clear(struct config *cfg)
 	free(cfg->backends);
 	cfg->backends = NULL;
 	cfg->n_backends = 0;
+	config_fleet_clear(cfg);
 	free(cfg->admin_addr.text);
 	cfg->admin_addr.text = NULL;
 	free(cfg->user);

@@ -331,9 +331,11 @@ session_established(struct session *s)
 	s->state = SESSION_ESTABLISHED;
 	s->last_active_ms = clock_ms();
 	session_arm(s, s->loop->cfg->limits.idle_timeout_ms);
-	if (ssl != NULL)
+	if (ssl != NULL) {
+		LOOP_STAT_ADD(s->loop, handshakes[SSL_session_reused(ssl) ? 1 : 0], 1);
 		log_debug("client %s: TLS established (%s, %s)", s->peer, SSL_get_version(ssl),
 			  SSL_get_cipher_name(ssl));
+	}
 	/* Bytes that came with the handshake's last flight are already here. */
 	loop_clock(s->loop);
 	session_process(s);

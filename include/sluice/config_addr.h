@@ -17,7 +17,13 @@
  * ("missing port (expected host:port)"). */
 int config_addr_parse(const char *text, struct config_addr *a, const char **why);
 
-/* Same family, address and port (what a reload compares listeners and
+/* The same for a backend server's address, which may also be a DNS name:
+ * "app.internal:9000" sets a->host (lower-cased, malloc'd: the caller frees
+ * it) and a->port, and leaves a->len 0. A text that is neither a valid
+ * address nor a valid name is -1 with *why set. */
+int config_addr_parse_server(const char *text, struct config_addr *a, const char **why);
+
+/* Same name and port when either is a name; else same family, address and port (what a reload compares listeners and
  * servers by). False when either was never parsed (no text). */
 bool config_addr_equal(const struct config_addr *a, const struct config_addr *b);
 

@@ -37,6 +37,7 @@ struct loop_stats {
 	uint64_t connections_total;
 	uint64_t connections_refused;
 	uint64_t handshake_failures;
+	uint64_t handshakes[2];       /* completed: [0] full, [1] resumed */
 	uint64_t frames_received;
 	uint64_t frames_sent;
 	uint64_t bytes_received;

@@ -377,6 +377,49 @@ static const struct error_row error_rows[] = {
 	{ "listen:\n  - address: 127.0.0.1:8443\n    backend: \"a\\0b\"\n" LTLS BACK, "t.yaml:3:14: listen[0].backend: contains a NUL character", NULL },
 	{ LHEAD LTLS "backends:\n  my app:\n    servers:\n      - address: 127.0.0.1:9000\n", "t.yaml:9:3: backends.my app: a backend name uses only", NULL },
 	{ LHEAD LTLS "      alpn: [\"\"]\n" BACK, "t.yaml:8:14: listen[0].tls.alpn[0]: must not be empty", NULL },
+	/* SPEC §8 */
+	{ LHEAD LTLS "    routes:\n      - {sni: \"a.*.example\", backend: app}\n" BACK, "t.yaml:9:15: listen[0].routes[0].sni: \"a.*.example\": '*' may only be the whole first label", NULL },
+	{ LHEAD LTLS "    routes:\n      - {sni: \"*.\", backend: app}\n" BACK, "listen[0].routes[0].sni: \"*.\": a wildcard needs a domain", NULL },
+	{ LHEAD LTLS "    routes:\n      - {sni: \"a..b\", backend: app}\n" BACK, "listen[0].routes[0].sni: \"a..b\": a server name has no empty label", NULL },
+	{ LHEAD LTLS "    routes:\n      - {sni: \"a b\", backend: app}\n" BACK, "listen[0].routes[0].sni: \"a b\": a server name uses letters", NULL },
+	{ LHEAD LTLS "    routes:\n      - {backend: app}\n" BACK, "t.yaml:9:9: listen[0].routes[0]: a route needs sni, alpn or both", NULL },
+	{ LHEAD LTLS "    routes:\n      - {sni: a.example}\n" BACK, "t.yaml:9:9: listen[0].routes[0].backend: missing required key", NULL },
+	{ LHEAD LTLS "    routes:\n      - {sni: a.example, backend: nope}\n" BACK, "t.yaml:9:35: listen[0].routes[0].backend: backend 'nope' is not defined under backends", NULL },
+	{ LHEAD LTLS "    routes:\n      - {alpn: h2, backend: app}\n" BACK, "t.yaml:9:9: listen[0].routes[0].alpn: \"h2\" is not in this listener's tls.alpn", NULL },
+	{ LHEAD LTLS "    routes:\n      - {sni: a.example, backend: app, weight: 2}\n" BACK, "listen[0].routes[0].weight: unknown key", NULL },
+	{ LHEAD LTLS "    routes: []\n" BACK, "t.yaml:8:13: listen[0].routes: must list at least one route", NULL },
+	{ LHEAD LTLS "    proxy_protocol: v3\n" BACK, "t.yaml:8:21: listen[0].proxy_protocol: expected off | v1 | v2 | any, found \"v3\"", NULL },
+	{ LHEAD LTLS "    proxy_protocol: v2\n" BACK, "t.yaml:8:21: listen[0].proxy_protocol: needs proxy_trusted", NULL },
+	{ LHEAD LTLS "    proxy_protocol: v2\n    proxy_trusted: [10.1.0.0/8]\n" BACK, "t.yaml:9:21: listen[0].proxy_trusted[0]: \"10.1.0.0/8\": has bits set past its prefix length", NULL },
+	{ LHEAD LTLS "    proxy_protocol: v2\n    proxy_trusted: [10.0.0.0/33]\n" BACK, "listen[0].proxy_trusted[0]: \"10.0.0.0/33\": the prefix length is a number from 0 to 32", NULL },
+	{ LHEAD LTLS "    proxy_protocol: v2\n    proxy_trusted: [\"::/129\"]\n" BACK, "the prefix length is a number from 0 to 128", NULL },
+	{ LHEAD LTLS "    proxy_protocol: v2\n    proxy_trusted: [lb.example]\n" BACK, "listen[0].proxy_trusted[0]: \"lb.example\": not a numeric IPv4 or IPv6 network", NULL },
+	{ LHEAD LTLS "    proxy_protocol: v2\n    proxy_trusted: 10.0.0.0/8\n" BACK, "listen[0].proxy_trusted: expected a sequence, found a scalar", NULL },
+	{ LHEAD LTLS "backends:\n  app:\n    servers:\n      - address: app..internal:9000\n", "t.yaml:11:18: backends.app.servers[0].address: invalid address \"app..internal:9000\": neither a numeric address nor a valid host name", NULL },
+	{ LHEAD LTLS "backends:\n  app:\n    servers:\n      - address: 10.0.0.300:9000\n", "backends.app.servers[0].address: invalid address \"10.0.0.300:9000\": not a valid IPv4 address", NULL },
+	{ LHEAD LTLS "backends:\n  app:\n    servers:\n      - address: app.internal\n", "backends.app.servers[0].address: invalid address \"app.internal\": missing port", NULL },
+	{ LHEAD LTLS "backends:\n  app:\n    servers:\n      - address: a.example:9000\n      - address: A.example:9000\n", "t.yaml:12:18: backends.app.servers[1].address: A.example:9000 is already listed as servers[0]", NULL },
+	{ VALID "    resolve_interval: 0s\n", "t.yaml:12:23: backends.app.resolve_interval: must be greater than 0", NULL },
+	{ VALID "    health_check: {interval: 1s, timeout: 2s}\n", "t.yaml:12:43: backends.app.health_check.timeout: timeout (2s) is longer than interval (1s)", NULL },
+	{ VALID "    health_check: {timeout: 3s}\n", "backends.app.health_check.timeout: timeout (3s) is longer than interval (2s)", NULL },
+	{ VALID "    health_check: {header: QUIT}\n", "t.yaml:12:28: backends.app.health_check.header: QUIT is the control frame", NULL },
+	{ VALID "    health_check: {rise: 0}\n", "t.yaml:12:26: backends.app.health_check.rise: must be at least 1", NULL },
+	{ VALID "    health_check: {fall: 1001}\n", "backends.app.health_check.fall: 1001 is too many: at most 1000", NULL },
+	{ VALID "    health_check: {every: 1s}\n", "backends.app.health_check.every: unknown key", NULL },
+	{ VALID "    health_check: true\n", "backends.app.health_check: expected a mapping, found a scalar", NULL },
+	{ VALID "    health_check: {payload: \"0123456789\"}\nlimits:\n  max_frame_size: 16B\n  client_buffer: 1KiB\n", "t.yaml:9:3: backends.app.health_check: the probe frame (20 bytes) is larger than limits.max_frame_size (16B)", NULL },
+	{ VALID "    eject_after: 0\n", "t.yaml:12:18: backends.app.eject_after: must be at least 1", NULL },
+	{ VALID "    eject_time: 0s\n", "backends.app.eject_time: must be greater than 0", NULL },
+	{ VALID "    eject_time: 6m\n", "t.yaml:12:17: backends.app.eject_time: at most 5m", NULL },
+	{ VALID "    max_ejected_percent: 101\n", "t.yaml:12:26: backends.app.max_ejected_percent: 101 is too many: at most 100", NULL },
+	{ VALID "    max_ejected_percent: half\n", "backends.app.max_ejected_percent: expected a whole number from 1 to 100", NULL },
+	{ VALID "resolver: {}\n", "t.yaml:12:11: resolver: needs nameservers, hosts_file or both", NULL },
+	{ VALID "resolver:\n  nameservers: [ns.example:53]\n", "t.yaml:13:17: resolver.nameservers[0]: invalid nameserver \"ns.example:53\"", NULL },
+	{ VALID "resolver:\n  nameservers: []\n", "resolver.nameservers: must list at least one nameserver", NULL },
+	{ VALID "resolver:\n  hosts_file: {dir}/missing-hosts\n", "resolver.hosts_file: ", NULL },
+	{ VALID "resolver:\n  search: [example]\n", "t.yaml:13:3: resolver.search: unknown key", NULL },
+	{ VALID "limits:\n  max_connections_per_address: 0\n", "t.yaml:13:32: limits.max_connections_per_address: must be at least 1", NULL },
+	{ VALID "shutdown:\n  delay: soon\n", "t.yaml:13:10: shutdown.delay: invalid duration \"soon\"", NULL },
 	/* cross-references and conflicts */
 	{ "listen:\n  - address: 127.0.0.1:8443\n    backend: nope\n" LTLS BACK, "t.yaml:3:14: listen[0].backend: backend 'nope' is not defined under backends", NULL },
 	{ LHEAD LTLS "  - address: 127.0.0.1:8443\n    backend: app\n" LTLS BACK, "t.yaml:8:14: listen[1].address: 127.0.0.1:8443 is already used by listen[0]", NULL },
@@ -610,6 +653,10 @@ static const char spec_example[] =
 	"      crl: path.pem           # optional\n"
 	"      session_tickets: true\n"
 	"      ticket_keys: path       # optional shared key file; rotated otherwise\n"
+	"    routes:                   # optional (§8): first match wins, else `backend`\n"
+	"      - {sni: \"*.admin.example\", alpn: sluice/1, backend: admin}\n"
+	"    proxy_protocol: off       # off | v1 | v2 | any (§8)\n"
+	"    proxy_trusted: [10.0.0.0/8]\n"
 	"backends:\n"
 	"  app:\n"
 	"    servers:\n"
@@ -619,14 +666,26 @@ static const char spec_example[] =
 	"    queue_timeout: 5s         # waiting for a backend connection\n"
 	"    request_timeout: 30s      # from the write to the response\n"
 	"    max_pending: 4096         # queued requests before backpressure\n"
+	"    resolve_interval: 10s     # for servers given by DNS name (§8)\n"
+	"    health_check: {interval: 2s, timeout: 1s, header: PING, payload: \"\", rise: 2, fall: 3}\n"
+	"    eject_after: 5            # consecutive UNAVAILABLE/TIMEOUT (§8); optional\n"
+	"    eject_time: 10s\n"
+	"    max_ejected_percent: 50\n"
+	"  admin:                      # not in SPEC §5, whose route names it\n"
+	"    servers: [{address: admin.internal:9000}]\n"
+	"resolver:                     # optional (§8): else the system's configuration\n"
+	"  nameservers: [127.0.0.1:53]\n"
+	"  hosts_file: /etc/hosts\n"
 	"limits:\n"
 	"  max_connections: 10000\n"
 	"  max_frame_size: 1MiB\n"
 	"  client_buffer: 4MiB         # in-flight requests + unread responses, per client\n"
 	"  handshake_timeout: 10s\n"
 	"  idle_timeout: 5m\n"
+	"  max_connections_per_address: 100   # optional (§8)\n"
 	"shutdown:\n"
 	"  grace_timeout: 5s\n"
+	"  delay: 0s                   # keep serving, unready, before draining (§8)\n"
 	"admin:\n"
 	"  address: 127.0.0.1:9100     # optional: GET /metrics, GET /healthz\n"
 	"log:\n"
@@ -698,13 +757,46 @@ START_TEST(test_spec_example)
 	ck_assert(tls->session_tickets);
 	assert_path(tls->ticket_keys, "path");
 
-	ck_assert_uint_eq(cfg->n_backends, 1);
+	ck_assert_uint_eq(l->n_routes, 1);
+	ck_assert_str_eq(l->routes[0].sni, "*.admin.example");
+	ck_assert_str_eq(l->routes[0].alpn, "sluice/1");
+	ck_assert_ptr_eq(l->routes[0].backend, &cfg->backends[1]);
+	ck_assert_int_eq(l->proxy_protocol, CONFIG_PROXY_OFF);
+	ck_assert_uint_eq(l->n_proxy_trusted, 1);
+	ck_assert_int_eq(l->proxy_trusted[0].family, AF_INET);
+	ck_assert_uint_eq(l->proxy_trusted[0].prefix, 8);
+	ck_assert_uint_eq(l->proxy_trusted[0].addr[0], 10);
+
+	ck_assert_uint_eq(cfg->n_backends, 2);
 	b = &cfg->backends[0];
 	ck_assert_str_eq(b->name, "app");
-	ck_assert_uint_eq(b->mark.line, 24);
+	ck_assert_uint_eq(b->mark.line, 28);
 	ck_assert_uint_eq(b->n_servers, 1);
 	assert_ipv4(&b->servers[0].addr, "127.0.0.1:9000", "127.0.0.1", 9000);
-	ck_assert_uint_eq(b->servers[0].mark.line, 26);
+	ck_assert_uint_eq(b->servers[0].mark.line, 30);
+	ck_assert(!b->has_names);
+	ck_assert_uint_eq(b->resolve_interval_ms, 10000);
+	ck_assert(b->health.enabled);
+	ck_assert_uint_eq(b->health.interval_ms, 2000);
+	ck_assert_uint_eq(b->health.timeout_ms, 1000);
+	ck_assert_str_eq(b->health.header, "PING");
+	ck_assert_str_eq(b->health.payload, "");
+	ck_assert_uint_eq(b->health.rise, 2);
+	ck_assert_uint_eq(b->health.fall, 3);
+	ck_assert_uint_eq(b->eject_after, 5);
+	ck_assert_uint_eq(b->eject_time_ms, 10000);
+	ck_assert_uint_eq(b->max_ejected_percent, 50);
+	ck_assert(cfg->backends[1].has_names);
+	ck_assert_str_eq(cfg->backends[1].servers[0].addr.host, "admin.internal");
+	ck_assert_uint_eq(cfg->backends[1].servers[0].addr.port, 9000);
+	ck_assert_uint_eq(cfg->backends[1].servers[0].addr.len, 0);
+	ck_assert(!cfg->backends[1].health.enabled);
+	ck_assert(cfg->resolver.configured);
+	ck_assert_uint_eq(cfg->resolver.n_nameservers, 1);
+	assert_ipv4(&cfg->resolver.nameservers[0], "127.0.0.1:53", "127.0.0.1", 53);
+	ck_assert_str_eq(cfg->resolver.hosts_file, "/etc/hosts");
+	ck_assert_uint_eq(cfg->limits.max_connections_per_address, 100);
+	ck_assert_uint_eq(cfg->shutdown_delay_ms, 0);
 	ck_assert_uint_eq(b->connections, 4);
 	ck_assert_uint_eq(b->connect_timeout_ms, 2000);
 	ck_assert_uint_eq(b->queue_timeout_ms, 5000);
@@ -826,6 +918,111 @@ START_TEST(test_every_key_changes_its_field)
 }
 END_TEST
 
+/* The keys of SPEC §8, each away from its default. */
+START_TEST(test_fleet_keys)
+{
+	struct config *cfg = load_ok(
+		"listen:\n"
+		"  - address: 127.0.0.1:8443\n"
+		"    backend: b1\n"
+		"    tls:\n"
+		"      certificates: [{cert: good.crt, key: good.key}]\n"
+		"      alpn: [h2, sluice/1]\n"
+		"    routes:\n"
+		"      - {sni: Exact.Example, backend: b2}\n"
+		"      - {sni: \"*.wild.example\", alpn: h2, backend: b2}\n"
+		"      - {alpn: sluice/1, backend: b1}\n"
+		"    proxy_protocol: any\n"
+		"    proxy_trusted: [127.0.0.1, 10.0.0.0/8, \"fd00::/8\", \"[::1]/128\", 0.0.0.0/0]\n"
+		"  - address: 127.0.0.1:8444\n"
+		"    backend: b2\n"
+		"    tls:\n"
+		"      certificates: [{cert: good.crt, key: good.key}]\n"
+		"    proxy_protocol: v1\n"
+		"    proxy_trusted: [192.168.0.0/16]\n"
+		"backends:\n"
+		"  b1:\n"
+		"    servers:\n"
+		"      - address: App-1.Internal:9000\n"
+		"      - address: 10.0.0.1:9000\n"
+		"      - address: localhost:9001\n"
+		"    resolve_interval: 250ms\n"
+		"    health_check: {interval: 500ms, timeout: 500ms, header: HC, payload: ping me, rise: 1, fall: 7}\n"
+		"    eject_after: 3\n"
+		"    eject_time: 5m\n"
+		"    max_ejected_percent: 0\n"
+		"  b2:\n"
+		"    servers: [{address: 10.0.0.2:9000}]\n"
+		"    health_check: {}\n"
+		"    max_ejected_percent: 100\n"
+		"resolver: {nameservers: [\"127.0.0.1:5353\", \"[::1]:53\"]}\n"
+		"limits:\n"
+		"  max_connections_per_address: 1\n"
+		"shutdown:\n"
+		"  delay: 1500ms\n");
+	const struct config_listener *l0 = &cfg->listeners[0], *l1 = &cfg->listeners[1];
+	const struct config_backend *b1 = &cfg->backends[0], *b2 = &cfg->backends[1];
+
+	ck_assert_uint_eq(l0->n_routes, 3);
+	ck_assert_str_eq(l0->routes[0].sni, "exact.example");
+	ck_assert_ptr_null(l0->routes[0].alpn);
+	ck_assert_ptr_eq(l0->routes[0].backend, b2);
+	ck_assert_str_eq(l0->routes[1].sni, "*.wild.example");
+	ck_assert_str_eq(l0->routes[1].alpn, "h2");
+	ck_assert_ptr_null(l0->routes[2].sni);
+	ck_assert_ptr_eq(l0->routes[2].backend, b1);
+	ck_assert_int_eq(l0->proxy_protocol, CONFIG_PROXY_ANY);
+	ck_assert_int_eq(l1->proxy_protocol, CONFIG_PROXY_V1);
+	ck_assert_uint_eq(l1->n_routes, 0);
+	ck_assert_uint_eq(l0->n_proxy_trusted, 5);
+	ck_assert_int_eq(l0->proxy_trusted[0].family, AF_INET);
+	ck_assert_uint_eq(l0->proxy_trusted[0].prefix, 32);
+	ck_assert_uint_eq(l0->proxy_trusted[0].addr[3], 1);
+	ck_assert_int_eq(l0->proxy_trusted[2].family, AF_INET6);
+	ck_assert_uint_eq(l0->proxy_trusted[2].prefix, 8);
+	ck_assert_uint_eq(l0->proxy_trusted[2].addr[0], 0xfd);
+	ck_assert_uint_eq(l0->proxy_trusted[3].prefix, 128);
+	ck_assert_uint_eq(l0->proxy_trusted[3].addr[15], 1);
+	ck_assert_uint_eq(l0->proxy_trusted[4].prefix, 0);
+
+	ck_assert(b1->has_names);
+	ck_assert_str_eq(b1->servers[0].addr.host, "app-1.internal");
+	ck_assert_uint_eq(b1->servers[0].addr.port, 9000);
+	ck_assert_str_eq(b1->servers[0].addr.text, "App-1.Internal:9000");
+	ck_assert_ptr_null(b1->servers[1].addr.host);
+	ck_assert_ptr_null(b1->servers[2].addr.host);  /* localhost stays numeric */
+	assert_ipv4(&b1->servers[2].addr, "localhost:9001", "127.0.0.1", 9001);
+	ck_assert_uint_eq(b1->resolve_interval_ms, 250);
+	ck_assert(b1->health.enabled);
+	ck_assert_uint_eq(b1->health.interval_ms, 500);
+	ck_assert_uint_eq(b1->health.timeout_ms, 500);
+	ck_assert_str_eq(b1->health.header, "HC");
+	ck_assert_str_eq(b1->health.payload, "ping me");
+	ck_assert_uint_eq(b1->health.rise, 1);
+	ck_assert_uint_eq(b1->health.fall, 7);
+	ck_assert_uint_eq(b1->eject_after, 3);
+	ck_assert_uint_eq(b1->eject_time_ms, 300000);
+	ck_assert_uint_eq(b1->max_ejected_percent, 0);
+	ck_assert(!b2->has_names);
+	ck_assert(b2->health.enabled);  /* {} turns it on with every default */
+	ck_assert_uint_eq(b2->health.interval_ms, 2000);
+	ck_assert_uint_eq(b2->health.timeout_ms, 1000);
+	ck_assert_str_eq(b2->health.header, "PING");
+	ck_assert_str_eq(b2->health.payload, "");
+	ck_assert_uint_eq(b2->health.rise, 2);
+	ck_assert_uint_eq(b2->health.fall, 3);
+	ck_assert_uint_eq(b2->max_ejected_percent, 100);
+	ck_assert(cfg->resolver.configured);
+	ck_assert_uint_eq(cfg->resolver.n_nameservers, 2);
+	assert_ipv4(&cfg->resolver.nameservers[0], "127.0.0.1:5353", "127.0.0.1", 5353);
+	ck_assert_int_eq(cfg->resolver.nameservers[1].ss.ss_family, AF_INET6);
+	ck_assert_ptr_null(cfg->resolver.hosts_file);
+	ck_assert_uint_eq(cfg->limits.max_connections_per_address, 1);
+	ck_assert_uint_eq(cfg->shutdown_delay_ms, 1500);
+	config_unref(cfg);
+}
+END_TEST
+
 START_TEST(test_defaults)
 {
 	struct config *cfg = load_ok(VALID);
@@ -854,6 +1051,18 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(b->queue_timeout_ms, 5000);
 	ck_assert_uint_eq(b->request_timeout_ms, 30000);
 	ck_assert_uint_eq(b->max_pending, 4096);
+	ck_assert_uint_eq(b->resolve_interval_ms, 10000);
+	ck_assert(!b->has_names);
+	ck_assert(!b->health.enabled);
+	ck_assert_uint_eq(b->eject_after, 0);
+	ck_assert_uint_eq(b->eject_time_ms, 10000);
+	ck_assert_uint_eq(b->max_ejected_percent, 50);
+	ck_assert_uint_eq(cfg->listeners[0].n_routes, 0);
+	ck_assert_int_eq(cfg->listeners[0].proxy_protocol, CONFIG_PROXY_OFF);
+	ck_assert_uint_eq(cfg->listeners[0].n_proxy_trusted, 0);
+	ck_assert(!cfg->resolver.configured);
+	ck_assert_uint_eq(cfg->limits.max_connections_per_address, 0);
+	ck_assert_uint_eq(cfg->shutdown_delay_ms, 0);
 	ck_assert_uint_eq(cfg->limits.max_connections, 10000);
 	ck_assert_uint_eq(cfg->limits.max_frame_size, 1048576);
 	ck_assert_uint_eq(cfg->limits.client_buffer, 4194304);
@@ -1489,6 +1698,7 @@ config_suite(void)
 	tcase_add_unchecked_fixture(tc, setup_files, teardown_files);
 	tcase_add_test(tc, test_spec_example);
 	tcase_add_test(tc, test_every_key_changes_its_field);
+	tcase_add_test(tc, test_fleet_keys);
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_limits_edges);
 	tcase_add_test(tc, test_count_bounds);
