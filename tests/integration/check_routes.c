@@ -19,28 +19,35 @@
 #define ECHO_ADMIN 1
 
 /* One listener (ALPN sluice/1 and sluice/2) with these routes (lines
- * under "routes:"), two workers, backends app and admin. */
+ * under "routes:"), two workers, backends app and admin; routes NULL:
+ * neither routes nor backend admin. */
 static void
 routes_conf(const struct fixture *fx, const char *routes, char *out, size_t len)
 {
-	int n = snprintf(out, len,
-			 "workers: 2\n"
-			 "listen:\n"
-			 "  - address: 127.0.0.1:%u\n"
-			 "    backend: app\n"
-			 "    tls:\n"
-			 "      certificates:\n"
-			 "        - cert: server.crt\n"
-			 "          key: server.key\n"
-			 "      alpn: [sluice/1, sluice/2]\n"
-			 "    routes:\n%s"
-			 "backends:\n"
-			 "  app:\n    servers:\n      - address: 127.0.0.1:%u\n    connections: 1\n"
-			 "  admin:\n    servers:\n      - address: 127.0.0.1:%u\n    connections: 1\n"
-			 "shutdown:\n  grace_timeout: 2s\n"
-			 "log:\n  level: debug\n",
-			 fx->port, routes, fx->echo_port[ECHO_APP], fx->echo_port[ECHO_ADMIN]);
+	char admin[128];
+	int n;
 
+	snprintf(admin, sizeof(admin),
+		 "  admin:\n    servers:\n      - address: 127.0.0.1:%u\n    connections: 1\n",
+		 fx->echo_port[ECHO_ADMIN]);
+	n = snprintf(out, len,
+		     "workers: 2\n"
+		     "listen:\n"
+		     "  - address: 127.0.0.1:%u\n"
+		     "    backend: app\n"
+		     "    tls:\n"
+		     "      certificates:\n"
+		     "        - cert: server.crt\n"
+		     "          key: server.key\n"
+		     "      alpn: [sluice/1, sluice/2]\n"
+		     "%s%s"
+		     "backends:\n"
+		     "  app:\n    servers:\n      - address: 127.0.0.1:%u\n    connections: 1\n"
+		     "%s"
+		     "shutdown:\n  grace_timeout: 2s\n"
+		     "log:\n  level: debug\n",
+		     fx->port, routes ? "    routes:\n" : "", routes ? routes : "", fx->echo_port[ECHO_APP],
+		     routes ? admin : "");
 	ck_assert_msg(n > 0 && (size_t)n < len, "configuration text too long");
 }
 
@@ -184,20 +191,13 @@ START_TEST(test_routes_reload_removes_backend)
 	struct fixture fx;
 	char text[4096];
 	struct harness_tls *placed;
-	int n;
 
 	routes_up(&fx, "      - {sni: gone.example, backend: admin}\n");
 	placed = connect_as(&fx, "gone.example", NULL);
 	ck_assert_int_eq(round_trip_on(&fx, placed, "placed-1"), ECHO_ADMIN);
 
 	/* The same file without the route and without backend admin. */
-	n = snprintf(text, sizeof(text),
-		     "workers: 2\nlisten:\n  - address: 127.0.0.1:%u\n    backend: app\n"
-		     "    tls:\n      certificates:\n        - cert: server.crt\n          key: server.key\n"
-		     "backends:\n  app:\n    servers:\n      - address: 127.0.0.1:%u\n    connections: 1\n"
-		     "shutdown:\n  grace_timeout: 2s\nlog:\n  level: debug\n",
-		     fx.port, fx.echo_port[ECHO_APP]);
-	ck_assert(n > 0 && (size_t)n < sizeof(text));
+	routes_conf(&fx, NULL, text, sizeof(text));
 	fixture_write_text(&fx, text);
 	fixture_hup(&fx, 1);
 
