@@ -61,7 +61,7 @@ worker_test_stall(const struct worker *w)
 	uint64_t start = clock_ms();
 
 	while (access(w->stall_file, F_OK) == 0 && clock_ms() - start < WORKER_STALL_MAX_MS)
-		usleep(20 * 1000);
+		(void)usleep(20 * 1000);
 }
 
 static void
