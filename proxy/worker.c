@@ -51,6 +51,20 @@ worker_trim_after_burst(struct worker *w)
 	}
 }
 
+/* A test knob, not a tuning one: with SLUICE_TEST_STALL_FILE=PATH, worker
+ * 0 blocks in its tick while PATH exists (at most WORKER_STALL_MAX_MS at a
+ * time), a stuck event loop that check_ready's /livez test can make and
+ * end. Unset, it costs one test of a pointer per tick. */
+#define WORKER_STALL_MAX_MS 60000
+static void
+worker_test_stall(const struct worker *w)
+{
+	uint64_t start = clock_ms();
+
+	while (access(w->stall_file, F_OK) == 0 && clock_ms() - start < WORKER_STALL_MAX_MS)
+		(void)usleep(20 * 1000);
+}
+
 static void
 worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -60,6 +74,9 @@ worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	__atomic_store_n(&w->heartbeat_ms, now, __ATOMIC_RELAXED);
+	if (w->stall_file != NULL)
+		worker_test_stall(w);
 	for (unsigned i = 0; i < w->n_pools; i++) {
 		if (w->pools[i] == NULL)
 			continue;
@@ -124,15 +141,37 @@ worker_check_drained(struct worker *w)
 		event_base_loopexit(w->loop.base, NULL);
 }
 
+static struct worker *
+worker_of_loop(struct loop *l)
+{
+	return (struct worker *)((char *)l - offsetof(struct worker, loop));
+}
+
 /* A session or upstream closed (loop_closed). */
 static void
 worker_loop_closed(struct loop *l)
 {
-	worker_check_drained((struct worker *)((char *)l - offsetof(struct worker, loop)));
+	worker_check_drained(worker_of_loop(l));
+}
+
+/* A client on a listener with routes, once its handshake is done
+ * (loop_pool_named): by name, as its route may come from the snapshot it
+ * was accepted under, older than the pools'. */
+static struct pool *
+worker_loop_pool_named(struct loop *l, const char *name)
+{
+	struct worker *w = worker_of_loop(l);
+
+	for (unsigned i = 0; i < w->n_pools; i++) {
+		if (w->pools[i] != NULL && strcmp(w->pools[i]->name, name) == 0)
+			return w->pools[i];
+	}
+	return NULL;
 }
 
 static const struct loop_ops worker_loop_ops = {
 	.closed = worker_loop_closed,
+	.pool_named = worker_loop_pool_named,
 };
 
 static void
@@ -438,6 +477,11 @@ worker_new(unsigned id, struct config *cfg, int *fds, struct event *done_ev,
 		return NULL;
 	}
 	w->id = id;
+	w->heartbeat_ms = clock_ms();
+	w->stall_file = id == 0 ? getenv("SLUICE_TEST_STALL_FILE") : NULL;
+	if (w->stall_file != NULL)
+		log_warn("SLUICE_TEST_STALL_FILE=%s: worker 0 stops while that file exists (tests only); "
+			 "do not use in production", w->stall_file);
 	w->done_ev = done_ev;
 	w->reload_done_ev = reload_done_ev;
 	TAILQ_INIT(&w->removed_pools);
