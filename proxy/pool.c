@@ -30,6 +30,7 @@ static void pool_upstream_failed(struct upstream *u);
 static void pool_request_left(struct upstream *u, struct request *req);
 static void pool_request_answered(struct upstream *u);
 static struct pool_server *pool_server_of(const struct upstream *u);
+static int pool_all_down(const struct pool *p);
 
 /* How its connections report to the pool. */
 static const struct upstream_ops pool_upstream_ops = {
@@ -160,6 +161,17 @@ pool_set_config(struct pool *p, struct config *cfg, const struct config_backend 
 		config_unref(old);
 }
 
+/* /readyz reads the count from another thread. */
+void
+pool_publish_up(struct pool *p)
+{
+	unsigned up = 0;
+
+	for (unsigned i = 0; i < p->n_servers; i++)
+		up += pool_server_up(p->servers[i]);
+	__atomic_store_n(&p->servers_up, up, __ATOMIC_RELAXED);
+}
+
 struct pool *
 pool_new(struct loop *l, struct config *cfg, const struct config_backend *conf)
 {
@@ -215,8 +227,9 @@ pool_find_server(struct pool *p, const struct config_addr *addr, bool *taken)
 static struct pool_server **
 pool_plan_servers(struct pool *p, const struct config_backend *conf, bool *taken)
 {
-	struct pool_server **next = calloc(conf->n_servers, sizeof(*next));
-	bool *fresh = calloc(conf->n_servers, sizeof(*fresh));
+	/* No server at all is a backend whose names resolve to nothing yet. */
+	struct pool_server **next = calloc(conf->n_servers + 1, sizeof(*next));
+	bool *fresh = calloc(conf->n_servers + 1, sizeof(*fresh));
 	size_t i;
 
 	if (next == NULL || fresh == NULL)
@@ -293,6 +306,7 @@ pool_reconfigure(struct pool *p, struct config *cfg, const struct config_backend
 				  p->name, p->servers[i]->target.addr.text, conf->connections);
 	}
 	pool_set_all(p, all);
+	pool_publish_up(p);
 	return 0;
 }
 
@@ -469,22 +483,6 @@ pool_unuse(struct pool *p)
 		pool_retire(p);
 }
 
-bool
-pool_server_up(const struct pool_server *srv)
-{
-	return !srv->down && !srv->retired && health_up(&srv->health);
-}
-
-static bool
-pool_any_up(const struct pool *p)
-{
-	for (unsigned i = 0; i < p->n_servers; i++) {
-		if (pool_server_up(p->servers[i]))
-			return true;
-	}
-	return false;
-}
-
 /* Least outstanding among the connections that can take a request, of
  * servers that are up unless none is (SPEC §8: then as without checks). */
 static struct upstream *
@@ -492,7 +490,7 @@ pool_pick(struct pool *p)
 {
 	struct upstream *best = NULL;
 	unsigned best_i = 0;
-	bool any = !pool_any_up(p);
+	bool any = pool_all_down(p);
 
 	for (unsigned k = 0; k < p->n_all; k++) {
 		unsigned i = (p->rr + k) % p->n_all;
@@ -513,11 +511,7 @@ pool_pick(struct pool *p)
 static int
 pool_all_down(const struct pool *p)
 {
-	for (unsigned i = 0; i < p->n_servers; i++) {
-		if (!p->servers[i]->down)
-			return 0;
-	}
-	return 1;
+	return __atomic_load_n(&p->servers_up, __ATOMIC_RELAXED) == 0;
 }
 
 /* Into the wait queue; the frame's bytes leave src for req->buf. */
@@ -739,6 +733,7 @@ pool_server_outcome(struct pool_server *srv, bool ok, unsigned n)
 	if (!health_may_eject(p->n_servers, ejected, p->conf->max_ejected_percent))
 		return;
 	ms = health_eject(&srv->health, p->conf->eject_time_ms, p->loop->now_us / 1000);
+	pool_publish_up(p);
 	log_limited(&pool_limit_eject, LOG_WARN,
 		    "backend %s: server %s ejected for %llu ms: %u requests in a row failed (ejection %u in a row)",
 		    p->name, srv->target.addr.text, (unsigned long long)ms, p->conf->eject_after, srv->health.ejections);
@@ -781,6 +776,7 @@ pool_server_update(struct pool_server *srv)
 	else if (!down && srv->down)
 		log_info("backend %s: server %s is up again", srv->pool->name, srv->target.addr.text);
 	srv->down = (unsigned)down;
+	pool_publish_up(srv->pool);
 }
 
 /* upstream_ops.ready: state changes that may let queued work proceed. */

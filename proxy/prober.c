@@ -32,9 +32,12 @@ prober_server_of(struct request_client *rc)
 static void
 prober_result(struct pool_server *srv, enum health_result r)
 {
-	const struct pool *p = srv->pool;
+	struct pool *p = srv->pool;
+	enum health_change change = health_probe_done(&srv->health, &p->conf->health, r);
 
-	switch (health_probe_done(&srv->health, &p->conf->health, r)) {
+	if (change != HEALTH_SAME)
+		pool_publish_up(p);
+	switch (change) {
 	case HEALTH_MARKED_DOWN:
 		log_limited(&prober_limit_change, LOG_WARN,
 			    "backend %s: server %s marked down: %u health checks in a row failed (last: %s)",
@@ -197,4 +200,5 @@ prober_tick(struct pool *p, uint64_t now_ms)
 			prober_checks_off(srv);
 		__atomic_store_n(&srv->health.stats.up, (uint64_t)pool_server_up(srv), __ATOMIC_RELAXED);
 	}
+	pool_publish_up(p);
 }

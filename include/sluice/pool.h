@@ -45,6 +45,17 @@ struct pool_server {
 
 TAILQ_HEAD(pool_server_list, pool_server);
 
+/* Whether srv takes new requests: it is configured, its connections
+ * connect, health checks pass and it is not ejected (health.h). The one
+ * decision that placement, /readyz (through pool.servers_up) and the
+ * sluice_backend_server_up gauge share. When no server is up, placement
+ * ignores health (as without checks). */
+static inline bool
+pool_server_up(const struct pool_server *srv)
+{
+	return !srv->down && !srv->retired && health_up(&srv->health);
+}
+
 /* Requests placed on one connection whose bytes have not moved yet are a
  * run (fstream.h) whose destination is that connection: pool_place adds
  * to it, and flushes it itself when the connection changes; the caller
@@ -61,6 +72,7 @@ struct pool {
 	struct upstream_backend backend; /* what its connections see: ops, name, conf */
 	struct pool_server **servers;   /* the servers in the configuration */
 	unsigned n_servers;
+	unsigned servers_up;            /* atomic: servers pool_server_up, for /readyz */
 	struct pool_server_list retired; /* servers (or surplus connections) draining */
 	struct upstream **all;          /* every serving upstream, for least-outstanding picks */
 	unsigned n_all;
@@ -130,11 +142,9 @@ void pool_cancel(struct pool *p, struct request *req);
  * written ones. */
 void pool_tick(struct pool *p, uint64_t now_ms);
 
-/* Whether srv takes new requests: it is configured, its connections
- * connect, health checks pass and it is not ejected. The one test of "up"
- * (placement, readiness, metrics). When no server is up, placement ignores
- * health (as without checks). */
-bool pool_server_up(const struct pool_server *srv);
+/* Counts the servers up again for /readyz: after anything changed what
+ * pool_server_up looks at (the prober's health changes too). */
+void pool_publish_up(struct pool *p);
 /* Writes the probe req (req->buf holds its frame, req->client is
  * &srv->probe.rc) on the server's least loaded connected connection; -1
  * when none is connected (req untouched). */

@@ -561,6 +561,31 @@ START_TEST(test_all_down_unavailable)
 }
 END_TEST
 
+/* A backend with no server at all (a name that resolves to nothing yet,
+ * or no longer): requests get ERR UNAVAILABLE at once, none waits; once a
+ * server is given again, they are served. */
+START_TEST(test_no_server_unavailable)
+{
+	struct tclient a;
+
+	t_setup(1, 1, 100);
+	tclient_init(&a, "a");
+	t_be.n_servers = 0;
+	ck_assert_int_eq(pool_reconfigure(t_p, &t_cfg, &t_be), 0);
+	ck_assert_uint_eq(t_p->n_servers, 0);
+	ck_assert_uint_eq(t_p->n_all, 0);
+	t_send(&a, 10);
+	ck_assert_uint_eq(a.n_errors, 1);
+	ck_assert_int_eq(a.errors[0], FRAME_ERR_UNAVAILABLE);
+	ck_assert_uint_eq(t_p->n_waiting, 0);
+	t_be.n_servers = 1;
+	ck_assert_int_eq(pool_reconfigure(t_p, &t_cfg, &t_be), 0);
+	t_answer(t_on(t_send(&a, 11)), 11);
+	ck_assert_uint_eq(a.n_errors, 1);
+	t_teardown();
+}
+END_TEST
+
 /* A client leaves with a request waiting: pool_cancel takes it out; the
  * pending count and the client's record end consistent. */
 START_TEST(test_cancel_waiting)
@@ -623,6 +648,7 @@ START_TEST(test_ejected_server_gets_no_placements)
 	ck_assert(pool_server_up(t_p->servers[0]));
 	t_fail_on(&a, 0, 11);
 	ck_assert(!pool_server_up(t_p->servers[0]));
+	ck_assert_uint_eq(t_p->servers_up, 1);
 	ck_assert_uint_eq(t_p->servers[0]->health.stats.ejections, 1);
 	ck_assert_uint_eq(a.n_errors, 2);
 	for (int i = 0; i < 8; i++) {
@@ -642,6 +668,7 @@ START_TEST(test_ejected_server_gets_no_placements)
 	ck_assert(!pool_server_up(t_p->servers[0]));
 	prober_tick(t_p, 1000000 + 1000);
 	ck_assert(pool_server_up(t_p->servers[0]));
+	ck_assert_uint_eq(t_p->servers_up, 2);
 	for (int i = 0; i < 4; i++) {
 		r[i] = t_send(&c[i], 30 + (uint32_t)i);
 		on0 += t_on(r[i]) == t_conn(0, 0);
@@ -662,6 +689,7 @@ START_TEST(test_down_server_gets_no_placements)
 
 	t_setup(2, 1, 100);
 	t_p->servers[1]->health.down = true;
+	pool_publish_up(t_p);   /* as the prober does */
 	for (int i = 0; i < 6; i++) {
 		tclient_init(&c[i], "c");
 		ck_assert_ptr_eq(t_on(r[i] = t_send(&c[i], 10 + (uint32_t)i)), t_conn(0, 0));
@@ -669,7 +697,9 @@ START_TEST(test_down_server_gets_no_placements)
 	for (int i = 0; i < 6; i++)
 		t_answer(t_conn(0, 0), 10 + (uint32_t)i);
 	t_p->servers[0]->health.down = true;
+	pool_publish_up(t_p);
 	ck_assert(!pool_server_up(t_p->servers[0]) && !pool_server_up(t_p->servers[1]));
+	ck_assert_uint_eq(t_p->servers_up, 0);
 	r[0] = t_send(&c[0], 20);
 	r[1] = t_send(&c[1], 21);
 	ck_assert_ptr_ne(t_on(r[0]), t_on(r[1]));
@@ -705,6 +735,7 @@ pool_suite(void)
 	tcase_add_test(fail, test_cancel_waiting);
 	tcase_add_test(fail, test_ejected_server_gets_no_placements);
 	tcase_add_test(fail, test_down_server_gets_no_placements);
+	tcase_add_test(fail, test_no_server_unavailable);
 	suite_add_tcase(s, fail);
 	return s;
 }
