@@ -337,6 +337,49 @@ START_TEST(test_reload_turns_checks_off)
 }
 END_TEST
 
+/* Polls GET /readyz until it answers status with a body starting with
+ * prefix (FIXTURE_IO_MS). */
+static void
+hc_wait_ready(const struct fixture *fx, int status, const char *prefix)
+{
+	int64_t deadline = fixture_mono_ms() + T_IO_MS;
+	struct fixture_http_response r;
+	char last[128];
+	int done;
+
+	do {
+		fixture_http_request(fx->admin_port, "GET", "/readyz", &r);
+		done = r.status == status && strncmp(r.body, prefix, strlen(prefix)) == 0;
+		snprintf(last, sizeof(last), "%d %.*s", r.status, (int)strcspn(r.body, "\n"), r.body);
+		fixture_http_free(&r);
+	} while (!done && fixture_mono_ms() < deadline && usleep(20000) == 0);
+	ck_assert_msg(done, "/readyz: %s, expected %d %s", last, status, prefix);
+}
+
+/* /readyz follows health checks through pool_server_up: one server marked
+ * down leaves sluice ready, both make it unready, and an answer from one
+ * (rise probes) makes it ready again. */
+START_TEST(test_readyz_follows_health)
+{
+	struct fixture fx;
+	struct fixture_opts o = { .n_echos = 2, .admin = 1, .backend_extra = HC_CHECKS };
+	char line[96];
+
+	fixture_up(&fx, &o);
+	hc_wait_ready(&fx, 200, "ready");
+	fixture_stop_echo(&fx, 0);
+	ck_assert_int_eq(harness_wait_log(fx.log, hc_line(line, sizeof(line), &fx, 0, "marked down"), T_IO_MS), 0);
+	hc_wait_ready(&fx, 200, "ready");
+	fixture_stop_echo(&fx, 1);
+	ck_assert_int_eq(harness_wait_log(fx.log, hc_line(line, sizeof(line), &fx, 1, "marked down"), T_IO_MS), 0);
+	hc_wait_ready(&fx, 503, "backend app: no server up");
+	fixture_cont_echo(&fx, 1);
+	hc_wait_ready(&fx, 200, "ready");
+	fixture_cont_echo(&fx, 0);
+	fixture_down(&fx);
+}
+END_TEST
+
 static Suite *
 health_suite(void)
 {
@@ -350,6 +393,7 @@ health_suite(void)
 	tcase_add_test(tc, test_busy_never_counts);
 	tcase_add_test(tc, test_probe_answers_never_reach_clients);
 	tcase_add_test(tc, test_reload_turns_checks_off);
+	tcase_add_test(tc, test_readyz_follows_health);
 	suite_add_tcase(s, tc);
 	return s;
 }
