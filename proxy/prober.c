@@ -152,26 +152,33 @@ prober_send(struct pool_server *srv, uint64_t now_ms)
 	prober_result(srv, HEALTH_FAIL);
 }
 
-/* A probe still unanswered at the next interval counts once more: a
- * stalled server fails once per interval, so it is down within fall ×
- * interval of the stall. */
+/* A probe still unanswered at the next interval counts once more (but
+ * not twice in one tick, when timeout equals interval): a stalled server
+ * fails once per interval, so it is down within fall × interval of the
+ * stall. */
 static void
 prober_check(struct pool_server *srv, uint64_t now_ms)
 {
 	const struct config_health *c = &srv->pool->conf->health;
 	struct health_probe *pr = &srv->probe;
+	bool counted = false;
 
 	if (pr->req != NULL && !pr->late && clock_since(now_ms, pr->sent_ms) >= c->timeout_ms) {
 		pr->late = true;
+		counted = true;
 		prober_result(srv, HEALTH_TIMEOUT);
 	}
+	/* A new server's connections get one interval to connect before
+	 * the first probe, which would otherwise fail for want of one. */
+	if (pr->next_ms == 0)
+		pr->next_ms = now_ms + c->interval_ms;
 	if (now_ms < pr->next_ms)
 		return;
 	pr->next_ms = now_ms + c->interval_ms;
-	if (pr->req != NULL)
-		prober_result(srv, HEALTH_TIMEOUT);
-	else
+	if (pr->req == NULL)
 		prober_send(srv, now_ms);
+	else if (!counted)
+		prober_result(srv, HEALTH_TIMEOUT);
 }
 
 /* A reload turned checks off: nothing would ever bring the server up. */
