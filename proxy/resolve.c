@@ -32,7 +32,7 @@
 #define RESOLVE_TEXT_MAX 320
 /* Addresses kept of one answer (evdns itself keeps at most 32 of each
  * family): each is a server with workers x connections connections. */
-#define RESOLVE_MAX_ADDRS 64
+#define RESOLVE_MAX_ADDRS CONFIG_MAX_ADDRS_PER_NAME
 
 struct resolve_backend;
 struct resolve_lookup;

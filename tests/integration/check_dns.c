@@ -24,6 +24,7 @@
  */
 #include <check.h>
 #include <limits.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -390,6 +391,34 @@ START_TEST(test_workers_times_addresses)
 }
 END_TEST
 
+/* A name may turn into up to 64 servers, each with its connections: the
+ * descriptor budget counts them all. 10000 clients, 2 workers x 64
+ * addresses x 2 connections, the admin endpoint's 16 and 64 of sluice's
+ * own make 10336 (10084 if the name counted as one server). */
+START_TEST(test_descriptors_count_every_address)
+{
+	struct dns_env e;
+	struct rlimit lim, low;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &lim), 0);
+	ck_assert_msg(lim.rlim_max == RLIM_INFINITY || lim.rlim_max >= 10336,
+		      "the hard descriptor limit (%llu) is below the 10336 this test needs",
+		      (unsigned long long)lim.rlim_max);
+	dns_setup(&e, "app.test A 127.0.0.2\n");
+	e.workers = 2;
+	dns_write_config(&e, NULL, NULL);
+	low = lim;
+	low.rlim_cur = 128;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	dns_start_sluice(&e);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	ck_assert_int_eq(harness_wait_count(e.fx.log, "file descriptor limit raised to 10336 ", 1,
+					    &e.fx.sluice, T_IO_MS), 1);
+	dns_wait_connected(&e, 0, 4);
+	dns_down(&e);
+}
+END_TEST
+
 /* SERVFAIL, NXDOMAIN, then a nameserver that does not answer: the set of
  * the last good answer stays, each lookup is counted, and the log says so
  * once per change of outcome, not at every lookup. */
@@ -549,6 +578,7 @@ dns_suite(void)
 	dns_add(s, "drain", test_gone_address_delivers_outstanding);
 	dns_add(s, "two", test_two_addresses_share_traffic);
 	dns_add(s, "workers", test_workers_times_addresses);
+	dns_add(s, "descriptors", test_descriptors_count_every_address);
 	dns_add(s, "failures", test_failures_keep_last_good_set);
 	dns_add(s, "unresolved", test_unresolved_at_start);
 	dns_add(s, "hosts", test_hosts_file);
