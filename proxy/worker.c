@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include <sluice/admit.h>
 #include <sluice/clock.h>
 #include <sluice/config.h>
 #include <sluice/listener.h>
@@ -165,6 +166,7 @@ worker_abort_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	w->loop.stopping = 1;
 	session_abort_all(&w->loop);
+	admit_abort_all(&w->loop);
 	event_base_loopexit(w->loop.base, NULL);
 }
 
@@ -534,6 +536,7 @@ worker_free(struct worker *w)
 	/* Tearing down: closing sessions must not start a drain. */
 	w->loop.stopping = 0;
 	session_abort_all(&w->loop);
+	admit_abort_all(&w->loop);
 	pthread_mutex_lock(&w->loop.structure_lock);
 	for (unsigned i = 0; i < w->n_listeners; i++)
 		listener_free(w->listeners[i]);
