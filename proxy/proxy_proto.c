@@ -220,6 +220,9 @@ proxy_proto_v2_addr(const uint8_t *blk, size_t n, unsigned fam, unsigned proto,
 		0, PROXY_PROTO_V2_INET_LEN, PROXY_PROTO_V2_INET6_LEN, PROXY_PROTO_V2_UNIX_LEN,
 	};
 
+	/* UNSPEC: whatever follows is skipped unread (§2.2). */
+	if (fam == 0)
+		return PROXY_PROTO_DONE;
 	if (n < need[fam])
 		return proxy_proto_invalid(out, "v2: length shorter than the address block");
 	if (proxy_proto_v2_tlvs(blk + need[fam], n - need[fam]) < 0)
