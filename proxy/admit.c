@@ -179,8 +179,8 @@ static void
 admit_header_done(struct admit_wait *w, const struct proxy_proto_result *r)
 {
 	struct loop *l = w->loop;
-	const struct sockaddr *client = r->has_addr ? (const struct sockaddr *)&r->src
-						    : (const struct sockaddr *)&w->peer;
+	/* A copy: the wait, and its peer, go before the session comes. */
+	struct sockaddr_storage client = r->has_addr ? r->src : w->peer;
 	char text[ADMIT_PEER_LEN];
 
 	/* A reload while the header was on its way: lc belongs to the old
@@ -191,7 +191,7 @@ admit_header_done(struct admit_wait *w, const struct proxy_proto_result *r)
 		admit_fail(w, SESSION_CLOSE_ABORTED, NULL);
 		return;
 	}
-	admit_format(text, sizeof(text), client);
+	admit_format(text, sizeof(text), (struct sockaddr *)&client);
 	log_debug("client %s: PROXY v%d header from %s", text, r->version, w->peer_text);
 	evutil_socket_t fd = w->fd;
 	const struct config_listener *lc = w->lc;
@@ -199,7 +199,7 @@ admit_header_done(struct admit_wait *w, const struct proxy_proto_result *r)
 	pool_use(pool);
 	struct config *cfg = config_ref(w->cfg);
 	admit_wait_free(w);
-	admit_session(l, lc, pool, fd, client);
+	admit_session(l, lc, pool, fd, (struct sockaddr *)&client);
 	pool_unuse(pool);
 	config_unref(cfg);
 }
