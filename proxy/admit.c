@@ -317,6 +317,7 @@ admit_connection(struct loop *l, const struct config_listener *lc, struct pool *
 	if (!admit_trusted(lc, peer)) {
 		admit_format(text, sizeof(text), peer);
 		LOOP_STAT_ADD(l, connections_refused, 1);
+		LOOP_STAT_ADD(l, proxy_protocol_errors, 1);
 		log_limited(&admit_limit_untrusted, LOG_INFO,
 			    "client %s: refused: not in proxy_trusted of listener %s", text, lc->addr.text);
 		admit_close(fd);

@@ -64,7 +64,8 @@ static const struct metrics_family metrics_families[] = {
 	  "max_connections_per_address, or from outside proxy_trusted.", NULL, 1,
 	  { { NULL, METRICS_STAT(connections_refused) } } },
 	{ "sluice_proxy_protocol_errors_total", "counter",
-	  "Connections closed for a PROXY protocol header that was invalid, cut short or late.", NULL, 1,
+	  "Connections closed for a PROXY protocol header that was invalid, cut short or late, "
+	  "or refused from outside proxy_trusted.", NULL, 1,
 	  { { NULL, METRICS_STAT(proxy_protocol_errors) } } },
 	{ "sluice_connections_closed_total", "counter",
 	  "Client connections closed, by the reason they ended (refused: at accept, past max_connections).",

@@ -498,6 +498,7 @@ START_TEST(test_untrusted_source_is_refused)
 	ck_assert_ptr_null(tls_after(fd, h, v2_inet(h, "192.0.2.10", 40010), SEND_TOGETHER, NULL));
 	close(fd);
 	wait_counter(&fx, "sluice_connections_refused_total", 1);
+	wait_counter(&fx, "sluice_proxy_protocol_errors_total", 1);
 	fixture_wait_log_count(&fx, "client 127.0.0.5:", 1);
 	fixture_wait_log_count(&fx, "not in proxy_trusted", 1);
 	ck_assert_double_eq(fixture_metric(&fx, "sluice_connections_total"), 0);
