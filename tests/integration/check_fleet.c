@@ -233,7 +233,8 @@ tls_after(int fd, const uint8_t *hdr, size_t hlen, enum send_how how, SSL_SESSIO
 	ck_assert_int_eq(SSL_connect(ssl), -1);
 	hello_len = BIO_get_mem_data(wb, &hello);
 	ck_assert(hello_len > 0 && hlen + (size_t)hello_len <= sizeof(out));
-	memcpy(out, hdr, hlen);
+	if (hlen > 0)
+		memcpy(out, hdr, hlen);
 	memcpy(out + hlen, hello, (size_t)hello_len);
 	if (how == SEND_TOGETHER) {
 		rc = send_all(fd, out, hlen + (size_t)hello_len);
