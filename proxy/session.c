@@ -213,7 +213,8 @@ session_free(struct session *s, enum session_close_reason reason)
 	bufferevent_free(s->bev);
 	pool_unuse(s->pool);
 	config_unref(s->cfg);
-	addr_limit_give(&s->addr_key);
+	if (s->addr_key.family != 0)
+		addr_limit_give(&s->addr_key);
 	s->magic = 0;
 	free(s);
 	LOOP_STAT_SUB(l, connections_active, 1);

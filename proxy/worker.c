@@ -153,6 +153,9 @@ worker_stop_cb(evutil_socket_t fd, short what, void *arg)
 	w->n_listeners = 0;
 	pthread_mutex_unlock(&w->loop.structure_lock);
 	log_info("worker %u: draining %u client connections", w->id, w->loop.n_sessions);
+	/* Those still sending their PROXY header have no TLS yet to say QUIT
+	 * on: closed like a refusal. */
+	admit_abort_all(&w->loop);
 	session_shutdown_all(&w->loop);
 	worker_check_drained(w);
 }

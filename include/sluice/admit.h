@@ -24,8 +24,8 @@ int admit_needed(const struct loop *l, const struct config_listener *lc);
 void admit_connection(struct loop *l, const struct config_listener *lc, struct pool *pool,
 		      evutil_socket_t fd, const struct sockaddr *peer);
 
-/* Closes the connections still waiting for their header (worker exit):
- * before the pools and the configuration they hold go. */
+/* Closes the connections still waiting for their header (drain, worker
+ * exit): before the pools and the configuration they hold go. */
 void admit_abort_all(struct loop *l);
 
 #endif
