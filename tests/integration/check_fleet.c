@@ -59,6 +59,7 @@ struct fleet_conf {
 	const char *ticket_keys;      /* a path, or NULL */
 	const char *cert_dir;         /* where server.crt is: NULL, the folder */
 	const char *handshake_timeout; /* ["5s"] */
+	int workers;                  /* [2] */
 };
 
 static void
@@ -75,7 +76,7 @@ fleet_config(const struct fixture *fx, const struct fleet_conf *c)
 	if (c->per_address != NULL)
 		snprintf(lim, sizeof(lim), "  max_connections_per_address: %s\n", c->per_address);
 	snprintf(text, sizeof(text),
-		 "workers: 2\n"
+		 "workers: %d\n"
 		 "listen:\n"
 		 "  - address: 127.0.0.1:%u\n"
 		 "    backend: app\n"
@@ -100,7 +101,7 @@ fleet_config(const struct fixture *fx, const struct fleet_conf *c)
 		 "  address: 127.0.0.1:%u\n"
 		 "log:\n"
 		 "  level: debug\n",
-		 fx->port, pp, dir, dir, tk, fx->echo_port[0],
+		 c->workers ? c->workers : 2, fx->port, pp, dir, dir, tk, fx->echo_port[0],
 		 c->handshake_timeout ? c->handshake_timeout : "5s", lim, fx->admin_port);
 	fixture_write_text(fx, text);
 }
@@ -508,6 +509,38 @@ START_TEST(test_untrusted_source_is_refused)
 }
 END_TEST
 
+/* A graceful stop closes a connection still sending its header: it has no
+ * TLS to say QUIT on, and its session would start after the drain began.
+ * One worker, kept draining by an idle established client. */
+START_TEST(test_drain_closes_a_waiting_header)
+{
+	struct fixture fx;
+	struct fleet_conf c = { .proxy_protocol = "v1", .workers = 1 };
+	const char *rest = "192.0.2.30 127.0.0.1 40030 443\r\n";
+	uint8_t h[128];
+	int idle_fd, wait_fd;
+	SSL *idle;
+
+	fleet_up(&fx, &c);
+	idle_fd = tcp_from("127.0.0.1", fx.port);
+	idle = tls_after(idle_fd, h, v1(h, sizeof(h), "PROXY TCP4 192.0.2.31 127.0.0.1 40031 443\r\n"),
+			 SEND_TOGETHER, NULL);
+	ck_assert_ptr_nonnull(idle);
+	round_trip(idle, "idle");
+	wait_fd = tcp_from("127.0.0.1", fx.port);
+	ck_assert_int_eq(send_all(wait_fd, "PROXY TCP4 ", 11), 0);
+	ck_assert_int_eq(harness_signal(&fx.sluice, SIGTERM), 0);
+	fixture_wait_log_count(&fx, "draining 1 client connections", 1);
+	/* The rest of the header and a ClientHello: no handshake. */
+	ck_assert_ptr_null(tls_after(wait_fd, (const uint8_t *)rest, strlen(rest), SEND_TOGETHER, NULL));
+	close(wait_fd);
+	ck_assert_int_eq(fixture_count_log(&fx, "client 192.0.2.30:40030: connected"), 0);
+	tls_close(idle, idle_fd);
+	fixture_wait_exit(&fx);
+	fixture_cleanup(&fx);
+}
+END_TEST
+
 /* ---- the per-address limit ---------------------------------------------- */
 
 struct limited {
@@ -756,6 +789,7 @@ fleet_suite(void)
 	tcase_add_test(tc, test_oversized_v2_header);
 	tcase_add_test(tc, test_late_header_times_out);
 	tcase_add_test(tc, test_untrusted_source_is_refused);
+	tcase_add_test(tc, test_drain_closes_a_waiting_header);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("per_address");
 	tcase_add_test(tc, test_per_address_limit_plain);
