@@ -1,7 +1,9 @@
 /*
  * admin — plain HTTP on admin.address, served by evhttp on the main
- * thread: GET /metrics (Prometheus text) and GET /healthz (200 serving,
- * 503 draining). Anything else is 404; methods other than GET/HEAD are 405.
+ * thread: GET /metrics (Prometheus text), GET /healthz (200 serving,
+ * 503 draining), GET /livez and GET /readyz (200, or 503 with the reason
+ * the owner's ops give). Anything else is 404; methods other than
+ * GET/HEAD are 405.
  *
  * A scraper must not be able to take descriptors or time from clients
  * (SPEC §7), and evhttp alone bounds neither: it accepts every connection
@@ -39,6 +41,8 @@
 #include <sluice/log.h>
 
 #define ADMIN_MAX_BODY 1024
+/* A probe's one-line reason ("backend NAME: no server up"). */
+#define ADMIN_REASON_MAX 256
 #define ADMIN_MAX_HEADERS 8192
 /* Unread input a connection may hold: a request head and body, twice. */
 #define ADMIN_READ_MAX (2 * (ADMIN_MAX_HEADERS + ADMIN_MAX_BODY))
@@ -49,7 +53,7 @@ struct admin {
 	struct evhttp *http;
 	struct evconnlistener *listener; /* owned by http */
 	struct event *resume;         /* accepting again after EMFILE */
-	admin_render_fn render;
+	const struct admin_ops *ops;
 	void *arg;
 	int draining;
 	struct admin_conn *conns;     /* every open connection, at most
@@ -307,7 +311,7 @@ admin_metrics(struct admin *a, struct evhttp_request *req)
 {
 	struct evbuffer *body = evbuffer_new();
 
-	if (body == NULL || a->render(body, a->arg) < 0) {
+	if (body == NULL || a->ops->render(body, a->arg) < 0) {
 		log_error("admin %s: cannot render /metrics", a->addr);
 		if (body != NULL)
 			evbuffer_free(body);
@@ -315,6 +319,39 @@ admin_metrics(struct admin *a, struct evhttp_request *req)
 		return;
 	}
 	admin_send(req, HTTP_OK, "OK", "text/plain; version=0.0.4; charset=utf-8", body);
+}
+
+/* /livez or /readyz: 200 with ok, or 503 with the one-line reason. */
+static void
+admin_probe(struct evhttp_request *req, int passed, const char *ok, const char *why)
+{
+	char line[ADMIN_REASON_MAX + 2];
+
+	if (passed) {
+		admin_reply_text(req, HTTP_OK, "OK", ok);
+		return;
+	}
+	snprintf(line, sizeof(line), "%s\n", why);
+	admin_reply_text(req, 503, "Service Unavailable", line);
+}
+
+static void
+admin_readyz(struct admin *a, struct evhttp_request *req)
+{
+	char why[ADMIN_REASON_MAX] = "not ready";
+
+	if (a->draining)
+		admin_probe(req, 0, NULL, "draining");
+	else
+		admin_probe(req, a->ops->ready(why, sizeof(why), a->arg), "ready\n", why);
+}
+
+static void
+admin_livez(struct admin *a, struct evhttp_request *req)
+{
+	char why[ADMIN_REASON_MAX] = "not live";
+
+	admin_probe(req, a->ops->live(why, sizeof(why), a->arg), "live\n", why);
 }
 
 static void
@@ -340,12 +377,18 @@ admin_cb(struct evhttp_request *req, void *arg)
 		admin_reply_text(req, HTTP_OK, "OK", "serving\n");
 	else if (path != NULL && strcmp(path, "/healthz") == 0)
 		admin_reply_text(req, 503, "Service Unavailable", "draining\n");
+	else if (path != NULL && strcmp(path, "/livez") == 0)
+		admin_livez(a, req);
+	else if (path != NULL && strcmp(path, "/readyz") == 0)
+		admin_readyz(a, req);
 	else
-		admin_reply_text(req, HTTP_NOTFOUND, "Not Found", "try /metrics or /healthz\n");
+		admin_reply_text(req, HTTP_NOTFOUND, "Not Found",
+				 "try /metrics, /healthz, /livez or /readyz\n");
 }
 
 struct admin *
-admin_new(struct event_base *base, const struct config_addr *addr, admin_render_fn render, void *arg)
+admin_new(struct event_base *base, const struct config_addr *addr, const struct admin_ops *ops,
+	  void *arg)
 {
 	struct admin *a = calloc(1, sizeof(*a));
 	struct evconnlistener *l;
@@ -357,7 +400,7 @@ admin_new(struct event_base *base, const struct config_addr *addr, admin_render_
 		return NULL;
 	}
 	snprintf(a->addr, sizeof(a->addr), "%s", addr->text);
-	a->render = render;
+	a->ops = ops;
 	a->arg = arg;
 	a->http = evhttp_new(base);
 	if (a->http == NULL)
@@ -399,7 +442,7 @@ admin_new(struct event_base *base, const struct config_addr *addr, admin_render_
 	evconnlistener_set_error_cb(l, admin_accept_error_cb);
 	a->next = admin_all;
 	admin_all = a;
-	log_info("admin endpoint on http://%s (/metrics, /healthz)", a->addr);
+	log_info("admin endpoint on http://%s (/metrics, /healthz, /livez, /readyz)", a->addr);
 	return a;
 fail:
 	log_error("admin %s: cannot listen: %s", addr->text,

@@ -71,6 +71,12 @@ loop_closed(struct loop *l)
 	l->ops->closed(l);
 }
 
+struct pool *
+loop_pool_named(struct loop *l, const char *name)
+{
+	return l->ops->pool_named != NULL ? l->ops->pool_named(l, name) : NULL;
+}
+
 void
 loop_count_error(struct loop *l, enum frame_err_code code)
 {

@@ -16,13 +16,16 @@
 #include <event2/thread.h>
 
 #include <sluice/admin.h>
+#include <sluice/clock.h>
 #include <sluice/config.h>
 #include <sluice/listener.h>
 #include <sluice/log.h>
 #include <sluice/metrics.h>
+#include <sluice/probes.h>
 #include <sluice/process.h>
 #include <sluice/tls.h>
 #include <sluice/tls_tickets.h>
+#include <sluice/units.h>
 #include <sluice/worker.h>
 
 #ifndef SLUICE_SYSCONFDIR
@@ -37,7 +40,9 @@ struct main_state {
 	struct worker **workers;
 	unsigned n_workers;
 	unsigned n_done;
-	unsigned stopping:1;
+	unsigned stopping:1;          /* a stop signal came */
+	unsigned delaying:1;          /* ... and shutdown.delay runs: unready, serving */
+	struct event *delay;          /* the end of shutdown.delay */
 	struct event *grace;
 	struct event *done;
 	struct event *signals[4];
@@ -60,6 +65,32 @@ main_render_metrics(struct evbuffer *out, void *arg)
 
 	return metrics_render(out, m->workers, m->n_workers, &m->global);
 }
+
+static int
+main_live(char *why, size_t len, void *arg)
+{
+	struct main_state *m = arg;
+
+	return probes_live(m->workers, m->n_workers, clock_ms(), why, len);
+}
+
+static int
+main_ready(char *why, size_t len, void *arg)
+{
+	struct main_state *m = arg;
+
+	if (m->delaying) {
+		snprintf(why, len, "shutdown delay");
+		return 0;
+	}
+	return probes_ready(m->workers, m->n_workers, m->cfg, why, len);
+}
+
+static const struct admin_ops main_admin_ops = {
+	.render = main_render_metrics,
+	.live = main_live,
+	.ready = main_ready,
+};
 
 static void
 main_usage(FILE *out)
@@ -123,14 +154,69 @@ main_grace_cb(evutil_socket_t fd, short what, void *arg)
 		worker_abort(m->workers[i]);
 }
 
+static struct timeval
+main_timeval(uint64_t ms)
+{
+	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+
+	return tv;
+}
+
+/* The QUIT drain of every client and backend (SPEC §3). */
+static void
+main_drain(struct main_state *m)
+{
+	/* Sessions close themselves, with close_notify, when grace_timeout
+	 * passes; this later deadline only catches what is still open then. */
+	struct timeval tv = main_timeval(m->cfg->grace_timeout_ms + MAIN_ABORT_MARGIN_MS);
+
+	m->delaying = 0;
+	if (m->admin != NULL)
+		admin_set_draining(m->admin, 1);
+	for (unsigned i = 0; i < m->n_workers; i++)
+		worker_stop(m->workers[i]);
+	if (evtimer_add(m->grace, &tv) < 0)
+		log_error("cannot arm the grace timer");
+}
+
+static void
+main_delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct main_state *m = arg;
+
+	(void)fd;
+	(void)what;
+	log_info("shutdown: delay over; stopping gracefully (grace_timeout %llu ms)",
+		 (unsigned long long)m->cfg->grace_timeout_ms);
+	main_drain(m);
+}
+
+/* shutdown.delay (SPEC §8): /readyz says 503 at once, so that load
+ * balancers stop sending clients, while listeners keep accepting and
+ * serving; the drain starts when it ends. */
+static int
+main_delay(struct main_state *m, int sig)
+{
+	struct timeval tv = main_timeval(m->cfg->shutdown_delay_ms);
+	char delay[32];
+
+	if (m->cfg->shutdown_delay_ms == 0)
+		return -1;
+	if (evtimer_add(m->delay, &tv) < 0) {
+		log_error("cannot arm the shutdown.delay timer: draining now");
+		return -1;
+	}
+	m->delaying = 1;
+	units_format_duration(m->cfg->shutdown_delay_ms, delay, sizeof(delay));
+	log_info("%s received: shutdown: not ready; draining in %s (shutdown.delay), still serving until then",
+		 main_signame(sig), delay);
+	return 0;
+}
+
 static void
 main_stop_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct main_state *m = arg;
-	/* Sessions close themselves, with close_notify, when grace_timeout
-	 * passes; this later deadline only catches what is still open then. */
-	uint64_t ms = m->cfg->grace_timeout_ms + MAIN_ABORT_MARGIN_MS;
-	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
 
 	(void)what;
 	if (m->stopping) {
@@ -140,14 +226,11 @@ main_stop_cb(evutil_socket_t sig, short what, void *arg)
 		_exit(0);
 	}
 	m->stopping = 1;
-	if (m->admin != NULL)
-		admin_set_draining(m->admin, 1);
+	if (main_delay(m, (int)sig) == 0)
+		return;
 	log_info("%s received: stopping gracefully (grace_timeout %llu ms)", main_signame((int)sig),
 		 (unsigned long long)m->cfg->grace_timeout_ms);
-	for (unsigned i = 0; i < m->n_workers; i++)
-		worker_stop(m->workers[i]);
-	if (evtimer_add(m->grace, &tv) < 0)
-		log_error("cannot arm the grace timer");
+	main_drain(m);
 }
 
 /* Signals only ask for a reload: a storm of SIGHUPs while one is under way
@@ -230,7 +313,7 @@ main_reload_admin(struct main_state *m, struct config *next)
 	    (!next->has_admin || config_addr_equal(&m->cfg->admin_addr, &next->admin_addr)))
 		return;
 	if (next->has_admin) {
-		a = admin_new(m->base, &next->admin_addr, main_render_metrics, m);
+		a = admin_new(m->base, &next->admin_addr, &main_admin_ops, m);
 		if (a == NULL) {
 			log_error("reload: admin endpoint %s cannot listen; keeping the old one", next->admin_addr.text);
 			return;
@@ -453,11 +536,12 @@ main_run(struct config *cfg)
 		return 1;
 	}
 	m.grace = evtimer_new(m.base, main_grace_cb, &m);
+	m.delay = evtimer_new(m.base, main_delay_cb, &m);
 	m.done = event_new(m.base, -1, 0, main_done_cb, &m);
 	m.reload = event_new(m.base, -1, 0, main_reload_cb, &m);
 	m.reload_done = event_new(m.base, -1, 0, main_reload_done_cb, &m);
 	m.tickets = event_new(m.base, -1, EV_PERSIST, main_tickets_cb, NULL);
-	if (m.grace == NULL || m.done == NULL || m.reload == NULL || m.reload_done == NULL ||
+	if (m.grace == NULL || m.delay == NULL || m.done == NULL || m.reload == NULL || m.reload_done == NULL ||
 	    m.tickets == NULL || event_add(m.tickets, &ticket_period) < 0 ||
 	    main_add_signal(&m, SIGTERM, main_stop_cb) < 0 ||
 	    main_add_signal(&m, SIGINT, main_stop_cb) < 0 ||
@@ -465,7 +549,7 @@ main_run(struct config *cfg)
 	    main_add_signal(&m, SIGHUP, main_hup_cb) < 0)
 		goto out;
 	if (cfg->has_admin) {
-		m.admin = admin_new(m.base, &cfg->admin_addr, main_render_metrics, &m);
+		m.admin = admin_new(m.base, &cfg->admin_addr, &main_admin_ops, &m);
 		if (m.admin == NULL)
 			goto out;
 	}
@@ -502,6 +586,8 @@ out:
 		event_free(m.signals[i]);
 	if (m.grace != NULL)
 		event_free(m.grace);
+	if (m.delay != NULL)
+		event_free(m.delay);
 	if (m.done != NULL)
 		event_free(m.done);
 	if (m.reload != NULL)

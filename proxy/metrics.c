@@ -17,6 +17,7 @@
 #include <sluice/log.h>
 #include <sluice/metrics.h>
 #include <sluice/pool.h>
+#include <sluice/resolve.h>
 #include <sluice/session.h>
 #include <sluice/upstream.h>
 #include <sluice/worker.h>
@@ -442,6 +443,92 @@ metrics_render_backends(struct evbuffer *out, struct worker *const *workers, uns
 	return rc;
 }
 
+/* ---- DNS lookups of backend servers, per backend, summed over workers ----- */
+
+struct metrics_dns {
+	char *backend;
+	uint64_t counts[RESOLVE_RESULT_COUNT];
+};
+
+struct metrics_dns_set {
+	struct metrics_dns *v;
+	size_t n;
+};
+
+/* resolve_counts_fn */
+static int
+metrics_dns_add(void *arg, const char *backend, const uint64_t counts[RESOLVE_RESULT_COUNT])
+{
+	struct metrics_dns_set *set = arg;
+	struct metrics_dns *d = NULL, *v;
+
+	for (size_t i = 0; i < set->n && d == NULL; i++)
+		d = strcmp(set->v[i].backend, backend) == 0 ? &set->v[i] : NULL;
+	if (d == NULL) {
+		v = realloc(set->v, (set->n + 1) * sizeof(*v));
+		if (v == NULL)
+			return -1;
+		set->v = v;
+		d = &v[set->n];
+		memset(d, 0, sizeof(*d));
+		if ((d->backend = strdup(backend)) == NULL)
+			return -1;
+		set->n++;
+	}
+	for (unsigned r = 0; r < RESOLVE_RESULT_COUNT; r++)
+		d->counts[r] += counts[r];
+	return 0;
+}
+
+static int
+metrics_dns_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct metrics_dns *)a)->backend, ((const struct metrics_dns *)b)->backend);
+}
+
+static int
+metrics_dns_render_set(struct evbuffer *out, const struct metrics_dns_set *set)
+{
+	static const char name[] = "sluice_dns_resolutions_total";
+
+	if (metrics_header(out, name, "counter",
+			   "Lookups of backend servers given by DNS name, by outcome (ok, error, empty), summed over workers.") < 0)
+		return -1;
+	for (size_t i = 0; i < set->n; i++) {
+		for (unsigned r = 0; r < RESOLVE_RESULT_COUNT; r++) {
+			if (evbuffer_add_printf(out, "%s{backend=\"", name) < 0 ||
+			    metrics_escape(out, set->v[i].backend) < 0 ||
+			    evbuffer_add_printf(out, "\",result=\"%s\"} %" PRIu64 "\n", resolve_result_name(r),
+						set->v[i].counts[r]) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+metrics_render_dns(struct evbuffer *out, struct worker *const *workers, unsigned n_workers)
+{
+	struct metrics_dns_set set = { NULL, 0 };
+	int rc = 0;
+
+	for (unsigned i = 0; i < n_workers && rc == 0; i++) {
+		if (workers[i] == NULL || workers[i]->resolve == NULL ||
+		    pthread_mutex_lock(&workers[i]->loop.structure_lock) != 0)
+			continue;
+		rc = resolve_each_backend(workers[i]->resolve, metrics_dns_add, &set);
+		pthread_mutex_unlock(&workers[i]->loop.structure_lock);
+	}
+	if (rc == 0 && set.n > 1)
+		qsort(set.v, set.n, sizeof(*set.v), metrics_dns_cmp);
+	if (rc == 0)
+		rc = metrics_dns_render_set(out, &set);
+	for (size_t i = 0; i < set.n; i++)
+		free(set.v[i].backend);
+	free(set.v);
+	return rc;
+}
+
 /* ---- process-wide --------------------------------------------------------- */
 
 static int
@@ -500,6 +587,7 @@ metrics_render(struct evbuffer *out, struct worker *const *workers, unsigned n_w
 	}
 	if (metrics_render_histogram(out, workers, n_workers) < 0 ||
 	    metrics_render_backends(out, workers, n_workers) < 0 ||
+	    metrics_render_dns(out, workers, n_workers) < 0 ||
 	    metrics_render_reloads(out, global) < 0 ||
 	    metrics_render_log(out) < 0)
 		return -1;

@@ -203,6 +203,18 @@ pool_set_config(struct pool *p, struct config *cfg, const struct config_backend 
 		config_unref(old);
 }
 
+/* After any change to what pool_server_up looks at: /readyz reads the
+ * count from another thread. */
+static void
+pool_publish_up(struct pool *p)
+{
+	unsigned up = 0;
+
+	for (unsigned i = 0; i < p->n_servers; i++)
+		up += pool_server_up(p->servers[i]);
+	__atomic_store_n(&p->servers_up, up, __ATOMIC_RELAXED);
+}
+
 struct pool *
 pool_new(struct loop *l, struct config *cfg, const struct config_backend *conf)
 {
@@ -258,8 +270,9 @@ pool_find_server(struct pool *p, const struct config_addr *addr, bool *taken)
 static struct pool_server **
 pool_plan_servers(struct pool *p, const struct config_backend *conf, bool *taken)
 {
-	struct pool_server **next = calloc(conf->n_servers, sizeof(*next));
-	bool *fresh = calloc(conf->n_servers, sizeof(*fresh));
+	/* No server at all is a backend whose names resolve to nothing yet. */
+	struct pool_server **next = calloc(conf->n_servers + 1, sizeof(*next));
+	bool *fresh = calloc(conf->n_servers + 1, sizeof(*fresh));
 	size_t i;
 
 	if (next == NULL || fresh == NULL)
@@ -336,6 +349,7 @@ pool_reconfigure(struct pool *p, struct config *cfg, const struct config_backend
 				  p->name, p->servers[i]->target.addr.text, conf->connections);
 	}
 	pool_set_all(p, all);
+	pool_publish_up(p);
 	return 0;
 }
 
@@ -538,11 +552,7 @@ pool_pick(struct pool *p)
 static int
 pool_all_down(const struct pool *p)
 {
-	for (unsigned i = 0; i < p->n_servers; i++) {
-		if (!p->servers[i]->down)
-			return 0;
-	}
-	return 1;
+	return __atomic_load_n(&p->servers_up, __ATOMIC_RELAXED) == 0;
 }
 
 /* Into the wait queue; the frame's bytes leave src for req->buf. */
@@ -791,6 +801,7 @@ pool_server_update(struct pool_server *srv)
 	else if (!down && srv->down)
 		log_info("backend %s: server %s is up again", srv->pool->name, srv->target.addr.text);
 	srv->down = (unsigned)down;
+	pool_publish_up(srv->pool);
 }
 
 /* upstream_ops.ready: state changes that may let queued work proceed. */

@@ -53,8 +53,16 @@ process_fd_need(const struct config *cfg, unsigned workers)
 	 * so a scraper cannot eat into the clients' share. */
 	unsigned long admin = cfg->has_admin ? ADMIN_MAX_CONNECTIONS : 0;
 
-	for (size_t i = 0; i < cfg->n_backends; i++)
-		backend += (unsigned long)cfg->backends[i].n_servers * cfg->backends[i].connections;
+	/* A name may become up to CONFIG_MAX_ADDRS_PER_NAME servers: sized
+	 * for them all, so that a larger answer never takes clients'
+	 * descriptors. */
+	for (size_t i = 0; i < cfg->n_backends; i++) {
+		const struct config_backend *b = &cfg->backends[i];
+
+		for (size_t s = 0; s < b->n_servers; s++)
+			backend += (unsigned long)b->connections *
+				   (b->servers[s].addr.host != NULL ? CONFIG_MAX_ADDRS_PER_NAME : 1);
+	}
 	return (unsigned long)cfg->limits.max_connections + backend * workers + admin +
 	       PROCESS_FD_MARGIN;
 }

@@ -34,6 +34,7 @@
 #include <sluice/log.h>
 #include <sluice/loop.h>
 #include <sluice/pool.h>
+#include <sluice/route.h>
 #include <sluice/session.h>
 #include <sluice/session_io.h>
 #include <sluice/slots.h>
@@ -294,12 +295,48 @@ session_write_cb(struct bufferevent *bev, void *arg)
 		session_resume(s);
 }
 
+/* listen[].routes: the client moves to its route's backend before its
+ * first request is read, by the routes of the snapshot it was accepted
+ * under (those its certificate came from too) and the pools in force. */
+static void
+session_route(struct session *s, SSL *ssl)
+{
+	const unsigned char *alpn = NULL;
+	unsigned alpn_len = 0;
+	const char *sni = NULL;
+	const struct config_route *r;
+	struct pool *p;
+
+	if (ssl != NULL) {
+		sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+		SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+	}
+	r = route_match(s->lc, sni, alpn, alpn_len);
+	if (r == NULL)
+		return;
+	p = loop_pool_named(s->loop, r->backend_name);
+	if (p == NULL) {
+		/* A reload removed the backend since the client came. */
+		log_debug("client %s: backend %s of its route is gone; staying on %s", s->peer,
+			  r->backend_name, s->pool->name);
+		return;
+	}
+	if (p != s->pool) {
+		pool_use(p);
+		pool_unuse(s->pool);
+		s->pool = p;
+	}
+	log_debug("client %s: routed to backend %s", s->peer, p->name);
+}
+
 static void
 session_established(struct session *s)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
 
 	assert(s->state == SESSION_HANDSHAKE);
+	if (s->lc->n_routes > 0)
+		session_route(s, ssl);
 	s->state = SESSION_ESTABLISHED;
 	s->last_active_ms = clock_ms();
 	session_arm(s, s->loop->cfg->limits.idle_timeout_ms);

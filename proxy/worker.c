@@ -23,6 +23,7 @@
 #include <sluice/loop.h>
 #include <sluice/pool.h>
 #include <sluice/process.h>
+#include <sluice/resolve.h>
 #include <sluice/session.h>
 #include <sluice/upstream.h>
 #include <sluice/worker.h>
@@ -51,6 +52,20 @@ worker_trim_after_burst(struct worker *w)
 	}
 }
 
+/* A test knob, not a tuning one: with SLUICE_TEST_STALL_FILE=PATH, worker
+ * 0 blocks in its tick while PATH exists (at most WORKER_STALL_MAX_MS at a
+ * time), a stuck event loop that check_ready's /livez test can make and
+ * end. Unset, it costs one test of a pointer per tick. */
+#define WORKER_STALL_MAX_MS 60000
+static void
+worker_test_stall(const struct worker *w)
+{
+	uint64_t start = clock_ms();
+
+	while (access(w->stall_file, F_OK) == 0 && clock_ms() - start < WORKER_STALL_MAX_MS)
+		(void)usleep(20 * 1000);
+}
+
 static void
 worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -60,6 +75,9 @@ worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	__atomic_store_n(&w->heartbeat_ms, now, __ATOMIC_RELAXED);
+	if (w->stall_file != NULL)
+		worker_test_stall(w);
 	for (unsigned i = 0; i < w->n_pools; i++) {
 		if (w->pools[i] == NULL)
 			continue;
@@ -75,6 +93,7 @@ worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 			TAILQ_REMOVE(&w->removed_pools, p, link);
 			pthread_mutex_unlock(&w->loop.structure_lock);
 			pool_free(p);
+			resolve_pool_gone(w->resolve, p);
 		}
 	}
 	worker_trim_after_burst(w);
@@ -123,15 +142,37 @@ worker_check_drained(struct worker *w)
 		event_base_loopexit(w->loop.base, NULL);
 }
 
+static struct worker *
+worker_of_loop(struct loop *l)
+{
+	return (struct worker *)((char *)l - offsetof(struct worker, loop));
+}
+
 /* A session or upstream closed (loop_closed). */
 static void
 worker_loop_closed(struct loop *l)
 {
-	worker_check_drained((struct worker *)((char *)l - offsetof(struct worker, loop)));
+	worker_check_drained(worker_of_loop(l));
+}
+
+/* A client on a listener with routes, once its handshake is done
+ * (loop_pool_named): by name, as its route may come from the snapshot it
+ * was accepted under, older than the pools'. */
+static struct pool *
+worker_loop_pool_named(struct loop *l, const char *name)
+{
+	struct worker *w = worker_of_loop(l);
+
+	for (unsigned i = 0; i < w->n_pools; i++) {
+		if (w->pools[i] != NULL && strcmp(w->pools[i]->name, name) == 0)
+			return w->pools[i];
+	}
+	return NULL;
 }
 
 static const struct loop_ops worker_loop_ops = {
 	.closed = worker_loop_closed,
+	.pool_named = worker_loop_pool_named,
 };
 
 static void
@@ -240,8 +281,8 @@ worker_apply_pools(struct worker *w, struct config *next)
 		struct pool *p = pools[i];
 
 		if (p == NULL)
-			pools[i] = pool_new(&w->loop, next, &next->backends[i]);
-		else if (pool_reconfigure(p, next, &next->backends[i]) < 0)
+			pools[i] = resolve_pool_new(w->resolve, next, &next->backends[i]);
+		else if (resolve_pool_reconfigure(w->resolve, p, next, &next->backends[i]) < 0)
 			log_error("backend %s: out of memory applying the new configuration; keeping the old servers",
 				  p->name);
 	}
@@ -346,7 +387,9 @@ worker_apply(struct worker *w, struct config *next, int *fds)
 	int rc;
 
 	pthread_mutex_lock(&w->loop.structure_lock);
-	rc = worker_apply_pools(w, next);
+	rc = resolve_configure(w->resolve, next);
+	if (worker_apply_pools(w, next) < 0)
+		rc = -1;
 	if (worker_apply_listeners(w, next, fds) < 0)
 		rc = -1;
 	w->loop.cfg = next;
@@ -439,12 +482,19 @@ worker_new(unsigned id, struct config *cfg, int *fds, struct event *done_ev,
 		return NULL;
 	}
 	w->id = id;
+	w->heartbeat_ms = clock_ms();
+	w->stall_file = id == 0 ? getenv("SLUICE_TEST_STALL_FILE") : NULL;
+	if (w->stall_file != NULL)
+		log_warn("SLUICE_TEST_STALL_FILE=%s: worker 0 stops while that file exists (tests only); "
+			 "do not use in production", w->stall_file);
 	w->done_ev = done_ev;
 	w->reload_done_ev = reload_done_ev;
 	TAILQ_INIT(&w->removed_pools);
 	loop_init(&w->loop, id, &worker_loop_ops);
 	w->loop.base = worker_base_new();
-	if (w->loop.base == NULL || worker_make_events(w) < 0) {
+	if (w->loop.base != NULL)
+		w->resolve = resolve_new(&w->loop);
+	if (w->loop.base == NULL || w->resolve == NULL || worker_make_events(w) < 0) {
 		log_error("worker %u: cannot create its event loop", id);
 		for (size_t i = 0; i < cfg->n_listeners; i++)
 			close(fds[i]);
@@ -466,6 +516,9 @@ worker_run(void *arg)
 
 	if (event_base_dispatch(w->loop.base) < 0)
 		log_crit("worker %u: event loop failed", w->id);
+	/* evdns reports cancelled lookups from the loop: one more turn. */
+	if (resolve_stop(w->resolve) && event_base_loop(w->loop.base, EVLOOP_NONBLOCK) < 0)
+		log_error("worker %u: event loop failed while stopping its resolver", w->id);
 	__atomic_store_n(&w->finished, 1, __ATOMIC_RELEASE);
 	if (w->done_ev != NULL)
 		event_active(w->done_ev, EV_TIMEOUT, 0);
@@ -551,6 +604,9 @@ worker_free(struct worker *w)
 		TAILQ_REMOVE(&w->removed_pools, p, link);
 		pool_free(p);
 	}
+	/* After the pools, whose configurations it holds; before the base. */
+	resolve_free(w->resolve);
+	w->resolve = NULL;
 	free(w->listeners);
 	free(w->pools);
 	w->listeners = NULL;

@@ -98,6 +98,8 @@ fixture_config_alloc(const struct fixture *fx, const struct fixture_opts *o)
 		o->connections ? o->connections : 2, o->connect_timeout ? o->connect_timeout : "1s",
 		o->backend_extra ? o->backend_extra : "", o->max_frame ? o->max_frame : "1MiB",
 		o->limits ? o->limits : "", o->grace ? o->grace : "2s");
+	if (o->delay != NULL)
+		fprintf(f, "  delay: %s\n", o->delay);
 	/* From the fixture, not o: a file written for a reload keeps the
 	 * endpoint that fixture_up opened. */
 	if (fx->admin_port != 0)
@@ -194,10 +196,19 @@ fixture_check_max_read(const struct fixture *fx)
 void
 fixture_start_sluice(struct fixture *fx, const struct fixture_opts *o)
 {
+	char *text = fixture_config_alloc(fx, o);
+
+	fixture_start_text(fx, text);
+	free(text);
+}
+
+void
+fixture_start_text(struct fixture *fx, const char *text)
+{
 	const char *bin = getenv("SLUICE_BIN");
 	char *argv[] = { (char *)(bin ? bin : "./proxy/sluice"), "-c", fx->conf, NULL };
 
-	fixture_write_config(fx, o);
+	fixture_write_text(fx, text);
 	ck_assert_int_eq(harness_spawn(&fx->sluice, fx->log, argv), 0);
 	ck_assert_msg(harness_wait_ready(&fx->sluice, "running", fixture_start_ms) == 0,
 		      "sluice did not start: %s", harness_last_error());

@@ -95,6 +95,7 @@ struct fixture_opts {
 	const char *max_frame;       /* limits.max_frame_size ["1MiB"] */
 	const char *limits;          /* more YAML lines under limits: */
 	const char *grace;           /* shutdown.grace_timeout ["2s"] */
+	const char *delay;           /* shutdown.delay [none] */
 	const char *level;           /* log.level ["debug"] */
 };
 
@@ -111,6 +112,8 @@ void fixture_up(struct fixture *fx, const struct fixture_opts *o);
  * ports and the echos; then the configuration file and sluice. */
 void fixture_prepare(struct fixture *fx, const struct fixture_opts *o);
 void fixture_start_sluice(struct fixture *fx, const struct fixture_opts *o);
+/* The same with a configuration file the test wrote as text. */
+void fixture_start_text(struct fixture *fx, const char *text);
 /* When SLUICE_MAX_READ is set (tests/integration/tiny_reads.sh), asserts
  * that sluice's log says its reads are capped to that size (unless the
  * file logs errors only); nothing otherwise. fixture_up calls it; so must

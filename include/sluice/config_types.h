@@ -36,6 +36,11 @@ struct config_addr {
 	struct config_mark mark;       /* where the address was written */
 };
 
+/* Addresses of one server name in use at once (resolve.c keeps at most
+ * this many of an answer); the descriptor budget counts a name as this
+ * many servers. */
+#define CONFIG_MAX_ADDRS_PER_NAME 64
+
 struct config_server {
 	struct config_addr addr;
 	struct config_mark mark;

@@ -23,6 +23,7 @@
 struct config;
 struct event_base;
 struct loop;
+struct pool;
 struct session;
 
 /* How many enum session_close_reason values there are (session.h checks
@@ -67,6 +68,9 @@ struct loop_stats {
 struct loop_ops {
 	/* A session or an upstream closed: the owner may be done draining. */
 	void (*closed)(struct loop *l);
+	/* The pool that serves backend name under the configuration in
+	 * force, or NULL when it has no such backend (listen[].routes). */
+	struct pool *(*pool_named)(struct loop *l, const char *name);
 };
 
 TAILQ_HEAD(loop_sessions, session);
@@ -114,6 +118,8 @@ uint64_t loop_random(struct loop *l);
 
 /* A session or upstream closed: tells the owner (loop_ops.closed). */
 void loop_closed(struct loop *l);
+/* loop_ops.pool_named, or NULL when the owner has no pools. */
+struct pool *loop_pool_named(struct loop *l, const char *name);
 
 /* sluice answers a request with ERR code: errors_busy, _unavailable or
  * _timeout (a PROTOCOL error is counted as protocol_errors instead). */

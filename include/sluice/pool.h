@@ -41,6 +41,14 @@ struct pool_server {
 
 TAILQ_HEAD(pool_server_list, pool_server);
 
+/* Whether srv takes new requests: the one decision that placement and
+ * /readyz (through pool.servers_up) share. */
+static inline bool
+pool_server_up(const struct pool_server *srv)
+{
+	return !srv->down && !srv->retired;
+}
+
 /* A client's placement, kept by the pool and embedded in the client's own
  * record (the session): the connection its written requests are on (it
  * sticks to it, so the backend executes its requests in the order sent),
@@ -105,6 +113,7 @@ struct pool {
 	struct upstream_backend backend; /* what its connections see: ops, name, conf */
 	struct pool_server **servers;   /* the servers in the configuration */
 	unsigned n_servers;
+	unsigned servers_up;            /* atomic: servers pool_server_up, for /readyz */
 	struct pool_server_list retired; /* servers (or surplus connections) draining */
 	struct upstream **all;          /* every serving upstream, for least-outstanding picks */
 	unsigned n_all;

@@ -19,6 +19,7 @@ struct config_backend;
 struct event;
 struct event_base;
 struct listener;
+struct resolve;
 
 struct worker {
 	struct loop loop;             /* what its sessions, pools and upstreams share */
@@ -32,7 +33,10 @@ struct worker {
 	struct pool **pools;          /* one per cfg->backends entry, same index */
 	unsigned n_pools;
 	struct pool_list removed_pools; /* backends a reload removed, draining */
+	struct resolve *resolve;      /* looks up servers given by name (resolve.h) */
 	struct event *tick;           /* periodic timeouts */
+	uint64_t heartbeat_ms;        /* atomic: clock_ms() at its last tick, for /livez */
+	const char *stall_file;       /* SLUICE_TEST_STALL_FILE (worker 0), or NULL */
 	struct event *stop_ev;        /* worker_stop from another thread */
 	struct event *abort_ev;       /* worker_abort from another thread */
 	struct event *reload_ev;      /* worker_reload from another thread */

@@ -10,7 +10,7 @@
 set -u
 dir=${SLUICE_BUILDDIR:-.}/tests/integration
 status=0
-for t in check_proxy check_limits check_reload check_admin check_tls check_security; do
+for t in check_proxy check_limits check_reload check_admin check_tls check_security check_dns check_routes; do
 	if [ ! -x "$dir/$t" ]; then
 		echo "tiny_reads.sh: $dir/$t is missing or not executable" >&2
 		status=1

@@ -520,9 +520,8 @@ START_TEST(test_render_every_sample_has_help_and_type)
 		ck_assert_msg(strcmp(family, current) == 0, "sample '%s' outside its family (%s)", line, current);
 		samples++;
 	}
-	/* 2 process + 43 worker (sluice_tls_handshakes_total's 2 and
-	 * sluice_proxy_protocol_errors_total included) + 19 histogram + 7
-	 * backend + 2 reload + 2 log */
+	/* 2 process + 43 worker (sluice_proxy_protocol_errors_total
+	 * included) + 19 histogram + 7 backend + 2 reload + 2 log */
 	ck_assert_int_eq(samples, 2 + 43 + 19 + 7 + 2 + 2);
 	ck_assert_ptr_nonnull(strstr(text, "\nsluice_log_lines_suppressed_total 0\n"));
 	ck_assert_ptr_nonnull(strstr(text, "\nsluice_log_lines_dropped_total 0\n"));

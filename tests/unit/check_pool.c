@@ -560,6 +560,31 @@ START_TEST(test_all_down_unavailable)
 }
 END_TEST
 
+/* A backend with no server at all (a name that resolves to nothing yet,
+ * or no longer): requests get ERR UNAVAILABLE at once, none waits; once a
+ * server is given again, they are served. */
+START_TEST(test_no_server_unavailable)
+{
+	struct tclient a;
+
+	t_setup(1, 1, 100);
+	tclient_init(&a, "a");
+	t_be.n_servers = 0;
+	ck_assert_int_eq(pool_reconfigure(t_p, &t_cfg, &t_be), 0);
+	ck_assert_uint_eq(t_p->n_servers, 0);
+	ck_assert_uint_eq(t_p->n_all, 0);
+	t_send(&a, 10);
+	ck_assert_uint_eq(a.n_errors, 1);
+	ck_assert_int_eq(a.errors[0], FRAME_ERR_UNAVAILABLE);
+	ck_assert_uint_eq(t_p->n_waiting, 0);
+	t_be.n_servers = 1;
+	ck_assert_int_eq(pool_reconfigure(t_p, &t_cfg, &t_be), 0);
+	t_answer(t_on(t_send(&a, 11)), 11);
+	ck_assert_uint_eq(a.n_errors, 1);
+	t_teardown();
+}
+END_TEST
+
 /* A client leaves with a request waiting: pool_cancel takes it out; the
  * pending count and the client's record end consistent. */
 START_TEST(test_cancel_waiting)
@@ -608,6 +633,7 @@ pool_suite(void)
 	tcase_add_test(fail, test_failed_connection_frees_its_clients);
 	tcase_add_test(fail, test_all_down_unavailable);
 	tcase_add_test(fail, test_cancel_waiting);
+	tcase_add_test(fail, test_no_server_unavailable);
 	suite_add_tcase(s, fail);
 	return s;
 }
