@@ -17,6 +17,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include <sluice/admit.h>
 #include <sluice/config.h>
 #include <sluice/listener.h>
 #include <sluice/log.h>
@@ -58,8 +59,12 @@ listener_accept_cb(struct evconnlistener *ev, evutil_socket_t fd, struct sockadd
 		evutil_closesocket(fd);
 		return;
 	}
-	/* session_new owns fd and the counted slot from here, even on failure. */
-	session_new(loop, l->conf, l->pool, fd, sa, salen);
+	(void)salen;
+	/* Both own fd and the counted slot from here, even on failure. */
+	if (admit_needed(loop, l->conf))
+		admit_connection(loop, l->conf, l->pool, fd, sa);
+	else
+		session_new(loop, l->conf, l->pool, fd, sa, NULL);
 }
 
 static void

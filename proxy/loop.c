@@ -38,6 +38,7 @@ loop_init(struct loop *l, unsigned id, const struct loop_ops *ops)
 {
 	l->ops = ops;
 	TAILQ_INIT(&l->sessions);
+	LIST_INIT(&l->admitting);
 	pthread_mutex_init(&l->structure_lock, NULL);
 	l->max_read = loop_max_read();
 	if (getrandom(&l->rng, sizeof(l->rng), 0) != (ssize_t)sizeof(l->rng) || l->rng == 0)

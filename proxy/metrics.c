@@ -63,8 +63,13 @@ static const struct metrics_family metrics_families[] = {
 	  "Client connections accepted (not counting refused ones).", NULL, 1,
 	  { { NULL, METRICS_STAT(connections_total) } } },
 	{ "sluice_connections_refused_total", "counter",
-	  "Client connections closed at accept because limits.max_connections was reached.", NULL, 1,
+	  "Client connections closed at accept: past limits.max_connections or "
+	  "max_connections_per_address, or from outside proxy_trusted.", NULL, 1,
 	  { { NULL, METRICS_STAT(connections_refused) } } },
+	{ "sluice_proxy_protocol_errors_total", "counter",
+	  "Connections closed for a PROXY protocol header that was invalid, cut short or late, "
+	  "or refused from outside proxy_trusted.", NULL, 1,
+	  { { NULL, METRICS_STAT(proxy_protocol_errors) } } },
 	{ "sluice_connections_closed_total", "counter",
 	  "Client connections closed, by the reason they ended (refused: at accept, past max_connections).",
 	  "reason", 14,

@@ -150,13 +150,13 @@ fail:
 
 struct session *
 session_new(struct loop *l, const struct config_listener *lc, struct pool *pool,
-	    evutil_socket_t fd, const struct sockaddr *peer, int peer_len)
+	    evutil_socket_t fd, const struct sockaddr *peer, const struct addr_limit_key *counted)
 {
 	struct bufferevent *bev;
+	struct session *s;
 	SSL *ssl;
 	int one = 1;
 
-	(void)peer_len;
 	/* Small frames must not wait for Nagle; sluice batches writes itself. */
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		log_debug("client: TCP_NODELAY: %s", strerror(errno));
@@ -170,10 +170,17 @@ session_new(struct loop *l, const struct config_listener *lc, struct pool *pool,
 		SSL_free(ssl);
 		goto fail;
 	}
-	return session_attach(l, lc, pool, bev, peer, 0);
+	s = session_attach(l, lc, pool, bev, peer, 0);
+	if (s != NULL && counted != NULL)
+		s->addr_key = *counted;
+	else if (counted != NULL)
+		addr_limit_give(counted);
+	return s;
 fail:
 	evutil_closesocket(fd);
 	slots_give();
+	if (counted != NULL)
+		addr_limit_give(counted);
 	return NULL;
 }
 
@@ -207,6 +214,8 @@ session_free(struct session *s, enum session_close_reason reason)
 	bufferevent_free(s->bev);
 	pool_unuse(s->pool);
 	config_unref(s->cfg);
+	if (s->addr_key.family != 0)
+		addr_limit_give(&s->addr_key);
 	s->magic = 0;
 	free(s);
 	LOOP_STAT_SUB(l, connections_active, 1);

@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include <sluice/admit.h>
 #include <sluice/clock.h>
 #include <sluice/config.h>
 #include <sluice/listener.h>
@@ -195,6 +196,9 @@ worker_stop_cb(evutil_socket_t fd, short what, void *arg)
 	w->n_listeners = 0;
 	pthread_mutex_unlock(&w->loop.structure_lock);
 	log_info("worker %u: draining %u client connections", w->id, w->loop.n_sessions);
+	/* Those still sending their PROXY header have no TLS yet to say QUIT
+	 * on: closed like a refusal. */
+	admit_abort_all(&w->loop);
 	session_shutdown_all(&w->loop);
 	worker_check_drained(w);
 }
@@ -208,6 +212,7 @@ worker_abort_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	w->loop.stopping = 1;
 	session_abort_all(&w->loop);
+	admit_abort_all(&w->loop);
 	event_base_loopexit(w->loop.base, NULL);
 }
 
@@ -589,6 +594,7 @@ worker_free(struct worker *w)
 	/* Tearing down: closing sessions must not start a drain. */
 	w->loop.stopping = 0;
 	session_abort_all(&w->loop);
+	admit_abort_all(&w->loop);
 	pthread_mutex_lock(&w->loop.structure_lock);
 	for (unsigned i = 0; i < w->n_listeners; i++)
 		listener_free(w->listeners[i]);

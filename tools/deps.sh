@@ -2,7 +2,7 @@
 # the Debian packages sluice needs to build and test are installed.
 # As root it installs what is missing; otherwise it prints the exact
 # apt-get line and stops.
-SLUICE_PACKAGES="gcc make autoconf automake libtool pkg-config libevent-dev libssl-dev libyaml-dev check openssl"
+SLUICE_PACKAGES="gcc make autoconf automake libtool pkg-config libevent-dev libssl-dev libyaml-dev check openssl haproxy"
 
 sluice_missing_packages() {
 	missing=""

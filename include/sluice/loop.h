@@ -52,6 +52,7 @@ struct loop_stats {
 	uint64_t timeouts_queue;      /* the same event as errors_busy */
 	uint64_t timeouts_request;    /* the same event as errors_timeout */
 	uint64_t timeouts_drain;      /* closing clients cut off with output unread */
+	uint64_t proxy_protocol_errors; /* PROXY headers bad, cut short or too late */
 	uint64_t requests_pending;    /* gauge: waiting + written, all pools */
 	uint64_t connections_closed[LOOP_CLOSE_REASONS]; /* by enum session_close_reason */
 	uint64_t client_cert_failures[TLS_CERT_FAILURE_COUNT]; /* by enum tls_cert_failure */
@@ -73,6 +74,8 @@ struct loop_ops {
 };
 
 TAILQ_HEAD(loop_sessions, session);
+struct admit_wait;
+LIST_HEAD(loop_admitting, admit_wait);
 
 /* Embedded in its worker; everything here belongs to the worker's thread,
  * except what says otherwise. */
@@ -87,6 +90,7 @@ struct loop {
 	struct request_cache requests; /* request_new's free list */
 	struct loop_sessions sessions; /* every live session (session.c links them) */
 	unsigned n_sessions;
+	struct loop_admitting admitting; /* waiting for a PROXY header (admit.c links them) */
 	unsigned stopping:1;          /* graceful shutdown under way */
 	/* Held by the worker while it changes its pools or listeners (start,
 	 * reload, exit) and by readers walking them from another thread

@@ -28,11 +28,14 @@ struct pool;
 struct loop;
 struct request;
 
-/* Takes ownership of fd (closed on failure). Returns NULL on failure, after
- * logging why. */
+/* Takes ownership of fd (closed on failure), and of the count taken for
+ * counted (addr_limit_take) unless NULL: given back when it closes. peer is
+ * the client's address: the socket's, or the PROXY header's. Returns NULL
+ * on failure, after logging why. */
+struct addr_limit_key;
 struct session *session_new(struct loop *l, const struct config_listener *lc,
 			    struct pool *pool, evutil_socket_t fd,
-			    const struct sockaddr *peer, int peer_len);
+			    const struct sockaddr *peer, const struct addr_limit_key *counted);
 
 /* The same around a bufferevent made elsewhere (owned from here on, freed
  * on failure), using up one connection slot the caller took with

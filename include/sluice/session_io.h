@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include <sluice/addr_limit.h>
 #include <sluice/pool.h>
 #include <sluice/request.h>
 
@@ -88,6 +89,9 @@ struct session {
 	unsigned quit_sent:1;
 	unsigned quit_received:1;
 	char peer[64];                   /* "addr:port", for logs */
+	/* Counted against max_connections_per_address (addr_limit.h);
+	 * family 0: not counted. */
+	struct addr_limit_key addr_key;
 };
 
 /* arg as a live session, or a crash that says so (callback entry). */

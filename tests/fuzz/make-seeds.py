@@ -11,6 +11,7 @@ Formats (see the top comment of each target):
   config:  the YAML file itself; server.crt/server.key (ECDSA) and
            rsa.crt/rsa.key exist next to it
   session: [flags] then steps [tag][len hi][len lo][data]
+  proxy_proto: [mode: 0/3 any, 1 v1, 2 v2] then the bytes a client sent
 """
 import os
 import shutil
@@ -337,9 +338,67 @@ def session_seeds():
     return len(seeds)
 
 
+V2SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+HELLO = b"\x16\x03\x01\x00\x05hello"
+
+
+def v2(cmd=1, fam=1, proto=1, body=b"", length=None):
+    """A v2 header; length overrides the true length of body."""
+    n = len(body) if length is None else length
+    return V2SIG + bytes([0x20 | cmd, fam << 4 | proto]) + struct.pack(">H", n) + body
+
+
+V2_INET = bytes([192, 0, 2, 7, 127, 0, 0, 1]) + struct.pack(">HH", 40000, 443)
+V2_INET6 = bytes(15) + b"\x07" + bytes(15) + b"\x01" + struct.pack(">HH", 40000, 443)
+
+
+def tlv(t, value):
+    return bytes([t]) + struct.pack(">H", len(value)) + value
+
+
+def proxy_proto_seeds():
+    reset("proxy_proto")
+    seeds = {
+        "v1-tcp4": b"\x00PROXY TCP4 192.0.2.7 127.0.0.1 40000 443\r\n" + HELLO,
+        "v1-tcp6": b"\x00PROXY TCP6 2001:db8::7 ::1 40000 443\r\n" + HELLO,
+        "v1-unknown": b"\x00PROXY UNKNOWN\r\n",
+        "v1-unknown-rest": b"\x00PROXY UNKNOWN ff::1 ::1 1 2\r\n",
+        "v1-longest": b"\x01PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff "
+                      b"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n",
+        "v1-no-crlf": b"\x01PROXY TCP4 " + b"1" * 120,
+        "v1-lf-only": b"\x01PROXY TCP4 192.0.2.7 127.0.0.1 40000 443\n",
+        "v1-double-space": b"\x01PROXY TCP4  192.0.2.7 127.0.0.1 40000 443\r\n",
+        "v1-port-range": b"\x01PROXY TCP4 192.0.2.7 127.0.0.1 65536 443\r\n",
+        "v1-leading-zero": b"\x01PROXY TCP4 192.0.2.7 127.0.0.1 040000 443\r\n",
+        "v1-family-mismatch": b"\x01PROXY TCP4 ::1 ::1 1 2\r\n",
+        "v1-on-v2": b"\x02PROXY TCP4 192.0.2.7 127.0.0.1 40000 443\r\n",
+        "v2-inet": b"\x00" + v2(body=V2_INET) + HELLO,
+        "v2-inet6": b"\x02" + v2(fam=2, body=V2_INET6),
+        "v2-local": b"\x02" + v2(cmd=0, fam=0, proto=0),
+        "v2-local-body": b"\x02" + v2(cmd=0, fam=1, body=V2_INET),
+        "v2-unspec": b"\x00" + v2(fam=0, proto=0, body=b""),
+        "v2-unix": b"\x00" + v2(fam=3, body=bytes(216)),
+        "v2-tlvs": b"\x00" + v2(body=V2_INET + tlv(2, b"example.com") + tlv(4, b"") + tlv(0x20, b"\x01" + bytes(4))),
+        "v2-tlv-overrun": b"\x00" + v2(body=V2_INET + b"\x02\x00\x09abc"),
+        "v2-tlv-stub": b"\x00" + v2(body=V2_INET + b"\x02\x00"),
+        "v2-short-block": b"\x00" + v2(body=V2_INET[:8]),
+        "v2-dgram": b"\x00" + v2(proto=2, body=V2_INET),
+        "v2-bad-version": b"\x00" + V2SIG + b"\x11\x11\x00\x0c" + V2_INET,
+        "v2-bad-command": b"\x00" + V2SIG + b"\x22\x11\x00\x0c" + V2_INET,
+        "v2-too-long": b"\x00" + v2(body=V2_INET, length=0xffff),
+        "v2-bad-signature": b"\x00\r\n\r\n\x00\r\nQUIT\r" + b"\x21\x11\x00\x0c" + V2_INET,
+        "v2-on-v1": b"\x01" + v2(body=V2_INET),
+        "tls-hello": b"\x00" + HELLO,
+        "empty": b"\x00",
+    }
+    for name, data in seeds.items():
+        write("proxy_proto", name, data)
+    return len(seeds)
+
+
 def main():
-    counts = (frame_seeds(), config_seeds(), session_seeds())
-    print("frame %d, config %d, session %d seeds written" % counts)
+    counts = (frame_seeds(), config_seeds(), session_seeds(), proxy_proto_seeds())
+    print("frame %d, config %d, session %d, proxy_proto %d seeds written" % counts)
     return 0
 
 

@@ -520,10 +520,9 @@ START_TEST(test_render_every_sample_has_help_and_type)
 		ck_assert_msg(strcmp(family, current) == 0, "sample '%s' outside its family (%s)", line, current);
 		samples++;
 	}
-	/* 2 process + 42 worker (TLS handshakes: 2) + 19 histogram + 7 backend
-	 * + 5 health + 2 reload
-	 * + 2 log */
-	ck_assert_int_eq(samples, 2 + 42 + 19 + 7 + 5 + 2 + 2);
+	/* 2 process + 43 worker (TLS handshakes: 2, PROXY protocol errors: 1)
+	 * + 19 histogram + 7 backend + 5 health + 2 reload + 2 log */
+	ck_assert_int_eq(samples, 2 + 43 + 19 + 7 + 5 + 2 + 2);
 	ck_assert_ptr_nonnull(strstr(text, "\nsluice_log_lines_suppressed_total 0\n"));
 	ck_assert_ptr_nonnull(strstr(text, "\nsluice_log_lines_dropped_total 0\n"));
 	free(copy);
