@@ -366,6 +366,47 @@ START_TEST(test_two_addresses_share_traffic)
 }
 END_TEST
 
+/* A probe's payload ("probe") in hex, as sluice-echo traces frames. */
+#define T_PROBE_HEX " 70726f6265"
+
+/* Health checks on addresses that come and go: probes flow to the
+ * name's address, the address that leaves the answer drains (its
+ * probes and requests answered, then QUIT) while the new one is probed
+ * and up, and no client sees an error or a probe's answer. */
+START_TEST(test_health_checks_follow_the_answer)
+{
+	struct dns_env e;
+	struct harness_tls *t;
+	char up[256];
+	unsigned n = 0;
+
+	dns_setup(&e, "app.test A 127.0.0.2\n");
+	dns_write_config(&e, NULL, "    health_check: {interval: 100ms, timeout: 100ms, payload: probe, rise: 1, fall: 2}\n");
+	dns_start_sluice(&e);
+	dns_wait_connected(&e, 0, 2);
+	snprintf(up, sizeof(up), "sluice_backend_server_up{backend=\"app\",server=\"%s\"}", e.server[0]);
+	dns_wait_series(&e, up, 1, 0);
+	ck_assert_int_ge(harness_wait_count(e.fx.trace[0], T_PROBE_HEX, 3, NULL, T_IO_MS), 3);
+	t = fixture_connect(&e.fx);
+	for (; n < 20; n++)
+		dns_round_trip(t, n);
+	dns_zone(&e, "app.test A 127.0.0.3\n");
+	while (dns_served(&e, 1) == 0 && n < T_MOVE_MAX)
+		dns_round_trip(t, n++);
+	ck_assert_int_ge(harness_wait_count(e.fx.trace[1], T_PROBE_HEX, 3, NULL, T_IO_MS), 3);
+	snprintf(up, sizeof(up), "sluice_backend_server_up{backend=\"app\",server=\"%s\"}", e.server[1]);
+	dns_wait_series(&e, up, 1, 0);
+	ck_assert_int_eq(harness_wait_count(e.fx.trace[0], "close ", 2, NULL, T_IO_MS), 2);
+	for (unsigned i = 0; i < 20; i++)
+		dns_round_trip(t, n++);
+	ck_assert_int_eq(dns_served(&e, 0) + dns_served(&e, 1), (int)n);
+	ck_assert_double_eq(fixture_metric(&e.fx, "sluice_errors_total{code=\"UNAVAILABLE\"}"), 0);
+	ck_assert_double_eq(fixture_metric(&e.fx, "sluice_errors_total{code=\"TIMEOUT\"}"), 0);
+	harness_tls_close(t);
+	dns_down(&e);
+}
+END_TEST
+
 /* Connections multiply: every worker resolves the name itself and opens
  * `connections` to each address it resolves to. */
 START_TEST(test_workers_times_addresses)
@@ -579,6 +620,7 @@ dns_suite(void)
 	dns_add(s, "two", test_two_addresses_share_traffic);
 	dns_add(s, "workers", test_workers_times_addresses);
 	dns_add(s, "descriptors", test_descriptors_count_every_address);
+	dns_add(s, "health", test_health_checks_follow_the_answer);
 	dns_add(s, "failures", test_failures_keep_last_good_set);
 	dns_add(s, "unresolved", test_unresolved_at_start);
 	dns_add(s, "hosts", test_hosts_file);
