@@ -175,6 +175,36 @@ admit_consume(struct admit_wait *w, size_t n)
 	return 0;
 }
 
+/* A reload came while the header was on its way: a session lives in the
+ * snapshot in force, so the connection moves to the listener of the same
+ * address there (its TLS has not begun: the new certificates are its),
+ * served by the pool in force for that listener's backend. 0, or -1 when
+ * the reload removed the listener. */
+static int
+admit_follow_reload(struct admit_wait *w)
+{
+	struct config *cfg = w->loop->cfg;
+
+	for (size_t i = 0; i < cfg->n_listeners; i++) {
+		const struct config_listener *lc = &cfg->listeners[i];
+		struct pool *pool;
+
+		if (!config_addr_equal(&lc->addr, &w->lc->addr))
+			continue;
+		pool = loop_pool_named(w->loop, lc->backend->name);
+		if (pool == NULL)
+			return -1;
+		pool_use(pool);
+		pool_unuse(w->pool);
+		w->pool = pool;
+		w->lc = lc;
+		config_unref(w->cfg);
+		w->cfg = config_ref(cfg);
+		return 0;
+	}
+	return -1;
+}
+
 static void
 admit_header_done(struct admit_wait *w, const struct proxy_proto_result *r)
 {
@@ -183,11 +213,9 @@ admit_header_done(struct admit_wait *w, const struct proxy_proto_result *r)
 	struct sockaddr_storage client = r->has_addr ? r->src : w->peer;
 	char text[ADMIT_PEER_LEN];
 
-	/* A reload while the header was on its way: lc belongs to the old
-	 * snapshot, which a session could not hold. */
-	if (l->cfg != w->cfg) {
-		log_debug("client %s: reload while waiting for its PROXY header; connection closed",
-			  w->peer_text);
+	if (l->cfg != w->cfg && admit_follow_reload(w) < 0) {
+		log_debug("client %s: its listener was removed while its PROXY header came; "
+			  "connection closed", w->peer_text);
 		admit_fail(w, SESSION_CLOSE_ABORTED, NULL);
 		return;
 	}

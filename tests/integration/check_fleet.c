@@ -488,6 +488,34 @@ START_TEST(test_late_header_times_out)
 END_TEST
 
 /* 127.0.0.5 is not in proxy_trusted: refused, even with a good header. */
+/* A reload while a header is half sent is no refusal (SPEC §6): the
+ * connection finishes its header and is served under the configuration
+ * now in force. Fails against a sluice that closes it. */
+START_TEST(test_reload_during_header_is_served)
+{
+	struct fixture fx;
+	struct fleet_conf c = { .proxy_protocol = "v1", .workers = 1 };
+	static const char head[] = "PROXY TCP4 192.0.2.9 127.0.0.1 40009";
+	static const uint8_t tail[] = " 443\r\n";
+	SSL *ssl;
+	int fd;
+
+	fleet_up(&fx, &c);
+	fd = tcp_from("127.0.0.1", fx.port);
+	ck_assert_int_eq(send_all(fd, head, sizeof(head) - 1), 0);
+	c.handshake_timeout = "6s";
+	fleet_config(&fx, &c);
+	fixture_hup(&fx, 1);
+	ssl = tls_after(fd, tail, sizeof(tail) - 1, SEND_APART, NULL);
+	ck_assert_msg(ssl != NULL, "the connection was closed by the reload");
+	round_trip(ssl, "after the reload");
+	fixture_wait_log_count(&fx, "client 192.0.2.9:40009: connected", 1);
+	tls_close(ssl, fd);
+	ck_assert_double_eq(fixture_metric(&fx, "sluice_proxy_protocol_errors_total"), 0);
+	fixture_down(&fx);
+}
+END_TEST
+
 START_TEST(test_untrusted_source_is_refused)
 {
 	struct fixture fx;
@@ -790,6 +818,7 @@ fleet_suite(void)
 	tcase_add_test(tc, test_late_header_times_out);
 	tcase_add_test(tc, test_untrusted_source_is_refused);
 	tcase_add_test(tc, test_drain_closes_a_waiting_header);
+	tcase_add_test(tc, test_reload_during_header_is_served);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("per_address");
 	tcase_add_test(tc, test_per_address_limit_plain);
