@@ -187,23 +187,7 @@ static int
 config_schema_parse_address(struct config_yaml *y, yaml_node_t *node, const char *kpath,
 			    void *field)
 {
-	struct config_addr *a = field;
-	const char *text = config_yaml_nonempty(y, node, kpath);
-	const char *why = NULL;
-
-	a->mark = config_yaml_mark(node);
-	if (text == NULL)
-		return -1;
-	if (config_addr_parse(text, a, &why) < 0) {
-		config_yaml_error(y, &a->mark, kpath, "invalid address \"%s\": %s", text, why);
-		return -1;
-	}
-	a->text = strdup(text);
-	if (a->text == NULL) {
-		config_yaml_oom(y, node, kpath);
-		return -1;
-	}
-	return 0;
+	return config_yaml_parse_addr(y, node, kpath, field, config_addr_parse);
 }
 
 /* ---- lists --------------------------------------------------------------- */

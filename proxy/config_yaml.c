@@ -755,3 +755,27 @@ config_yaml_finish(struct config_yaml *y, char **errors)
 	y->len = y->cap = 0;
 	return y->n_errors;
 }
+
+int
+config_yaml_parse_addr(struct config_yaml *y, yaml_node_t *node, const char *kpath,
+		       struct config_addr *a, config_yaml_addr_fn parse)
+{
+	const char *text = config_yaml_nonempty(y, node, kpath);
+	const char *why = NULL;
+
+	a->mark = config_yaml_mark(node);
+	if (text == NULL)
+		return -1;
+	if (parse(text, a, &why) < 0) {
+		config_yaml_error(y, &a->mark, kpath, "invalid address \"%s\": %s", text, why);
+		return -1;
+	}
+	a->text = strdup(text);
+	if (a->text == NULL) {
+		free(a->host);
+		a->host = NULL;
+		config_yaml_oom(y, node, kpath);
+		return -1;
+	}
+	return 0;
+}

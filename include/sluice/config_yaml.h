@@ -170,4 +170,13 @@ int config_yaml_parse_duration0(struct config_yaml *y, yaml_node_t *node, const 
 int config_yaml_parse_size(struct config_yaml *y, yaml_node_t *node, const char *kpath,
 			   void *field);
 
+/* How an address's text becomes a struct config_addr (config_addr.h):
+ * 0, or -1 with *why set. */
+typedef int (*config_yaml_addr_fn)(const char *text, struct config_addr *a, const char **why);
+/* A non-empty scalar made into *a by parse, which sets its socket address
+ * (or host and port); its text (strdup'd) and mark are set here.
+ * "invalid address \"TEXT\": why" otherwise. */
+int config_yaml_parse_addr(struct config_yaml *y, yaml_node_t *node, const char *kpath,
+			   struct config_addr *a, config_yaml_addr_fn parse);
+
 #endif
