@@ -18,6 +18,7 @@
 #include <sluice/admit.h>
 #include <sluice/clock.h>
 #include <sluice/config.h>
+#include <sluice/config_addr.h>
 #include <sluice/log.h>
 #include <sluice/loop.h>
 #include <sluice/pool.h>
@@ -46,24 +47,6 @@ struct admit_wait {
 	size_t have;                       /* header bytes consumed into buf */
 	uint8_t buf[PROXY_PROTO_MAX];
 };
-
-static void
-admit_format(char *out, size_t len, const struct sockaddr *sa)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-		evutil_inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		snprintf(out, len, "%s:%u", host, ntohs(in->sin_port));
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-		evutil_inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		snprintf(out, len, "[%s]:%u", host, ntohs(in6->sin6_port));
-	} else {
-		snprintf(out, len, "unknown");
-	}
-}
 
 /* Whether sa lies in one of lc's proxy_trusted networks (an IPv4 client
  * on an IPv6 socket counts as its IPv4 address). */
@@ -114,7 +97,7 @@ admit_session(struct loop *l, const struct config_listener *lc, struct pool *poo
 	}
 	addr_limit_key_from(&key, client);
 	if (addr_limit_take(&key, max) < 0) {
-		admit_format(text, sizeof(text), client);
+		config_addr_format(client, text, sizeof(text));
 		LOOP_STAT_ADD(l, connections_refused, 1);
 		log_limited(&admit_limit_per_address, LOG_INFO,
 			    "client %s: refused: max_connections_per_address (%llu) reached", text,
@@ -219,7 +202,7 @@ admit_header_done(struct admit_wait *w, const struct proxy_proto_result *r)
 		admit_fail(w, SESSION_CLOSE_ABORTED, NULL);
 		return;
 	}
-	admit_format(text, sizeof(text), (struct sockaddr *)&client);
+	config_addr_format((struct sockaddr *)&client, text, sizeof(text));
 	log_debug("client %s: PROXY v%d header from %s", text, r->version, w->peer_text);
 	evutil_socket_t fd = w->fd;
 	const struct config_listener *lc = w->lc;
@@ -325,7 +308,7 @@ admit_wait_header(struct loop *l, const struct config_listener *lc, struct pool 
 	w->fd = fd;
 	memcpy(&w->peer, peer, peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 							   : sizeof(struct sockaddr_in));
-	admit_format(w->peer_text, sizeof(w->peer_text), peer);
+	config_addr_format(peer, w->peer_text, sizeof(w->peer_text));
 	w->deadline_ms = clock_ms() + l->cfg->limits.handshake_timeout_ms;
 	LIST_INSERT_HEAD(&l->admitting, w, link);
 	/* Most headers came in the connection's first segment: read now. */
@@ -343,7 +326,7 @@ admit_connection(struct loop *l, const struct config_listener *lc, struct pool *
 		return;
 	}
 	if (!admit_trusted(lc, peer)) {
-		admit_format(text, sizeof(text), peer);
+		config_addr_format(peer, text, sizeof(text));
 		LOOP_STAT_ADD(l, connections_refused, 1);
 		LOOP_STAT_ADD(l, proxy_protocol_errors, 1);
 		log_limited(&admit_limit_untrusted, LOG_INFO,

@@ -200,6 +200,26 @@ config_addr_parse_server(const char *text, struct config_addr *a, const char **w
 	return 0;
 }
 
+void
+config_addr_format(const struct sockaddr *sa, char *out, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		snprintf(out, len, "%s:%u", host, (unsigned)ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		snprintf(out, len, "[%s]:%u", host, (unsigned)ntohs(in6->sin6_port));
+	} else {
+		snprintf(out, len, "unknown");
+	}
+}
+
 bool
 config_addr_equal(const struct config_addr *a, const struct config_addr *b)
 {

@@ -127,25 +127,6 @@ resolve_new(struct loop *l)
 
 /* ---- text for logs and metric labels --------------------------------- */
 
-/* "10.0.0.7:9000" or "[fd00::7]:9000". */
-static void
-resolve_addr_text(const struct sockaddr_storage *ss, char *out, size_t len)
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
-
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)ss;
-
-		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
-		snprintf(out, len, "%s:%u", ip, (unsigned)ntohs(in->sin_port));
-	} else {
-		const struct sockaddr_in6 *in6 = (const void *)ss;
-
-		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
-		snprintf(out, len, "[%s]:%u", ip, (unsigned)ntohs(in6->sin6_port));
-	}
-}
-
 /* The set as "a, b, c" (truncated when long), "nothing" when empty. */
 static void
 resolve_set_text(const struct sockaddr_storage *addrs, size_t n, char *out, size_t len)
@@ -156,7 +137,7 @@ resolve_set_text(const struct sockaddr_storage *addrs, size_t n, char *out, size
 	for (size_t i = 0; i < n && used + 1 < len; i++) {
 		char one[64];
 
-		resolve_addr_text(&addrs[i], one, sizeof(one));
+		config_addr_format((const struct sockaddr *)&addrs[i], one, sizeof(one));
 		used += (size_t)snprintf(out + used, len - used, "%s%s", i ? ", " : "", one);
 	}
 }
@@ -187,7 +168,7 @@ resolve_server_fill(struct config_server *s, const struct config_server *named,
 	s->addr.mark = named->addr.mark;
 	s->addr.ss = *addr;
 	s->addr.len = addr->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-	resolve_addr_text(addr, at, sizeof(at));
+	config_addr_format((const struct sockaddr *)addr, at, sizeof(at));
 	snprintf(text, sizeof(text), "%s:%u/%s", named->addr.host, (unsigned)named->addr.port, at);
 	s->addr.text = strdup(text);
 	return s->addr.text == NULL ? -1 : 0;

@@ -30,6 +30,7 @@
 
 #include <sluice/clock.h>
 #include <sluice/config.h>
+#include <sluice/config_addr.h>
 #include <sluice/frame.h>
 #include <sluice/log.h>
 #include <sluice/loop.h>
@@ -76,27 +77,6 @@ session_close_reason_name(enum session_close_reason r)
 	return r < SESSION_CLOSE_COUNT ? session_close_reason_names[r] : "unknown";
 }
 
-static void
-session_format_peer(char *out, size_t len, const struct sockaddr *sa)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-		evutil_inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		port = ntohs(in->sin_port);
-		snprintf(out, len, "%s:%u", host, port);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-		evutil_inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		port = ntohs(in6->sin6_port);
-		snprintf(out, len, "[%s]:%u", host, port);
-	} else {
-		snprintf(out, len, "unknown");
-	}
-}
-
 struct session *
 session_attach(struct loop *l, const struct config_listener *lc, struct pool *pool,
 	       struct bufferevent *bev, const struct sockaddr *peer, int established)
@@ -114,7 +94,7 @@ session_attach(struct loop *l, const struct config_listener *lc, struct pool *po
 	s->bev = bev;
 	session_requests_init(s);
 	s->reason = SESSION_CLOSE_COUNT;
-	session_format_peer(s->peer, sizeof(s->peer), peer);
+	config_addr_format(peer, s->peer, sizeof(s->peer));
 	s->timer = evtimer_new(l->base, session_timer_cb, s);
 	if (s->timer == NULL) {
 		log_error("client %s: cannot create timer; connection closed", s->peer);
