@@ -205,10 +205,16 @@ fixture_start_sluice(struct fixture *fx, const struct fixture_opts *o)
 void
 fixture_start_text(struct fixture *fx, const char *text)
 {
+	fixture_write_text(fx, text);
+	fixture_spawn_sluice(fx);
+}
+
+void
+fixture_spawn_sluice(struct fixture *fx)
+{
 	const char *bin = getenv("SLUICE_BIN");
 	char *argv[] = { (char *)(bin ? bin : "./proxy/sluice"), "-c", fx->conf, NULL };
 
-	fixture_write_text(fx, text);
 	ck_assert_int_eq(harness_spawn(&fx->sluice, fx->log, argv), 0);
 	ck_assert_msg(harness_wait_ready(&fx->sluice, "running", fixture_start_ms) == 0,
 		      "sluice did not start: %s", harness_last_error());

@@ -114,6 +114,9 @@ void fixture_prepare(struct fixture *fx, const struct fixture_opts *o);
 void fixture_start_sluice(struct fixture *fx, const struct fixture_opts *o);
 /* The same with a configuration file the test wrote as text. */
 void fixture_start_text(struct fixture *fx, const char *text);
+/* Starts sluice on the file already written (fx->conf) and waits until it
+ * runs, like the two above. */
+void fixture_spawn_sluice(struct fixture *fx);
 /* When SLUICE_MAX_READ is set (tests/integration/tiny_reads.sh), asserts
  * that sluice's log says its reads are capped to that size (unless the
  * file logs errors only); nothing otherwise. fixture_up calls it; so must

@@ -149,18 +149,6 @@ dns_write_config(struct dns_env *e, const char *resolver, const char *backend_ex
 }
 
 static void
-dns_start_sluice(struct dns_env *e)
-{
-	const char *bin = getenv("SLUICE_BIN");
-	char *argv[] = { (char *)(bin ? bin : "./proxy/sluice"), "-c", e->fx.conf, NULL };
-
-	ck_assert_int_eq(harness_spawn(&e->fx.sluice, e->fx.log, argv), 0);
-	ck_assert_msg(harness_wait_ready(&e->fx.sluice, "running", T_START_MS) == 0,
-		      "sluice did not start: %s", harness_last_error());
-	fixture_check_max_read(&e->fx);
-}
-
-static void
 dns_down(struct dns_env *e)
 {
 	harness_kill(&e->dnsd);
@@ -251,7 +239,7 @@ START_TEST(test_name_resolves_at_start)
 
 	dns_setup(&e, "ttl 1\napp.test A 127.0.0.2\n");
 	dns_write_config(&e, NULL, NULL);
-	dns_start_sluice(&e);
+	fixture_spawn_sluice(&e.fx);
 	dns_wait_connected(&e, 0, 2);
 	t = fixture_connect(&e.fx);
 	for (unsigned i = 0; i < 10; i++)
@@ -277,7 +265,7 @@ START_TEST(test_zone_change_moves_traffic)
 
 	dns_setup(&e, "app.test A 127.0.0.2\n");
 	dns_write_config(&e, NULL, NULL);
-	dns_start_sluice(&e);
+	fixture_spawn_sluice(&e.fx);
 	dns_wait_connected(&e, 0, 2);
 	t = fixture_connect(&e.fx);
 	for (; n < 20; n++)
@@ -320,7 +308,7 @@ START_TEST(test_gone_address_delivers_outstanding)
 
 	dns_setup_echo(&e, "app.test A 127.0.0.2\n", "-d 600");
 	dns_write_config(&e, NULL, NULL);
-	dns_start_sluice(&e);
+	fixture_spawn_sluice(&e.fx);
 	dns_wait_connected(&e, 0, 2);
 	t = fixture_connect(&e.fx);
 	for (unsigned i = 0; i < 10; i++) {
@@ -352,7 +340,7 @@ START_TEST(test_two_addresses_share_traffic)
 
 	dns_setup(&e, "app.test A 127.0.0.2\napp.test A 127.0.0.3\n");
 	dns_write_config(&e, NULL, NULL);
-	dns_start_sluice(&e);
+	fixture_spawn_sluice(&e.fx);
 	dns_wait_connected(&e, 0, 2);
 	dns_wait_connected(&e, 1, 2);
 	t = fixture_connect(&e.fx);
@@ -382,7 +370,7 @@ START_TEST(test_health_checks_follow_the_answer)
 
 	dns_setup(&e, "app.test A 127.0.0.2\n");
 	dns_write_config(&e, NULL, "    health_check: {interval: 100ms, timeout: 100ms, payload: probe, rise: 1, fall: 2}\n");
-	dns_start_sluice(&e);
+	fixture_spawn_sluice(&e.fx);
 	dns_wait_connected(&e, 0, 2);
 	snprintf(up, sizeof(up), "sluice_backend_server_up{backend=\"app\",server=\"%s\"}", e.server[0]);
 	dns_wait_series(&e, up, 1, 0);
@@ -417,7 +405,7 @@ START_TEST(test_workers_times_addresses)
 	dns_setup(&e, "app.test A 127.0.0.2\napp.test A 127.0.0.3\n");
 	e.workers = 2;
 	dns_write_config(&e, NULL, NULL);
-	dns_start_sluice(&e);
+	fixture_spawn_sluice(&e.fx);
 	dns_wait_connected(&e, 0, 4);
 	dns_wait_connected(&e, 1, 4);
 	ck_assert_int_eq(harness_wait_count(e.fx.trace[0], "accept ", 4, NULL, T_IO_MS), 4);
@@ -451,7 +439,7 @@ START_TEST(test_descriptors_count_every_address)
 	low = lim;
 	low.rlim_cur = 128;
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
-	dns_start_sluice(&e);
+	fixture_spawn_sluice(&e.fx);
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
 	ck_assert_int_eq(harness_wait_count(e.fx.log, "file descriptor limit raised to 10336 ", 1,
 					    &e.fx.sluice, T_IO_MS), 1);
@@ -472,7 +460,7 @@ START_TEST(test_failures_keep_last_good_set)
 
 	dns_setup(&e, "app.test A 127.0.0.2\n");
 	dns_write_config(&e, NULL, NULL);
-	dns_start_sluice(&e);
+	fixture_spawn_sluice(&e.fx);
 	dns_wait_connected(&e, 0, 2);
 	t = fixture_connect(&e.fx);
 	dns_zone(&e, "app.test SERVFAIL\n");
@@ -524,7 +512,7 @@ START_TEST(test_unresolved_at_start)
 		ck_assert_int_eq(harness_wait_exit(&check, T_IO_MS, &status), 0);
 		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "sluice -t: status 0x%x", status);
 	}
-	dns_start_sluice(&e);
+	fixture_spawn_sluice(&e.fx);
 	dns_wait_lookups(&e, "empty", 1);
 	fixture_wait_log_count(&e.fx, "cannot resolve app.test", 1);
 	t = fixture_connect(&e.fx);
@@ -552,7 +540,7 @@ START_TEST(test_hosts_file)
 	ck_assert_int_eq(harness_write_file(hosts, "# test\n127.0.0.3 app.test\n"), 0);
 	snprintf(resolver, sizeof(resolver), "resolver:\n  hosts_file: %s\n", hosts);
 	dns_write_config(&e, resolver, NULL);
-	dns_start_sluice(&e);
+	fixture_spawn_sluice(&e.fx);
 	dns_wait_connected(&e, 1, 2);
 	t = fixture_connect(&e.fx);
 	for (unsigned i = 0; i < 5; i++)
@@ -581,7 +569,7 @@ START_TEST(test_reload_keeps_resolved_set)
 
 	dns_setup(&e, "app.test A 127.0.0.2\n");
 	dns_write_config(&e, NULL, NULL);
-	dns_start_sluice(&e);
+	fixture_spawn_sluice(&e.fx);
 	dns_wait_connected(&e, 0, 2);
 	ck_assert_int_eq(harness_signal(&e.dnsd, SIGSTOP), 0);
 	dns_write_config(&e, NULL, "    request_timeout: 20s\n");

@@ -107,24 +107,13 @@ fleet_config(const struct fixture *fx, const struct fleet_conf *c)
 }
 
 static void
-fleet_spawn(struct fixture *fx)
-{
-	const char *bin = getenv("SLUICE_BIN");
-	char *argv[] = { (char *)(bin ? bin : "./proxy/sluice"), "-c", fx->conf, NULL };
-
-	ck_assert_int_eq(harness_spawn(&fx->sluice, fx->log, argv), 0);
-	ck_assert_msg(harness_wait_ready(&fx->sluice, "running", 15000) == 0, "sluice did not start: %s",
-		      harness_last_error());
-}
-
-static void
 fleet_up(struct fixture *fx, const struct fleet_conf *c)
 {
 	struct fixture_opts o = { .admin = 1 };
 
 	fixture_prepare(fx, &o);
 	fleet_config(fx, c);
-	fleet_spawn(fx);
+	fixture_spawn_sluice(fx);
 }
 
 /* ---- a client that speaks first --------------------------------------- */
@@ -702,7 +691,7 @@ second_instance(struct fixture *fx2, const struct fixture *fx, const struct flee
 	ck_assert(fx2->port != 0 && fx2->admin_port != 0);
 	fx2->echo_port[0] = fx->echo_port[0];
 	fleet_config(fx2, c);
-	fleet_spawn(fx2);
+	fixture_spawn_sluice(fx2);
 }
 
 /* What an instance logs once for each client that came through haproxy. */
@@ -755,7 +744,7 @@ START_TEST(test_haproxy_in_front_of_two_instances)
 	c.ticket_keys = keys;
 	c.cert_dir = fx.dir;
 	fleet_config(&fx, &c);
-	fleet_spawn(&fx);
+	fixture_spawn_sluice(&fx);
 	second_instance(&fx2, &fx, &c);
 
 	port = harness_free_port();
@@ -835,5 +824,6 @@ main(void)
 {
 	/* Writes to a connection sluice closed fail rather than kill. */
 	signal(SIGPIPE, SIG_IGN);
+	fixture_set_deadlines(15000, 10000);
 	return fixture_run_suite(fleet_suite());
 }
